@@ -1,0 +1,320 @@
+//! A harness that runs the five services in-process, each on its own shutdown token, against the
+//! real NATS and PostgreSQL, with a recording sink as the destination. Every pipeline gets its own
+//! prefix and database.
+
+pub mod sink;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use switchyard_chassis::async_nats::jetstream;
+use switchyard_chassis::bus::{Names, StreamKind};
+use switchyard_chassis::config::{Config, Env};
+use switchyard_chassis::{CancellationToken, Error, testkit};
+use tokio::task::JoinHandle;
+
+pub use sink::{Received, Sink};
+
+/// The services of the pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Service {
+    Ingest,
+    Transform,
+    Dedupe,
+    Deliver,
+    Monitor,
+}
+
+impl Service {
+    pub const ALL: [Service; 5] = [
+        Self::Ingest,
+        Self::Transform,
+        Self::Dedupe,
+        Self::Deliver,
+        Self::Monitor,
+    ];
+}
+
+/// The name of the one flow every pipeline has.
+pub const FLOW: &str = "contacts";
+
+/// Knobs a test may turn.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub max_attempts: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { max_attempts: 5 }
+    }
+}
+
+struct Running {
+    shutdown: CancellationToken,
+    task: JoinHandle<Result<(), Error>>,
+    ops: String,
+}
+
+/// A whole pipeline under test.
+#[allow(missing_debug_implementations)]
+pub struct Pipeline {
+    pub prefix: String,
+    pub nats_url: String,
+    pub database_url: String,
+    pub source_secret: String,
+    pub sink: Sink,
+    config: Config,
+    ingest_url: String,
+    running: HashMap<Service, Running>,
+    http: reqwest::Client,
+}
+
+impl Pipeline {
+    /// Starts a sink and all five services.
+    pub async fn start(options: Options) -> Self {
+        let prefix = testkit::unique("it");
+        let nats_url = testkit::nats_url();
+        let database_url = testkit::fresh_database("it").await.expect("test database");
+        let sink = Sink::start().await;
+        let source_secret = testkit::random_secret();
+        let yaml = format!(
+            r#"
+prefix: {prefix}
+nats: {{ url: "{nats_url}" }}
+database: {{ url: "{database_url}", pool_size: 4 }}
+ingest: {{ listen: "127.0.0.1:0", ops_listen: "127.0.0.1:0" }}
+transform: {{ ops_listen: "127.0.0.1:0" }}
+dedupe: {{ ops_listen: "127.0.0.1:0" }}
+deliver: {{ ops_listen: "127.0.0.1:0" }}
+monitor: {{ ops_listen: "127.0.0.1:0" }}
+sources:
+  - {{ name: demo, kind: standard-webhooks, secret_env: [SRC_SECRET] }}
+destinations:
+  - {{ name: sink, kind: webhook, url: "{}/contacts", secret_env: DST_SECRET, timeout: 2s }}
+flows:
+  - {{ name: {FLOW}, object: contact, destination: sink, max_attempts: {}, retry_base: 50ms, retry_max: 1s }}
+"#,
+            sink.url(),
+            options.max_attempts,
+        );
+        let env = Env::from_pairs([
+            ("SRC_SECRET", source_secret.as_str()),
+            ("DST_SECRET", sink.secret()),
+        ]);
+        let config = Config::from_yaml(&yaml, &env).expect("pipeline config is valid");
+        let mut pipeline = Self {
+            prefix,
+            nats_url,
+            database_url,
+            source_secret,
+            sink,
+            config,
+            ingest_url: String::new(),
+            running: HashMap::new(),
+            http: reqwest::Client::new(),
+        };
+        for service in Service::ALL {
+            pipeline.start_service(service).await;
+        }
+        pipeline
+    }
+
+    /// Starts (or restarts) one service.
+    pub async fn start_service(&mut self, service: Service) {
+        let shutdown = CancellationToken::new();
+        let config = self.config.clone();
+        let (task, ops) = match service {
+            Service::Ingest => {
+                let app = switchyard_ingest::App::build(config, shutdown.clone())
+                    .await
+                    .expect("ingest starts");
+                self.ingest_url = format!("http://{}", app.addr());
+                let ops = app.ops_addr();
+                (tokio::spawn(app.run()), ops)
+            }
+            Service::Transform => {
+                let app = switchyard_transform::App::build(config, shutdown.clone())
+                    .await
+                    .expect("transform starts");
+                let ops = app.ops_addr();
+                (tokio::spawn(app.run()), ops)
+            }
+            Service::Dedupe => {
+                let app = switchyard_dedupe::App::build(config, shutdown.clone())
+                    .await
+                    .expect("dedupe starts");
+                let ops = app.ops_addr();
+                (tokio::spawn(app.run()), ops)
+            }
+            Service::Deliver => {
+                let app = switchyard_deliver::App::build(config, shutdown.clone())
+                    .await
+                    .expect("deliver starts");
+                let ops = app.ops_addr();
+                (tokio::spawn(app.run()), ops)
+            }
+            Service::Monitor => {
+                let app = switchyard_monitor::App::build(config, shutdown.clone())
+                    .await
+                    .expect("monitor starts");
+                let ops = app.ops_addr();
+                (tokio::spawn(app.run()), ops)
+            }
+        };
+        self.running.insert(
+            service,
+            Running {
+                shutdown,
+                task,
+                ops: format!("http://{ops}"),
+            },
+        );
+    }
+
+    /// Kills a service abruptly: its task is aborted wherever it is, nothing is drained.
+    pub async fn abort_service(&mut self, service: Service) {
+        if let Some(running) = self.running.remove(&service) {
+            running.task.abort();
+            let _ = running.task.await;
+            // The ops listener runs on its own task; free it like process exit would.
+            running.shutdown.cancel();
+        }
+    }
+
+    /// Stops a service gracefully and returns what its run returned.
+    pub async fn stop_service(&mut self, service: Service) {
+        if let Some(running) = self.running.remove(&service) {
+            running.shutdown.cancel();
+            let result = running.task.await.expect("service task");
+            result.expect("service stopped cleanly");
+        }
+    }
+
+    /// POSTs a signed webhook to ingest's `demo` source.
+    pub async fn send(&self, id: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+        let body = serde_json::to_vec(body).expect("json");
+        let headers = testkit::signed_headers(
+            &self.source_secret,
+            id,
+            switchyard_chassis::unix_now(),
+            &body,
+        );
+        let mut request = self
+            .http
+            .post(format!("{}/v1/webhooks/demo", self.ingest_url))
+            .header("content-type", "application/json")
+            .body(body);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        let response = request.send().await.expect("ingest answers");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or_default())
+    }
+
+    /// Waits until every stage's consumer has nothing pending and nothing unacknowledged, checked
+    /// in pipeline order in one pass (each stage publishes before it acks, so a clean pass means
+    /// everything accepted so far has reached its end).
+    pub async fn wait_drained(&self, within: Duration) {
+        let client = switchyard_chassis::async_nats::connect(&self.nats_url)
+            .await
+            .expect("nats");
+        let js = jetstream::new(client);
+        let names = Names::new(&self.prefix);
+        let consumers = [
+            (StreamKind::Raw, "transform".to_owned()),
+            (StreamKind::Canonical, "dedupe".to_owned()),
+            (StreamKind::Golden, format!("deliver-{FLOW}")),
+            (StreamKind::Ops, "monitor".to_owned()),
+        ];
+        let deadline = Instant::now() + within;
+        'poll: loop {
+            assert!(
+                Instant::now() < deadline,
+                "pipeline did not drain within {within:?}"
+            );
+            for (stream, name) in &consumers {
+                let stream = js.get_stream(names.stream(*stream)).await.expect("stream");
+                let mut consumer: jetstream::consumer::PullConsumer = stream
+                    .get_consumer(&names.consumer(name))
+                    .await
+                    .expect("consumer");
+                let info = consumer.info().await.expect("consumer info");
+                if info.num_pending > 0 || info.num_ack_pending > 0 {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue 'poll;
+                }
+            }
+            return;
+        }
+    }
+
+    /// A value from a service's `/metrics`, by the start of its line.
+    pub async fn metric(&self, service: Service, line_start: &str) -> Option<f64> {
+        let ops = &self.running.get(&service)?.ops;
+        let text = self
+            .http
+            .get(format!("{ops}/metrics"))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.lines()
+            .find(|l| l.starts_with(line_start))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    }
+
+    /// A flow count from monitor's `/metrics`.
+    pub async fn flow_count(&self, outcome: &str) -> Option<f64> {
+        let line = format!(r#"switchyard_flow_events_total{{flow="{FLOW}",outcome="{outcome}"}}"#);
+        self.metric(Service::Monitor, &line).await
+    }
+
+    /// A client on the pipeline's database.
+    pub async fn db(&self) -> tokio_postgres::Client {
+        let (client, connection) =
+            tokio_postgres::connect(&self.database_url, tokio_postgres::NoTls)
+                .await
+                .expect("test database");
+        tokio::spawn(connection);
+        client
+    }
+
+    /// The messages stored in a stream, oldest first.
+    pub async fn stream_messages(
+        &self,
+        kind: StreamKind,
+    ) -> Vec<jetstream::message::StreamMessage> {
+        let client = switchyard_chassis::async_nats::connect(&self.nats_url)
+            .await
+            .expect("nats");
+        let js = jetstream::new(client);
+        let mut stream = js
+            .get_stream(Names::new(&self.prefix).stream(kind))
+            .await
+            .expect("stream");
+        let state = stream.info().await.expect("stream info").state.clone();
+        let mut messages = Vec::new();
+        if state.messages > 0 {
+            for seq in state.first_sequence..=state.last_sequence {
+                if let Ok(message) = stream.get_raw_message(seq).await {
+                    messages.push(message);
+                }
+            }
+        }
+        messages
+    }
+
+    /// Stops everything and removes the prefix's streams and the database.
+    pub async fn finish(mut self) {
+        for service in Service::ALL {
+            self.stop_service(service).await;
+        }
+        testkit::delete_streams(&self.nats_url, &self.prefix).await;
+        testkit::drop_database(&self.database_url).await;
+    }
+}

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# `make test`: every test against the real NATS and PostgreSQL that scripts/deps.sh made sure of.
+set -euo pipefail
+export SWITCHYARD_TEST_NATS_URL="${SWITCHYARD_TEST_NATS_URL:-nats://127.0.0.1:4222}"
+export SWITCHYARD_TEST_DATABASE_URL="${SWITCHYARD_TEST_DATABASE_URL:-host=/var/run/postgresql user=$(id -un) dbname=postgres}"
+export SWITCHYARD_NATS_SERVER="${SWITCHYARD_NATS_SERVER:-$(command -v nats-server || echo /usr/sbin/nats-server)}"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast
+else
+  cargo test --workspace --no-fail-fast
+fi

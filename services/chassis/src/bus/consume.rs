@@ -1,0 +1,198 @@
+//! Consuming: a guard around each delivered message that naks when dropped unsettled, and the
+//! loop that feeds a durable pull consumer to a handler until shutdown.
+
+use std::future::Future;
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, AckKind};
+use futures::StreamExt as _;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+
+/// One delivered message. Settle it with [`ack`](Self::ack) once its side effect is committed,
+/// [`nak`](Self::nak) to retry, or [`term`](Self::term) to stop redelivery; dropping it unsettled
+/// naks it, so a panic or an early return never strands a message until its ack wait runs out.
+#[derive(Debug)]
+pub struct Delivery {
+    msg: Option<jetstream::Message>,
+    attempt: u64,
+    stream_sequence: u64,
+}
+
+impl Delivery {
+    fn new(msg: jetstream::Message) -> Self {
+        let (attempt, stream_sequence) = msg
+            .info()
+            .map(|i| (u64::try_from(i.delivered).unwrap_or(1), i.stream_sequence))
+            .unwrap_or((1, 0));
+        Self {
+            msg: Some(msg),
+            attempt,
+            stream_sequence,
+        }
+    }
+
+    fn message(&self) -> &async_nats::Message {
+        match &self.msg {
+            Some(m) => &m.message,
+            None => unreachable!("a settled delivery is consumed by value"),
+        }
+    }
+
+    /// The subject the message was published on.
+    pub fn subject(&self) -> &str {
+        self.message().subject.as_str()
+    }
+
+    /// The message body.
+    pub fn payload(&self) -> &[u8] {
+        &self.message().payload
+    }
+
+    /// The message headers.
+    pub fn headers(&self) -> Option<&HeaderMap> {
+        self.message().headers.as_ref()
+    }
+
+    /// One header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers()?.get(name).map(|v| v.as_str())
+    }
+
+    /// The publisher's `Nats-Msg-Id`, if any.
+    pub fn msg_id(&self) -> Option<&str> {
+        self.header(super::MSG_ID)
+    }
+
+    /// Which delivery of this message this is (1 for the first).
+    pub fn attempt(&self) -> u64 {
+        self.attempt
+    }
+
+    /// The message's sequence in its stream: unique and stable across redeliveries.
+    pub fn stream_sequence(&self) -> u64 {
+        self.stream_sequence
+    }
+
+    async fn settle(mut self, kind: AckKind) -> Result<(), async_nats::Error> {
+        match self.msg.take() {
+            Some(msg) => msg.ack_with(kind).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Acknowledges: the side effect is committed and the message is done.
+    pub async fn ack(self) -> Result<(), async_nats::Error> {
+        self.settle(AckKind::Ack).await
+    }
+
+    /// Asks for redelivery, after `delay` when given.
+    pub async fn nak(self, delay: Option<Duration>) -> Result<(), async_nats::Error> {
+        self.settle(AckKind::Nak(delay)).await
+    }
+
+    /// Stops redelivery for good (use only after the message was dead-lettered or is known done).
+    pub async fn term(self) -> Result<(), async_nats::Error> {
+        self.settle(AckKind::Term).await
+    }
+}
+
+impl Drop for Delivery {
+    fn drop(&mut self) {
+        if let Some(msg) = self.msg.take()
+            && let Ok(handle) = tokio::runtime::Handle::try_current()
+        {
+            handle.spawn(async move {
+                if let Err(error) = msg.ack_with(AckKind::Nak(None)).await {
+                    tracing::warn!(%error, "nak of an unsettled message failed; it is redelivered after its ack wait");
+                }
+            });
+        }
+    }
+}
+
+/// Feeds `consumer`'s messages to `handler` one at a time until `shutdown` is cancelled. The
+/// message in hand is finished before returning; messages pulled but not yet handled are left
+/// unacknowledged and come back to another replica (or this one after restart).
+pub async fn run_consumer<H, F>(
+    consumer: jetstream::consumer::PullConsumer,
+    stage: &'static str,
+    batch: usize,
+    shutdown: CancellationToken,
+    mut handler: H,
+) where
+    H: FnMut(Delivery) -> F,
+    F: Future<Output = ()>,
+{
+    let durable = consumer.cached_info().name.clone();
+    'outer: while !shutdown.is_cancelled() {
+        let stream = consumer
+            .stream()
+            .max_messages_per_batch(batch)
+            .heartbeat(Duration::from_secs(5))
+            .expires(Duration::from_secs(30))
+            .messages()
+            .await;
+        let mut messages = match stream {
+            Ok(messages) => messages,
+            Err(error) => {
+                tracing::warn!(%error, consumer = %durable, "cannot pull messages; retrying");
+                if wait_or_cancelled(&shutdown, Duration::from_secs(1)).await {
+                    break;
+                }
+                continue;
+            }
+        };
+        loop {
+            let next = tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break 'outer,
+                next = messages.next() => next,
+            };
+            match next {
+                None => continue 'outer,
+                Some(Err(error)) => {
+                    tracing::warn!(%error, consumer = %durable, "pull consumer error");
+                    if wait_or_cancelled(&shutdown, Duration::from_millis(200)).await {
+                        break 'outer;
+                    }
+                }
+                Some(Ok(msg)) => {
+                    let delivery = Delivery::new(msg);
+                    let span = tracing::info_span!(
+                        "consume",
+                        otel.kind = "consumer",
+                        otel.name = format!("{stage} process"),
+                        messaging.system = "nats",
+                        messaging.operation = "process",
+                        messaging.destination.name = delivery.subject(),
+                        messaging.message.id = delivery.msg_id().unwrap_or_default(),
+                        messaging.consumer.group.name = %durable,
+                        attempt = delivery.attempt(),
+                    );
+                    crate::telemetry::adopt_context(&span, delivery.headers());
+                    // Boxed: handlers hold database transactions and HTTP calls, too big to inline here.
+                    Box::pin(handler(delivery)).instrument(span).await;
+                }
+            }
+        }
+    }
+    tracing::info!(consumer = %durable, "consumer stopped");
+}
+
+/// Waits for `delay`; true when shutdown came first.
+async fn wait_or_cancelled(shutdown: &CancellationToken, delay: Duration) -> bool {
+    tokio::select! {
+        () = shutdown.cancelled() => true,
+        () = tokio::time::sleep(delay) => false,
+    }
+}
+
+/// Logs a failed ack or nak: the message comes back after its ack wait, and every stage is
+/// idempotent, so a lost ack costs time, not correctness.
+pub fn settled(result: Result<(), async_nats::Error>) {
+    if let Err(error) = result {
+        tracing::warn!(%error, "ack/nak not sent; the message will be redelivered");
+    }
+}

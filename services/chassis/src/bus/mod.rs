@@ -1,0 +1,302 @@
+//! The JetStream bus: streams declared idempotently, publishing with `Nats-Msg-Id` and trace
+//! context, durable pull consumers, and dead letters. Works against nats-server 2.9 and newer:
+//! nothing here needs a feature added after 2.9.
+
+mod consume;
+mod names;
+
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, consumer::pull, stream};
+use bytes::Bytes;
+use prost::Message as _;
+use switchyard_proto::v1::DeadLetter;
+
+pub use consume::{Delivery, run_consumer, settled};
+pub use names::{Names, StreamKind};
+
+use crate::config::{NatsConfig, StorageKind};
+use crate::retry;
+
+/// Header carrying JetStream's de-duplication id.
+pub const MSG_ID: &str = "Nats-Msg-Id";
+/// Dead-letter headers, readable without decoding the body.
+pub const DLQ_REASON: &str = "Switchyard-Dlq-Reason";
+pub const DLQ_STAGE: &str = "Switchyard-Dlq-Stage";
+pub const DLQ_ATTEMPTS: &str = "Switchyard-Dlq-Attempts";
+pub const DLQ_ORIGINAL_SUBJECT: &str = "Switchyard-Dlq-Original-Subject";
+
+/// Bus failures.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("cannot connect to NATS at {url}: {reason}")]
+    Connect { url: String, reason: String },
+    #[error("NATS is not connected")]
+    Disconnected,
+    #[error("JetStream did not acknowledge the publish within {0:?}")]
+    AckTimeout(Duration),
+    #[error("publish failed: {0}")]
+    Publish(String),
+    #[error("cannot declare stream {stream}: {reason}")]
+    Stream { stream: String, reason: String },
+    #[error("cannot create consumer {consumer}: {reason}")]
+    Consumer { consumer: String, reason: String },
+}
+
+/// A header value cannot hold line breaks (they would end the header block); the body keeps the
+/// full text.
+fn header_safe(value: &str) -> String {
+    value
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(512)
+        .collect::<String>()
+        .trim()
+        .to_owned()
+}
+
+/// What JetStream said about a publish.
+#[derive(Debug, Clone, Copy)]
+pub struct Published {
+    pub sequence: u64,
+    /// True when the `Nats-Msg-Id` was seen within the duplicate window and the message dropped.
+    pub duplicate: bool,
+}
+
+/// A durable pull consumer to create or reuse.
+#[derive(Debug, Clone)]
+pub struct ConsumerSpec {
+    pub stream: StreamKind,
+    /// Un-prefixed durable name, e.g. `transform` or `deliver-contacts`.
+    pub name: String,
+    /// Subject filter (already prefixed).
+    pub filter: String,
+    /// The server's redelivery limit. Services dead-letter before reaching it, so this is only a
+    /// backstop against messages that crash the process on every delivery.
+    pub max_deliver: i64,
+    /// How long a delivered message may stay unacknowledged before the server redelivers it.
+    pub ack_wait: Duration,
+    /// Messages pulled per request; keep it small when each message can take long.
+    pub batch: usize,
+}
+
+/// A connection to NATS JetStream under one name prefix.
+#[derive(Debug, Clone)]
+pub struct Bus {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    names: Names,
+    config: NatsConfig,
+}
+
+impl Bus {
+    /// Connects (retrying for a short while, so a service can start alongside NATS).
+    pub async fn connect(config: &NatsConfig, prefix: &str, name: &str) -> Result<Self, BusError> {
+        let url = config.url.clone();
+        let client = retry::startup(|| {
+            async_nats::ConnectOptions::new()
+                .name(name)
+                .connection_timeout(Duration::from_secs(2))
+                .connect(url.clone())
+        })
+        .await
+        .map_err(|e| BusError::Connect {
+            url: url.clone(),
+            reason: e.to_string(),
+        })?;
+        let js = jetstream::new(client.clone());
+        Ok(Self {
+            client,
+            js,
+            names: Names::new(prefix),
+            config: config.clone(),
+        })
+    }
+
+    /// Stream, subject and consumer names under this bus's prefix.
+    pub fn names(&self) -> &Names {
+        &self.names
+    }
+
+    /// The underlying NATS client.
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
+    /// Whether the client currently holds a connection to a server.
+    pub fn is_connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    /// Declares the five streams; safe to call from every service and every replica at start-up.
+    pub async fn ensure_streams(&self) -> Result<(), BusError> {
+        for kind in StreamKind::ALL {
+            let name = self.names.stream(kind);
+            let max_age = match kind {
+                StreamKind::Dlq => self.config.dlq_retention,
+                _ => self.config.retention,
+            };
+            let config = stream::Config {
+                name: name.clone(),
+                subjects: vec![self.names.stream_subjects(kind)],
+                retention: stream::RetentionPolicy::Limits,
+                storage: match self.config.storage {
+                    StorageKind::File => stream::StorageType::File,
+                    StorageKind::Memory => stream::StorageType::Memory,
+                },
+                max_age,
+                duplicate_window: self.config.duplicate_window,
+                num_replicas: self.config.replicas,
+                discard: stream::DiscardPolicy::Old,
+                ..Default::default()
+            };
+            self.js
+                .get_or_create_stream(config)
+                .await
+                .map_err(|e| BusError::Stream {
+                    stream: name.clone(),
+                    reason: e.to_string(),
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Publishes `payload` with `msg_id` as `Nats-Msg-Id` and the current trace context, and waits
+    /// (at most `nats.publish_timeout`) for JetStream to store it.
+    pub async fn publish(
+        &self,
+        subject: String,
+        msg_id: &str,
+        mut headers: HeaderMap,
+        payload: Bytes,
+    ) -> Result<Published, BusError> {
+        if !self.is_connected() {
+            return Err(BusError::Disconnected);
+        }
+        headers.insert(MSG_ID, msg_id);
+        crate::telemetry::inject_context(&mut headers);
+        let timeout = self.config.publish_timeout;
+        let send = async {
+            let ack = self
+                .js
+                .publish_with_headers(subject, headers, payload)
+                .await
+                .map_err(|e| BusError::Publish(e.to_string()))?;
+            ack.await.map_err(|e| BusError::Publish(e.to_string()))
+        };
+        let ack = tokio::time::timeout(timeout, send)
+            .await
+            .map_err(|_| BusError::AckTimeout(timeout))??;
+        Ok(Published {
+            sequence: ack.sequence,
+            duplicate: ack.duplicate,
+        })
+    }
+
+    /// Creates the durable pull consumer, or reuses it when it exists.
+    pub async fn consumer(
+        &self,
+        spec: &ConsumerSpec,
+    ) -> Result<jetstream::consumer::PullConsumer, BusError> {
+        let durable = self.names.consumer(&spec.name);
+        let fail = |reason: String| BusError::Consumer {
+            consumer: durable.clone(),
+            reason,
+        };
+        let stream = self
+            .js
+            .get_stream(self.names.stream(spec.stream))
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        let config = pull::Config {
+            durable_name: Some(durable.clone()),
+            filter_subject: spec.filter.clone(),
+            ack_policy: jetstream::consumer::AckPolicy::Explicit,
+            deliver_policy: jetstream::consumer::DeliverPolicy::All,
+            ack_wait: spec.ack_wait,
+            max_deliver: spec.max_deliver,
+            max_ack_pending: 10_000,
+            ..Default::default()
+        };
+        stream
+            .get_or_create_consumer(&durable, config)
+            .await
+            .map_err(|e| fail(e.to_string()))
+    }
+
+    /// Dead-letters `delivery` with its reason, stage and attempts. The caller acks afterwards:
+    /// the DLQ copy is stored before the original is let go, so nothing is dropped.
+    pub async fn dead_letter(
+        &self,
+        delivery: &Delivery,
+        stage: &str,
+        key: &str,
+        reason: &str,
+        http_status: u16,
+    ) -> Result<(), BusError> {
+        let attempts = delivery.attempt();
+        let original_headers = delivery
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .filter_map(|(k, v)| v.first().map(|v| (k.to_string(), v.as_str().to_owned())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let letter = DeadLetter {
+            stage: stage.to_owned(),
+            key: key.to_owned(),
+            reason: reason.to_owned(),
+            attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+            original_subject: delivery.subject().to_owned(),
+            original_headers,
+            payload: delivery.payload().to_vec(),
+            failed_at: Some(switchyard_proto::timestamp(std::time::SystemTime::now())),
+            http_status: u32::from(http_status),
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert(DLQ_REASON, header_safe(reason).as_str());
+        headers.insert(DLQ_STAGE, stage);
+        headers.insert(DLQ_ATTEMPTS, attempts.to_string().as_str());
+        headers.insert(DLQ_ORIGINAL_SUBJECT, delivery.subject());
+        // One dead letter per original message, however often this runs.
+        let msg_id = format!("dlq:{stage}:{key}:{}", delivery.stream_sequence());
+        self.publish(
+            self.names.dlq(stage, key),
+            &msg_id,
+            headers,
+            Bytes::from(letter.encode_to_vec()),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Dead-letters `delivery` and then acks it. When the DLQ cannot be written, naks it after the
+    /// policy's delay instead, so the message is never dropped. Returns whether it was dead-lettered.
+    pub async fn dead_letter_then_ack(
+        &self,
+        delivery: Delivery,
+        stage: &str,
+        key: &str,
+        reason: &str,
+        http_status: u16,
+        retry: &retry::RedeliveryPolicy,
+    ) -> bool {
+        match self
+            .dead_letter(&delivery, stage, key, reason, http_status)
+            .await
+        {
+            Ok(()) => {
+                settled(delivery.ack().await);
+                true
+            }
+            Err(error) => {
+                tracing::warn!(%error, "dead letter not stored; the message will be redelivered");
+                let delay = retry.delay(delivery.attempt(), None);
+                settled(delivery.nak(Some(delay)).await);
+                false
+            }
+        }
+    }
+}

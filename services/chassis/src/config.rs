@@ -1,0 +1,618 @@
+//! One typed configuration, loaded in layers: defaults → YAML file → environment → validation.
+//!
+//! Library code never reads the process environment: callers pass an [`Env`] snapshot, so tests
+//! can load a config with their own secrets and the binaries pass `std::env::vars()`.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+/// Environment variables the loader looks at (a snapshot, see [`Env::from_process`]).
+#[derive(Debug, Clone, Default)]
+pub struct Env(BTreeMap<String, String>);
+
+impl Env {
+    /// The current process environment; call this only at the edges (main, tests).
+    pub fn from_process() -> Self {
+        Self(std::env::vars().collect())
+    }
+
+    /// An environment made of the given pairs.
+    pub fn from_pairs<I, K, V>(pairs: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        Self(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        )
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config is not valid YAML for Switchyard: {0}")]
+    Parse(String),
+    #[error("invalid configuration:\n  {}", .0.join("\n  "))]
+    Invalid(Vec<String>),
+}
+
+/// The whole Switchyard configuration (one file for all five services).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Prefix for every stream, subject and consumer name, so tenants and tests never collide.
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+    #[serde(default)]
+    pub nats: NatsConfig,
+    #[serde(default)]
+    pub database: DatabaseConfig,
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
+    #[serde(default)]
+    pub ingest: IngestConfig,
+    #[serde(default = "ServiceConfig::transform")]
+    pub transform: ServiceConfig,
+    #[serde(default = "ServiceConfig::dedupe")]
+    pub dedupe: ServiceConfig,
+    #[serde(default)]
+    pub deliver: DeliverConfig,
+    #[serde(default = "ServiceConfig::monitor")]
+    pub monitor: ServiceConfig,
+    #[serde(default)]
+    pub sources: Vec<SourceConfig>,
+    #[serde(default)]
+    pub destinations: Vec<DestinationConfig>,
+    #[serde(default)]
+    pub flows: Vec<FlowConfig>,
+}
+
+fn default_prefix() -> String {
+    "switchyard".to_owned()
+}
+
+/// NATS JetStream connection and stream settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NatsConfig {
+    /// Overridden by `NATS_URL`.
+    pub url: String,
+    /// How long a publisher waits for JetStream's acknowledgement before giving up.
+    #[serde(with = "humantime_serde")]
+    pub publish_timeout: Duration,
+    /// JetStream's duplicate window for `Nats-Msg-Id`.
+    #[serde(with = "humantime_serde")]
+    pub duplicate_window: Duration,
+    /// How long events stay in the RAW, CANONICAL, GOLDEN and OPS streams.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+    /// How long dead letters stay in the DLQ stream.
+    #[serde(with = "humantime_serde")]
+    pub dlq_retention: Duration,
+    /// Stream replicas (3 on a cluster).
+    pub replicas: usize,
+    /// `file` (default) or `memory`.
+    pub storage: StorageKind,
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        Self {
+            url: "nats://127.0.0.1:4222".to_owned(),
+            publish_timeout: Duration::from_secs(5),
+            duplicate_window: Duration::from_secs(120),
+            retention: Duration::from_secs(7 * 24 * 3600),
+            dlq_retention: Duration::from_secs(30 * 24 * 3600),
+            replicas: 1,
+            storage: StorageKind::File,
+        }
+    }
+}
+
+/// JetStream storage backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageKind {
+    File,
+    Memory,
+}
+
+/// PostgreSQL settings. The URL may hold a password, so it is only ever taken from
+/// `DATABASE_URL` when it does; the file may name a password-less URL for local use.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    #[serde(deserialize_with = "de_secret")]
+    pub url: SecretString,
+    pub pool_size: usize,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: SecretString::from("host=127.0.0.1 user=postgres dbname=switchyard"),
+            pool_size: 16,
+        }
+    }
+}
+
+fn de_secret<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SecretString, D::Error> {
+    String::deserialize(d).map(SecretString::from)
+}
+
+/// Log and trace settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// `pretty` for people, `json` for log pipelines.
+    pub log_format: LogFormat,
+    /// An `EnvFilter` directive; overridden by `RUST_LOG`.
+    pub log_filter: String,
+    /// OTLP gRPC endpoint; set from `OTEL_EXPORTER_OTLP_ENDPOINT`. No export when unset.
+    pub otlp_endpoint: Option<String>,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            log_format: LogFormat::Pretty,
+            log_filter: "info".to_owned(),
+            otlp_endpoint: None,
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// Settings every service has: where its ops endpoints (`/healthz`, `/readyz`, `/metrics`) listen.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    pub ops_listen: SocketAddr,
+}
+
+impl ServiceConfig {
+    fn on(port: u16) -> Self {
+        Self {
+            ops_listen: SocketAddr::from(([127, 0, 0, 1], port)),
+        }
+    }
+    fn transform() -> Self {
+        Self::on(9102)
+    }
+    fn dedupe() -> Self {
+        Self::on(9103)
+    }
+    fn monitor() -> Self {
+        Self::on(9105)
+    }
+}
+
+/// Ingest: the webhook listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    pub listen: SocketAddr,
+    pub ops_listen: SocketAddr,
+    /// Bodies larger than this are refused with 413.
+    pub max_body_bytes: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            ops_listen: SocketAddr::from(([127, 0, 0, 1], 9101)),
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// Deliver: outbound calls.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliverConfig {
+    pub ops_listen: SocketAddr,
+}
+
+impl Default for DeliverConfig {
+    fn default() -> Self {
+        Self {
+            ops_listen: SocketAddr::from(([127, 0, 0, 1], 9104)),
+        }
+    }
+}
+
+/// Kinds of webhook senders ingest understands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceKind {
+    StandardWebhooks,
+}
+
+impl SourceKind {
+    /// The name used in config files, subjects and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::StandardWebhooks => "standard-webhooks",
+        }
+    }
+}
+
+/// A system that sends webhooks to ingest at `/v1/webhooks/{name}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    pub name: String,
+    pub kind: SourceKind,
+    /// Names of environment variables that hold the signing secrets. Two may be live at once so a
+    /// secret can be rotated without downtime.
+    pub secret_env: Vec<String>,
+    /// How far a signed timestamp may be from now.
+    #[serde(with = "humantime_serde", default = "default_tolerance")]
+    pub tolerance: Duration,
+    /// The secrets, resolved from the environment at load time.
+    #[serde(skip)]
+    pub secrets: Vec<SecretString>,
+}
+
+fn default_tolerance() -> Duration {
+    Duration::from_secs(300)
+}
+
+/// Kinds of destinations deliver can write to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DestinationKind {
+    /// A generic HTTPS endpoint, signed the Standard Webhooks way.
+    Webhook,
+}
+
+/// A system deliver writes to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationConfig {
+    pub name: String,
+    pub kind: DestinationKind,
+    pub url: String,
+    /// Environment variable holding the signing secret (`whsec_…`).
+    pub secret_env: String,
+    #[serde(with = "humantime_serde", default = "default_timeout")]
+    pub timeout: Duration,
+    #[serde(skip)]
+    pub secret: Option<SecretString>,
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+/// Canonical object types a flow can be triggered by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ObjectType {
+    Contact,
+}
+
+impl ObjectType {
+    /// The name used in subjects, contracts and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Contact => "contact",
+        }
+    }
+}
+
+/// Which golden-record changes trigger a flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Trigger {
+    Created,
+    Updated,
+}
+
+/// "When this kind of golden-record change happens, do this in that destination."
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowConfig {
+    pub name: String,
+    pub object: ObjectType,
+    #[serde(default = "default_triggers")]
+    pub on: Vec<Trigger>,
+    pub destination: String,
+    /// Attempts before a change is dead-lettered.
+    #[serde(default = "default_attempts")]
+    pub max_attempts: u32,
+    /// Delay before each retry; the last entry repeats. Jitter is added.
+    #[serde(with = "humantime_serde::option", default)]
+    pub retry_base: Option<Duration>,
+    #[serde(with = "humantime_serde::option", default)]
+    pub retry_max: Option<Duration>,
+}
+
+fn default_triggers() -> Vec<Trigger> {
+    vec![Trigger::Created, Trigger::Updated]
+}
+
+fn default_attempts() -> u32 {
+    8
+}
+
+impl Config {
+    /// Loads the file at `path`, then applies the environment and validates.
+    pub fn load(path: &Path, env: &Env) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_yaml(&text, env)
+    }
+
+    /// Parses YAML text, then applies the environment and validates.
+    pub fn from_yaml(text: &str, env: &Env) -> Result<Self, ConfigError> {
+        let mut config: Config =
+            serde_yaml_ng::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        config.apply_env(env)?;
+        Ok(config)
+    }
+
+    fn apply_env(&mut self, env: &Env) -> Result<(), ConfigError> {
+        if let Some(url) = env.get("NATS_URL") {
+            self.nats.url = url.to_owned();
+        }
+        if let Some(url) = env.get("DATABASE_URL") {
+            self.database.url = SecretString::from(url.to_owned());
+        }
+        if let Some(prefix) = env.get("SWITCHYARD_PREFIX") {
+            self.prefix = prefix.to_owned();
+        }
+        if let Some(endpoint) = env.get("OTEL_EXPORTER_OTLP_ENDPOINT") {
+            self.telemetry.otlp_endpoint = Some(endpoint.to_owned());
+        }
+        if let Some(filter) = env.get("RUST_LOG") {
+            self.telemetry.log_filter = filter.to_owned();
+        }
+        let mut problems = Vec::new();
+        for (i, source) in self.sources.iter_mut().enumerate() {
+            source.secrets.clear();
+            for (j, var) in source.secret_env.iter().enumerate() {
+                match env.get(var) {
+                    Some(value) => source.secrets.push(SecretString::from(value.to_owned())),
+                    None => problems.push(format!(
+                        "sources[{i}].secret_env[{j}]: environment variable {var} is not set"
+                    )),
+                }
+            }
+        }
+        for (i, dest) in self.destinations.iter_mut().enumerate() {
+            match env.get(&dest.secret_env) {
+                Some(value) => dest.secret = Some(SecretString::from(value.to_owned())),
+                None => problems.push(format!(
+                    "destinations[{i}].secret_env: environment variable {} is not set",
+                    dest.secret_env
+                )),
+            }
+        }
+        problems.extend(self.problems());
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
+    }
+
+    /// Everything wrong with the configuration, each naming its field.
+    fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if !is_token(&self.prefix) {
+            problems.push(format!(
+                "prefix: {:?} must be 1-32 characters of a-z, 0-9, '-' or '_'",
+                self.prefix
+            ));
+        }
+        if self.nats.replicas == 0 || self.nats.replicas > 5 {
+            problems.push("nats.replicas: must be between 1 and 5".to_owned());
+        }
+        if self.nats.publish_timeout.is_zero() {
+            problems.push("nats.publish_timeout: must be greater than zero".to_owned());
+        }
+        if self.database.pool_size == 0 {
+            problems.push("database.pool_size: must be at least 1".to_owned());
+        }
+        if self.ingest.max_body_bytes < 1024 {
+            problems.push("ingest.max_body_bytes: must be at least 1024".to_owned());
+        }
+        let mut names = HashSet::new();
+        for (i, source) in self.sources.iter().enumerate() {
+            if !is_token(&source.name) {
+                problems.push(format!(
+                    "sources[{i}].name: {:?} must be 1-32 characters of a-z, 0-9, '-' or '_'",
+                    source.name
+                ));
+            }
+            if !names.insert(source.name.as_str()) {
+                problems.push(format!(
+                    "sources[{i}].name: {:?} is used twice",
+                    source.name
+                ));
+            }
+            if source.secret_env.is_empty() || source.secret_env.len() > 2 {
+                problems.push(format!(
+                    "sources[{i}].secret_env: name one or two environment variables"
+                ));
+            }
+        }
+        let mut dest_names = HashSet::new();
+        for (i, dest) in self.destinations.iter().enumerate() {
+            if !is_token(&dest.name) {
+                problems.push(format!(
+                    "destinations[{i}].name: {:?} must be 1-32 characters of a-z, 0-9, '-' or '_'",
+                    dest.name
+                ));
+            }
+            if !dest_names.insert(dest.name.as_str()) {
+                problems.push(format!(
+                    "destinations[{i}].name: {:?} is used twice",
+                    dest.name
+                ));
+            }
+            if !(dest.url.starts_with("http://") || dest.url.starts_with("https://")) {
+                problems.push(format!(
+                    "destinations[{i}].url: must start with http:// or https://"
+                ));
+            }
+        }
+        let mut flow_names = HashSet::new();
+        for (i, flow) in self.flows.iter().enumerate() {
+            if !is_token(&flow.name) {
+                problems.push(format!(
+                    "flows[{i}].name: {:?} must be 1-32 characters of a-z, 0-9, '-' or '_'",
+                    flow.name
+                ));
+            }
+            if !flow_names.insert(flow.name.as_str()) {
+                problems.push(format!("flows[{i}].name: {:?} is used twice", flow.name));
+            }
+            if !dest_names.contains(flow.destination.as_str()) {
+                problems.push(format!(
+                    "flows[{i}].destination: no destination is named {:?}",
+                    flow.destination
+                ));
+            }
+            if flow.on.is_empty() {
+                problems.push(format!("flows[{i}].on: name at least one trigger"));
+            }
+            if flow.max_attempts == 0 || flow.max_attempts > 100 {
+                problems.push(format!(
+                    "flows[{i}].max_attempts: must be between 1 and 100"
+                ));
+            }
+        }
+        problems
+    }
+
+    /// The source with this name.
+    pub fn source(&self, name: &str) -> Option<&SourceConfig> {
+        self.sources.iter().find(|s| s.name == name)
+    }
+
+    /// The destination with this name.
+    pub fn destination(&self, name: &str) -> Option<&DestinationConfig> {
+        self.destinations.iter().find(|d| d.name == name)
+    }
+}
+
+/// Names that end up in subjects and stream names: no dots, wildcards or spaces.
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 32
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    const YAML: &str = r#"
+prefix: t1
+sources:
+  - name: demo
+    kind: standard-webhooks
+    secret_env: [DEMO_SECRET]
+destinations:
+  - name: sink
+    kind: webhook
+    url: http://127.0.0.1:9000/hook
+    secret_env: SINK_SECRET
+flows:
+  - name: contacts
+    object: contact
+    destination: sink
+"#;
+
+    fn env() -> Env {
+        Env::from_pairs([
+            ("DEMO_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+            ("SINK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+            ("NATS_URL", "nats://127.0.0.1:4999"),
+        ])
+    }
+
+    #[test]
+    fn environment_overrides_the_file_and_resolves_secrets() {
+        let config = Config::from_yaml(YAML, &env()).expect("valid config");
+        assert_eq!(config.nats.url, "nats://127.0.0.1:4999");
+        assert_eq!(config.sources[0].secrets.len(), 1);
+        assert_eq!(
+            config.sources[0].secrets[0].expose_secret(),
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+        );
+        assert_eq!(config.flows[0].on, vec![Trigger::Created, Trigger::Updated]);
+    }
+
+    #[test]
+    fn every_problem_names_its_field() {
+        let yaml = YAML
+            .replace("prefix: t1", "prefix: T.1")
+            .replace("destination: sink", "destination: nowhere");
+        let err = Config::from_yaml(&yaml, &Env::default()).expect_err("invalid config");
+        let text = err.to_string();
+        assert!(text.contains("prefix: \"T.1\""), "{text}");
+        assert!(
+            text.contains("flows[0].destination: no destination is named \"nowhere\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("sources[0].secret_env[0]: environment variable DEMO_SECRET is not set"),
+            "{text}"
+        );
+        assert!(text.contains("destinations[0].secret_env"), "{text}");
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let yaml = format!("{YAML}\nsurprise: 1\n");
+        let err = Config::from_yaml(&yaml, &env()).expect_err("unknown field");
+        assert!(err.to_string().contains("surprise"), "{err}");
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let config = Config::from_yaml(YAML, &env()).expect("valid config");
+        let debug = format!("{config:?}");
+        assert!(
+            !debug.contains("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+            "{debug}"
+        );
+    }
+}

@@ -1,0 +1,48 @@
+//! What every Switchyard service stands on: configuration, telemetry, the JetStream bus,
+//! PostgreSQL, the ops HTTP endpoints, graceful shutdown and the retry policy.
+
+pub mod bus;
+pub mod config;
+pub mod db;
+mod error;
+pub mod ops;
+pub mod retry;
+pub mod runtime;
+pub mod shutdown;
+pub mod signing;
+pub mod telemetry;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+pub use error::Error;
+pub use runtime::Runtime;
+
+/// Re-exports services need without naming the crates themselves.
+pub use async_nats;
+pub use deadpool_postgres;
+pub use prometheus_client;
+pub use refinery;
+pub use tokio_postgres;
+pub use tokio_util::sync::CancellationToken;
+
+/// Seconds since the Unix epoch, as webhooks carry them.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Command-line arguments every service binary takes.
+#[derive(Debug, clap::Parser)]
+pub struct ServiceArgs {
+    /// The Switchyard YAML configuration file.
+    #[arg(long, short, env = "SWITCHYARD_CONFIG")]
+    pub config: std::path::PathBuf,
+}
+
+impl ServiceArgs {
+    /// Loads the configuration the arguments name, with the process environment applied.
+    pub fn load(&self) -> Result<config::Config, config::ConfigError> {
+        config::Config::load(&self.config, &config::Env::from_process())
+    }
+}

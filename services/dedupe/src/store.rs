@@ -1,0 +1,445 @@
+//! Golden contacts in PostgreSQL: match, merge with survivorship, suppress no-ops, and record the
+//! outcome per source event in the same transaction as the change (outbox).
+
+use prost::Message as _;
+use switchyard_chassis::deadpool_postgres::{Pool, Transaction};
+use switchyard_proto::v1::{
+    CanonicalObject, ChangeKind, Consent, Contact, Envelope, ExternalRef, GoldenChange,
+    canonical_object,
+};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::normalize;
+
+/// Database failures; all transient from the pipeline's point of view (the message is retried).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Db(#[from] tokio_postgres::Error),
+    #[error("database pool: {0}")]
+    Pool(#[from] switchyard_chassis::deadpool_postgres::PoolError),
+}
+
+/// What resolving one canonical contact did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Created,
+    Updated,
+    /// Nothing changed: no golden change is emitted (this is what stops echo loops).
+    NoOp,
+    /// Older than what is stored: never overwrites newer values.
+    Stale,
+    /// Keys point at different golden records: recorded, not merged.
+    Conflict,
+    /// This source event was processed before.
+    Duplicate,
+}
+
+impl Outcome {
+    /// Label for metrics and the `processed_events` table.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Updated => "updated",
+            Self::NoOp => "noop",
+            Self::Stale => "stale",
+            Self::Conflict => "conflict",
+            Self::Duplicate => "duplicate",
+        }
+    }
+}
+
+/// A golden change waiting in the outbox.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub event_id: String,
+    pub subject: String,
+    pub msg_id: String,
+    pub payload: Vec<u8>,
+}
+
+/// The result of [`resolve_contact`].
+#[derive(Debug)]
+pub struct Resolution {
+    pub outcome: Outcome,
+    /// The change to publish (also for a duplicate whose change was never published).
+    pub pending: Option<Pending>,
+}
+
+/// The stored golden contact.
+#[derive(Debug, Clone, PartialEq)]
+struct Golden {
+    id: Uuid,
+    contact: Contact,
+    source_updated_at: OffsetDateTime,
+    version: i64,
+}
+
+/// Resolves one canonical contact into the golden record, atomically.
+pub async fn resolve_contact(
+    pool: &Pool,
+    golden_subject: &str,
+    envelope: &Envelope,
+    incoming: &Contact,
+) -> Result<Resolution, StoreError> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    if let Some(resolution) = already_processed(&tx, &envelope.event_id).await? {
+        tx.commit().await?;
+        return Ok(resolution);
+    }
+    let email = normalize::email(&incoming.email);
+    let system = envelope.source_system.as_str();
+    let external_id = envelope.source_object_id.as_str();
+    // Events sharing a key must not race: lock every key, in sorted order to avoid deadlocks.
+    let mut keys = vec![
+        format!("contact:email:{email}"),
+        format!("contact:xref:{system}:{external_id}"),
+    ];
+    keys.sort();
+    for key in &keys {
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            &[key],
+        )
+        .await?;
+    }
+    let by_xref: Option<Uuid> = tx
+        .query_opt(
+            "SELECT golden_id FROM crosswalk WHERE system = $1 AND object = 'contact' AND external_id = $2",
+            &[&system, &external_id],
+        )
+        .await?
+        .map(|row| row.get(0));
+    let by_email: Option<Uuid> = tx
+        .query_opt("SELECT id FROM golden_contacts WHERE email = $1", &[&email])
+        .await?
+        .map(|row| row.get(0));
+    let occurred_at = to_time(envelope.occurred_at.as_ref());
+    let mut incoming = incoming.clone();
+    incoming.email = email;
+
+    let (outcome, golden, changed) = match (by_xref, by_email) {
+        (Some(a), Some(b)) if a != b => {
+            tx.execute(
+                "INSERT INTO identity_conflicts (event_id, object, golden_a, golden_b, detail) \
+                 VALUES ($1, 'contact', $2, $3, 'source id and email point at different records')",
+                &[&envelope.event_id, &a, &b],
+            )
+            .await?;
+            (Outcome::Conflict, None, Vec::new())
+        }
+        (None, None) => {
+            let golden = Golden {
+                id: Uuid::now_v7(),
+                contact: incoming.clone(),
+                source_updated_at: occurred_at,
+                version: 1,
+            };
+            insert_golden(&tx, &golden).await?;
+            (Outcome::Created, Some(golden), Vec::new())
+        }
+        (Some(id), _) | (None, Some(id)) => {
+            let stored = load_for_update(&tx, id).await?;
+            if occurred_at < stored.source_updated_at {
+                (Outcome::Stale, None, Vec::new())
+            } else {
+                let (merged, changed) = merge(&stored.contact, &incoming);
+                if changed.is_empty() {
+                    (Outcome::NoOp, None, Vec::new())
+                } else {
+                    let golden = Golden {
+                        id,
+                        contact: merged,
+                        source_updated_at: occurred_at,
+                        version: stored.version + 1,
+                    };
+                    update_golden(&tx, &golden).await?;
+                    (Outcome::Updated, Some(golden), changed)
+                }
+            }
+        }
+    };
+    let golden_id = golden.as_ref().map(|g| g.id).or(by_xref).or(by_email);
+    if let (Some(id), None) = (golden_id, by_xref)
+        && outcome != Outcome::Conflict
+    {
+        {
+            tx.execute(
+                "INSERT INTO crosswalk (system, object, external_id, golden_id) VALUES ($1, 'contact', $2, $3) \
+                 ON CONFLICT DO NOTHING",
+                &[&system, &external_id, &id],
+            )
+            .await?;
+        }
+    }
+    let pending = match &golden {
+        Some(golden) => {
+            let refs = external_refs(&tx, golden.id).await?;
+            let kind = if outcome == Outcome::Created {
+                ChangeKind::Created
+            } else {
+                ChangeKind::Updated
+            };
+            let change = GoldenChange {
+                change_id: format!("{}:{}", golden.id, golden.version),
+                golden_id: golden.id.to_string(),
+                object_type: "contact".to_owned(),
+                kind: kind.into(),
+                version: golden.version,
+                changed_fields: changed,
+                cause: Some(envelope.clone()),
+                record: Some(CanonicalObject {
+                    envelope: Some(envelope.clone()),
+                    object: Some(canonical_object::Object::Contact(golden.contact.clone())),
+                }),
+                external_refs: refs,
+            };
+            Some(Pending {
+                event_id: envelope.event_id.clone(),
+                subject: golden_subject.to_owned(),
+                msg_id: format!("golden:{}", change.change_id),
+                payload: change.encode_to_vec(),
+            })
+        }
+        None => None,
+    };
+    tx.execute(
+        "INSERT INTO processed_events (event_id, outcome, golden_id, change_subject, change_msg_id, change_payload) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        &[
+            &envelope.event_id,
+            &outcome.as_str(),
+            &golden_id,
+            &pending.as_ref().map(|p| p.subject.as_str()),
+            &pending.as_ref().map(|p| p.msg_id.as_str()),
+            &pending.as_ref().map(|p| p.payload.as_slice()),
+        ],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Resolution { outcome, pending })
+}
+
+/// Marks an outbox entry as published.
+pub async fn mark_published(pool: &Pool, event_id: &str) -> Result<(), StoreError> {
+    let client = pool.get().await?;
+    client
+        .execute(
+            "UPDATE processed_events SET published = true WHERE event_id = $1",
+            &[&event_id],
+        )
+        .await?;
+    Ok(())
+}
+
+async fn already_processed(
+    tx: &Transaction<'_>,
+    event_id: &str,
+) -> Result<Option<Resolution>, StoreError> {
+    let row = tx
+        .query_opt(
+            "SELECT change_subject, change_msg_id, change_payload, published FROM processed_events WHERE event_id = $1",
+            &[&event_id],
+        )
+        .await?;
+    Ok(row.map(|row| {
+        let published: bool = row.get(3);
+        let pending = match (
+            row.get::<_, Option<String>>(0),
+            row.get::<_, Option<String>>(1),
+            row.get::<_, Option<Vec<u8>>>(2),
+        ) {
+            (Some(subject), Some(msg_id), Some(payload)) if !published => Some(Pending {
+                event_id: event_id.to_owned(),
+                subject,
+                msg_id,
+                payload,
+            }),
+            _ => None,
+        };
+        Resolution {
+            outcome: Outcome::Duplicate,
+            pending,
+        }
+    }))
+}
+
+const COLUMNS: &str = "id, email, phone, first_name, last_name, company_name, job_title, \
+    lifecycle_stage, marketing_consent, consent_source, source_updated_at, version";
+
+async fn load_for_update(tx: &Transaction<'_>, id: Uuid) -> Result<Golden, StoreError> {
+    let row = tx
+        .query_one(
+            &format!("SELECT {COLUMNS} FROM golden_contacts WHERE id = $1 FOR UPDATE"),
+            &[&id],
+        )
+        .await?;
+    let marketing: Option<bool> = row.get(8);
+    Ok(Golden {
+        id: row.get(0),
+        contact: Contact {
+            email: row.get(1),
+            phone: row.get(2),
+            first_name: row.get(3),
+            last_name: row.get(4),
+            company_name: row.get(5),
+            job_title: row.get(6),
+            lifecycle_stage: row.get(7),
+            consent: marketing.map(|marketing| Consent {
+                marketing,
+                source: row.get(9),
+                given_at: None,
+            }),
+            address: None,
+        },
+        source_updated_at: row.get(10),
+        version: row.get(11),
+    })
+}
+
+async fn insert_golden(tx: &Transaction<'_>, g: &Golden) -> Result<(), StoreError> {
+    let c = &g.contact;
+    let consent = c.consent.as_ref();
+    tx.execute(
+        &format!("INSERT INTO golden_contacts ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"),
+        &[
+            &g.id,
+            &c.email,
+            &c.phone,
+            &c.first_name,
+            &c.last_name,
+            &c.company_name,
+            &c.job_title,
+            &c.lifecycle_stage,
+            &consent.map(|c| c.marketing),
+            &consent.map(|c| c.source.as_str()).unwrap_or_default(),
+            &g.source_updated_at,
+            &g.version,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn update_golden(tx: &Transaction<'_>, g: &Golden) -> Result<(), StoreError> {
+    let c = &g.contact;
+    let consent = c.consent.as_ref();
+    tx.execute(
+        "UPDATE golden_contacts SET email = $2, phone = $3, first_name = $4, last_name = $5, \
+         company_name = $6, job_title = $7, lifecycle_stage = $8, marketing_consent = $9, \
+         consent_source = $10, source_updated_at = $11, version = $12, updated_at = now() WHERE id = $1",
+        &[
+            &g.id,
+            &c.email,
+            &c.phone,
+            &c.first_name,
+            &c.last_name,
+            &c.company_name,
+            &c.job_title,
+            &c.lifecycle_stage,
+            &consent.map(|c| c.marketing),
+            &consent.map(|c| c.source.as_str()).unwrap_or_default(),
+            &g.source_updated_at,
+            &g.version,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn external_refs(tx: &Transaction<'_>, id: Uuid) -> Result<Vec<ExternalRef>, StoreError> {
+    let rows = tx
+        .query(
+            "SELECT system, object, external_id FROM crosswalk WHERE golden_id = $1 ORDER BY system, external_id",
+            &[&id],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| ExternalRef {
+            system: row.get(0),
+            object: row.get(1),
+            id: row.get(2),
+        })
+        .collect())
+}
+
+/// Newer non-empty values win field by field; returns the merged contact and the changed fields.
+fn merge(stored: &Contact, incoming: &Contact) -> (Contact, Vec<String>) {
+    let mut merged = stored.clone();
+    let mut changed = Vec::new();
+    let fields: [(&str, &String, &mut String); 7] = [
+        ("email", &incoming.email, &mut merged.email),
+        ("phone", &incoming.phone, &mut merged.phone),
+        ("first_name", &incoming.first_name, &mut merged.first_name),
+        ("last_name", &incoming.last_name, &mut merged.last_name),
+        (
+            "company_name",
+            &incoming.company_name,
+            &mut merged.company_name,
+        ),
+        ("job_title", &incoming.job_title, &mut merged.job_title),
+        (
+            "lifecycle_stage",
+            &incoming.lifecycle_stage,
+            &mut merged.lifecycle_stage,
+        ),
+    ];
+    for (name, new, current) in fields {
+        if !new.is_empty() && new != current {
+            current.clone_from(new);
+            changed.push(name.to_owned());
+        }
+    }
+    if let Some(consent) = &incoming.consent {
+        let same = merged
+            .consent
+            .as_ref()
+            .is_some_and(|c| c.marketing == consent.marketing && c.source == consent.source);
+        if !same {
+            merged.consent = Some(Consent {
+                given_at: None,
+                ..consent.clone()
+            });
+            changed.push("consent".to_owned());
+        }
+    }
+    (merged, changed)
+}
+
+fn to_time(ts: Option<&switchyard_proto::Timestamp>) -> OffsetDateTime {
+    ts.and_then(|t| {
+        let nanos = i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos);
+        OffsetDateTime::from_unix_timestamp_nanos(nanos).ok()
+    })
+    .unwrap_or_else(OffsetDateTime::now_utc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contact(first: &str, phone: &str) -> Contact {
+        Contact {
+            email: "jane@example.com".to_owned(),
+            first_name: first.to_owned(),
+            phone: phone.to_owned(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn merge_reports_only_real_changes() {
+        let stored = contact("Jane", "+4420");
+        let (_, changed) = merge(&stored, &contact("Jane", "+4420"));
+        assert!(changed.is_empty());
+        let (merged, changed) = merge(&stored, &contact("Janet", ""));
+        assert_eq!(changed, vec!["first_name".to_owned()]);
+        assert_eq!(
+            merged.phone, "+4420",
+            "an empty value never erases a stored one"
+        );
+    }
+}

@@ -1,0 +1,153 @@
+//! The generic `webhook` destination: a JSON POST signed the Standard Webhooks way, with a
+//! `webhook-id` that stays the same across retries so the receiver can drop repeats.
+
+use std::time::{Duration, SystemTime};
+
+use switchyard_chassis::config::DestinationConfig;
+use switchyard_chassis::signing::{self, SigningKey};
+
+/// How a send failed, and whether trying again can help.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// 408, 429, 5xx, timeouts and connection errors.
+    #[error("{reason}")]
+    Retryable {
+        status: Option<u16>,
+        retry_after: Option<Duration>,
+        reason: String,
+    },
+    /// Any other non-2xx answer: the request itself is wrong; retrying cannot help.
+    #[error("{reason}")]
+    Permanent { status: u16, reason: String },
+}
+
+impl SendError {
+    /// The HTTP status, or 0 when none came back.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Retryable { status, .. } => status.unwrap_or(0),
+            Self::Permanent { status, .. } => *status,
+        }
+    }
+}
+
+/// A configured webhook destination.
+#[derive(Debug)]
+pub struct WebhookDestination {
+    pub name: String,
+    url: String,
+    key: SigningKey,
+    client: reqwest::Client,
+}
+
+impl WebhookDestination {
+    /// Builds the destination; the secret was resolved from the environment by the config loader.
+    pub fn new(config: &DestinationConfig) -> Result<Self, String> {
+        let secret = config
+            .secret
+            .as_ref()
+            .ok_or_else(|| format!("destination {}: secret not resolved", config.name))?;
+        let key = SigningKey::from_secret(secret)
+            .map_err(|e| format!("destination {}: {e}", config.name))?;
+        let client = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout.min(Duration::from_secs(5)))
+            .user_agent(concat!("switchyard/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("destination {}: {e}", config.name))?;
+        Ok(Self {
+            name: config.name.clone(),
+            url: config.url.clone(),
+            key,
+            client,
+        })
+    }
+
+    /// POSTs `body` with `webhook_id`; Ok carries the 2xx status.
+    pub async fn send(&self, webhook_id: &str, body: Vec<u8>) -> Result<u16, SendError> {
+        let timestamp = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
+        let signature = self.key.sign(webhook_id, timestamp, &body);
+        let response = self
+            .client
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .header(signing::HEADER_ID, webhook_id)
+            .header(signing::HEADER_TIMESTAMP, timestamp.to_string())
+            .header(signing::HEADER_SIGNATURE, signature)
+            .body(body)
+            .send()
+            .await;
+        let response = match response {
+            Ok(response) => response,
+            Err(error) => {
+                let what = if error.is_timeout() {
+                    "timed out"
+                } else if error.is_connect() {
+                    "connection failed"
+                } else {
+                    "request failed"
+                };
+                return Err(SendError::Retryable {
+                    status: None,
+                    retry_after: None,
+                    reason: format!("{what}: {error}"),
+                });
+            }
+        };
+        let status = response.status().as_u16();
+        if response.status().is_success() {
+            return Ok(status);
+        }
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
+        // A short excerpt explains a refusal; receivers' error bodies rarely need more.
+        let text = response.text().await.unwrap_or_default();
+        let excerpt: String = text.trim().chars().take(200).collect();
+        let reason = if excerpt.is_empty() {
+            format!("destination answered {status}")
+        } else {
+            format!("destination answered {status}: {excerpt}")
+        };
+        if status == 408 || status == 429 || status >= 500 {
+            Err(SendError::Retryable {
+                status: Some(status),
+                retry_after,
+                reason,
+            })
+        } else {
+            Err(SendError::Permanent { status, reason })
+        }
+    }
+}
+
+/// `Retry-After` as delay-seconds or an HTTP date.
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    if let Ok(seconds) = value.trim().parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value.trim()).ok()?;
+    Some(
+        at.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_takes_seconds_and_dates() {
+        assert_eq!(parse_retry_after("120"), Some(Duration::from_secs(120)));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+}

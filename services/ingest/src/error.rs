@@ -1,0 +1,65 @@
+//! Every way a webhook is refused, and the one place that turns it into an HTTP answer.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use switchyard_chassis::signing::SignatureError;
+
+/// Why ingest refused a webhook. None of these reach the pipeline; all are counted.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("unknown source {0:?}")]
+    UnknownSource(String),
+    #[error("signature check failed: {0}")]
+    Signature(#[from] SignatureError),
+    #[error("body is larger than the {0}-byte limit")]
+    TooLarge(usize),
+    #[error("malformed JSON: {0}")]
+    MalformedJson(String),
+    #[error("cannot read the request body: {0}")]
+    Body(String),
+    #[error("event bus unavailable; retry later")]
+    Unavailable,
+}
+
+impl IngestError {
+    /// The status code the sender sees.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::UnknownSource(_) => StatusCode::NOT_FOUND,
+            Self::Signature(_) => StatusCode::UNAUTHORIZED,
+            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::MalformedJson(_) | Self::Body(_) => StatusCode::BAD_REQUEST,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// A bounded label for metrics.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Self::UnknownSource(_) => "unknown_source",
+            Self::Signature(SignatureError::StaleTimestamp) => "stale_timestamp",
+            Self::Signature(_) => "bad_signature",
+            Self::TooLarge(_) => "too_large",
+            Self::MalformedJson(_) | Self::Body(_) => "malformed",
+            Self::Unavailable => "unavailable",
+        }
+    }
+}
+
+impl IntoResponse for IngestError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let body = Json(serde_json::json!({
+            "error": { "code": self.outcome(), "message": self.to_string() }
+        }));
+        let mut response = (status, body).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // Senders that honour it come back once the bus is likely to be back.
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        response
+    }
+}
