@@ -184,7 +184,7 @@ mod tests {
             ("Jane", "Doe")
         );
         assert_eq!(source_object_id, "42");
-        assert_eq!(occurred_at.map(|t| t.seconds), Some(1_795_780_800));
+        assert_eq!(occurred_at.map(|t| t.seconds), Some(1_795_773_600));
         assert_eq!(contact.consent.map(|c| c.marketing), Some(true));
     }
 
