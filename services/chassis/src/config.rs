@@ -75,8 +75,8 @@ pub struct Config {
     pub ingest: IngestConfig,
     #[serde(default = "ServiceConfig::transform")]
     pub transform: ServiceConfig,
-    #[serde(default = "ServiceConfig::dedupe")]
-    pub dedupe: ServiceConfig,
+    #[serde(default)]
+    pub dedupe: DedupeConfig,
     #[serde(default)]
     pub deliver: DeliverConfig,
     #[serde(default = "ServiceConfig::monitor")]
@@ -208,9 +208,6 @@ impl ServiceConfig {
     fn transform() -> Self {
         Self::on(9102)
     }
-    fn dedupe() -> Self {
-        Self::on(9103)
-    }
     fn monitor() -> Self {
         Self::on(9105)
     }
@@ -232,6 +229,24 @@ impl Default for IngestConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             ops_listen: SocketAddr::from(([127, 0, 0, 1], 9101)),
             max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// Dedupe: identity resolution.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DedupeConfig {
+    pub ops_listen: SocketAddr,
+    /// ISO 3166-1 alpha-2 region assumed for phone numbers written without a country code.
+    pub default_region: String,
+}
+
+impl Default for DedupeConfig {
+    fn default() -> Self {
+        Self {
+            ops_listen: SocketAddr::from(([127, 0, 0, 1], 9103)),
+            default_region: "US".to_owned(),
         }
     }
 }
@@ -446,6 +461,14 @@ impl Config {
         }
         if self.database.pool_size == 0 {
             problems.push("database.pool_size: must be at least 1".to_owned());
+        }
+        if self.dedupe.default_region.len() != 2
+            || !self.dedupe.default_region.bytes().all(|b| b.is_ascii_uppercase())
+        {
+            problems.push(format!(
+                "dedupe.default_region: {:?} must be an ISO 3166-1 alpha-2 code such as \"GB\"",
+                self.dedupe.default_region
+            ));
         }
         if self.ingest.max_body_bytes < 1024 {
             problems.push("ingest.max_body_bytes: must be at least 1024".to_owned());
