@@ -10,7 +10,7 @@ BIN := $(CARGO_TARGET_DIR)/debug
 # Demo secrets: generated once per checkout, kept out of the repository (.gitignore).
 DEMO_ENV := .demo.env
 
-.PHONY: all deps build run demo test lint fmt check-config clean
+.PHONY: all deps build run demo test bench lint fmt check-config clean
 
 all: build
 
@@ -37,6 +37,10 @@ demo: $(DEMO_ENV)
 ## Unit and integration tests against real NATS and PostgreSQL.
 test: deps lint
 	@bash scripts/test.sh
+
+## Benchmarks (release build); figures go to docs/benchmarks.md.
+bench: deps
+	@bash scripts/bench.sh
 
 lint:
 	cargo fmt --all -- --check

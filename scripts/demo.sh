@@ -2,7 +2,8 @@
 # `make demo`: sends signed sample webhooks to the hub `make run` started and shows what the
 # sink received and what monitor counted.
 set -euo pipefail
-bin="${CARGO_TARGET_DIR:-/var/tmp/switchyard-target}/debug"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/switchyard-target}"
+bin="$CARGO_TARGET_DIR/debug"
 # shellcheck disable=SC1091
 source .demo.env
 if ! (exec 3<>/dev/tcp/127.0.0.1/8080) 2>/dev/null; then

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make run`: the demo sink in the background, then `switchyard up` in the foreground.
 set -euo pipefail
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/switchyard-target}"
 config="${1:-config/switchyard.example.yaml}"
-bin="${CARGO_TARGET_DIR:-/var/tmp/switchyard-target}/debug"
+bin="$CARGO_TARGET_DIR/debug"
 # shellcheck disable=SC1091
 source .demo.env
 mkdir -p .run

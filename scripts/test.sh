@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make test`: every test against the real NATS and PostgreSQL that scripts/deps.sh made sure of.
 set -euo pipefail
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/switchyard-target}"
 export SWITCHYARD_TEST_NATS_URL="${SWITCHYARD_TEST_NATS_URL:-nats://127.0.0.1:4222}"
 export SWITCHYARD_TEST_DATABASE_URL="${SWITCHYARD_TEST_DATABASE_URL:-host=/var/run/postgresql user=$(id -un) dbname=postgres}"
 export SWITCHYARD_NATS_SERVER="${SWITCHYARD_NATS_SERVER:-$(command -v nats-server || echo /usr/sbin/nats-server)}"

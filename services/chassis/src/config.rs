@@ -221,6 +221,12 @@ pub struct IngestConfig {
     pub ops_listen: SocketAddr,
     /// Bodies larger than this are refused with 413.
     pub max_body_bytes: usize,
+    /// When transform lags this many raw events behind, new webhooks get 429 with `Retry-After`
+    /// so throughput holds instead of collapsing. 0 turns the check off.
+    pub max_lag: u64,
+    /// How long accepted event ids are remembered in PostgreSQL, beyond JetStream's window.
+    #[serde(with = "humantime_serde")]
+    pub dedupe_retention: Duration,
 }
 
 impl Default for IngestConfig {
@@ -229,6 +235,8 @@ impl Default for IngestConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             ops_listen: SocketAddr::from(([127, 0, 0, 1], 9101)),
             max_body_bytes: 1024 * 1024,
+            max_lag: 100_000,
+            dedupe_retention: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }
@@ -266,11 +274,19 @@ impl Default for DeliverConfig {
     }
 }
 
-/// Kinds of webhook senders ingest understands.
+/// Kinds of webhook senders ingest understands; each verifies as its vendor documents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SourceKind {
     StandardWebhooks,
+    Hubspot,
+    Stripe,
+    Shopify,
+    Quickbooks,
+    Xero,
+    Mailchimp,
+    Klaviyo,
+    Salesforce,
 }
 
 impl SourceKind {
@@ -278,7 +294,20 @@ impl SourceKind {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::StandardWebhooks => "standard-webhooks",
+            Self::Hubspot => "hubspot",
+            Self::Stripe => "stripe",
+            Self::Shopify => "shopify",
+            Self::Quickbooks => "quickbooks",
+            Self::Xero => "xero",
+            Self::Mailchimp => "mailchimp",
+            Self::Klaviyo => "klaviyo",
+            Self::Salesforce => "salesforce",
         }
+    }
+
+    /// Whether the kind needs a signing secret (Salesforce outbound messages carry none).
+    pub fn needs_secret(self) -> bool {
+        !matches!(self, Self::Salesforce)
     }
 }
 
@@ -288,9 +317,17 @@ impl SourceKind {
 pub struct SourceConfig {
     pub name: String,
     pub kind: SourceKind,
-    /// Names of environment variables that hold the signing secrets. Two may be live at once so a
-    /// secret can be rotated without downtime.
+    /// Names of environment variables that hold the signing secrets (for Mailchimp: the URL
+    /// token). Two may be live at once so a secret can be rotated without downtime.
+    #[serde(default)]
     pub secret_env: Vec<String>,
+    /// HubSpot: the URL HubSpot calls, as configured in the app (part of the v3 signature).
+    /// Without it the URL is rebuilt from `X-Forwarded-Proto`/`Host` and the request path.
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// Salesforce: the 18-character id of the organisation whose outbound messages are accepted.
+    #[serde(default)]
+    pub organization_id: Option<String>,
     /// How far a signed timestamp may be from now.
     #[serde(with = "humantime_serde", default = "default_tolerance")]
     pub tolerance: Duration,
@@ -463,7 +500,11 @@ impl Config {
             problems.push("database.pool_size: must be at least 1".to_owned());
         }
         if self.dedupe.default_region.len() != 2
-            || !self.dedupe.default_region.bytes().all(|b| b.is_ascii_uppercase())
+            || !self
+                .dedupe
+                .default_region
+                .bytes()
+                .all(|b| b.is_ascii_uppercase())
         {
             problems.push(format!(
                 "dedupe.default_region: {:?} must be an ISO 3166-1 alpha-2 code such as \"GB\"",
@@ -487,9 +528,21 @@ impl Config {
                     source.name
                 ));
             }
-            if source.secret_env.is_empty() || source.secret_env.len() > 2 {
+            if source.secret_env.len() > 2
+                || (source.secret_env.is_empty() && source.kind.needs_secret())
+            {
                 problems.push(format!(
                     "sources[{i}].secret_env: name one or two environment variables"
+                ));
+            }
+            if source.kind == SourceKind::Salesforce
+                && source
+                    .organization_id
+                    .as_deref()
+                    .is_none_or(|id| id.len() != 15 && id.len() != 18)
+            {
+                problems.push(format!(
+                    "sources[{i}].organization_id: a salesforce source needs its 15- or 18-character organisation id"
                 ));
             }
         }

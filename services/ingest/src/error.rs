@@ -16,6 +16,14 @@ pub enum IngestError {
     TooLarge(usize),
     #[error("malformed JSON: {0}")]
     MalformedJson(String),
+    #[error("malformed payload: {0}")]
+    Malformed(String),
+    #[error("unsupported content type {0:?}")]
+    UnsupportedMediaType(String),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("the pipeline is behind; retry later")]
+    Overloaded,
     #[error("cannot read the request body: {0}")]
     Body(String),
     #[error("event bus unavailable; retry later")]
@@ -29,7 +37,10 @@ impl IngestError {
             Self::UnknownSource(_) => StatusCode::NOT_FOUND,
             Self::Signature(_) => StatusCode::UNAUTHORIZED,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::MalformedJson(_) | Self::Body(_) => StatusCode::BAD_REQUEST,
+            Self::MalformedJson(_) | Self::Malformed(_) | Self::Body(_) => StatusCode::BAD_REQUEST,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Overloaded => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -41,7 +52,10 @@ impl IngestError {
             Self::Signature(SignatureError::StaleTimestamp) => "stale_timestamp",
             Self::Signature(_) => "bad_signature",
             Self::TooLarge(_) => "too_large",
-            Self::MalformedJson(_) | Self::Body(_) => "malformed",
+            Self::MalformedJson(_) | Self::Malformed(_) | Self::Body(_) => "malformed",
+            Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Overloaded => "overloaded",
             Self::Unavailable => "unavailable",
         }
     }
@@ -54,11 +68,17 @@ impl IntoResponse for IngestError {
             "error": { "code": self.outcome(), "message": self.to_string() }
         }));
         let mut response = (status, body).into_response();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            // Senders that honour it come back once the bus is likely to be back.
+        // Senders that honour it come back once the bus is likely to be back, or the backlog
+        // has drained.
+        let retry_after = match self {
+            Self::Unavailable => Some("5"),
+            Self::Overloaded => Some("1"),
+            _ => None,
+        };
+        if let Some(seconds) = retry_after {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                .insert(header::RETRY_AFTER, HeaderValue::from_static(seconds));
         }
         response
     }

@@ -1,51 +1,66 @@
-//! Ingest: the front door. Verifies each webhook, answers 2xx only once JetStream has stored the
-//! event (with the sender's id as `Nats-Msg-Id`, so retries are dropped), and refuses everything
-//! else with a clear status.
+//! Ingest: the front door. Verifies each webhook as its vendor documents, splits batches into one
+//! event per change, answers 2xx only once JetStream has stored every event (with the vendor's id
+//! as `Nats-Msg-Id`, and a longer-lived record in PostgreSQL, so retries are not stored twice),
+//! and refuses everything else with a clear status.
 
 mod error;
+mod load;
 mod metrics;
+mod seen;
+pub mod sources;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{DefaultBodyLimit, OriginalUri, Path, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::any;
 use bytes::Bytes;
 use prost::Message as _;
-use switchyard_chassis::bus::{Bus, BusError};
+use switchyard_chassis::bus::Bus;
 use switchyard_chassis::config::{Config, SourceKind};
-use switchyard_chassis::signing::{self, SigningKey};
+use switchyard_chassis::deadpool_postgres::Pool;
 use switchyard_chassis::{CancellationToken, Error, Runtime};
 use switchyard_proto::v1::RawEvent;
 use tokio::net::TcpListener;
 
 pub use error::IngestError;
+use load::Backlog;
 use metrics::Metrics;
+use sources::{Incoming, Reply, Source};
 
-/// Request headers kept with the raw event (never signatures or credentials).
-const KEPT_HEADERS: [&str; 3] = ["content-type", "webhook-id", "webhook-timestamp"];
-
-/// One configured sender.
-#[derive(Debug)]
-struct Source {
-    name: String,
-    kind: SourceKind,
-    keys: Vec<SigningKey>,
-    tolerance_secs: i64,
+mod migrations {
+    refinery::embed_migrations!("migrations");
 }
 
-#[derive(Debug, Clone)]
-struct AppState {
+/// Request headers kept with the raw event (never signatures or credentials).
+const KEPT_HEADERS: [&str; 6] = [
+    "content-type",
+    "webhook-id",
+    "webhook-timestamp",
+    "x-shopify-topic",
+    "x-shopify-shop-domain",
+    "x-hubspot-request-timestamp",
+];
+
+/// Shared by every request; behind one `Arc` so a request costs one reference count, not a
+/// clone of the NATS client and pools.
+type AppState = Arc<Shared>;
+
+#[derive(Debug)]
+struct Shared {
     bus: Bus,
+    recorder: seen::Recorder,
+    lookup: seen::Lookup,
     sources: Arc<HashMap<String, Source>>,
     max_body_bytes: usize,
     metrics: Metrics,
+    backlog: Backlog,
 }
 
 /// The ingest service, built and ready to run.
@@ -54,39 +69,46 @@ pub struct App {
     runtime: Runtime,
     listener: TcpListener,
     router: Router,
+    backlog: Backlog,
+    pool: Pool,
+    retention: Duration,
 }
 
 impl App {
-    /// Connects to NATS, declares the streams, binds the webhook and ops listeners.
+    /// Connects to NATS and PostgreSQL, declares the streams, binds the webhook and ops listeners.
     pub async fn build(config: Config, shutdown: CancellationToken) -> Result<Self, Error> {
         let mut sources = HashMap::new();
         for source in &config.sources {
-            let keys = source
-                .secrets
-                .iter()
-                .map(SigningKey::from_secret)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| Error::Other(format!("sources: {}: {e}", source.name)))?;
             sources.insert(
                 source.name.clone(),
-                Source {
-                    name: source.name.clone(),
-                    kind: source.kind,
-                    keys,
-                    tolerance_secs: i64::try_from(source.tolerance.as_secs()).unwrap_or(300),
-                },
+                Source::new(source).map_err(Error::Other)?,
             );
         }
-        let mut runtime =
-            Runtime::start("ingest", &config, config.ingest.ops_listen, None, shutdown).await?;
-        let state = AppState {
+        let mut runtime = Runtime::start(
+            "ingest",
+            &config,
+            config.ingest.ops_listen,
+            Some(migrations::migrations::runner()),
+            shutdown,
+        )
+        .await?;
+        let pool = runtime
+            .pool
+            .clone()
+            .ok_or_else(|| Error::Other("ingest needs PostgreSQL".to_owned()))?;
+        let backlog = Backlog::new(runtime.bus.clone(), config.ingest.max_lag);
+        let state = Arc::new(Shared {
             bus: runtime.bus.clone(),
+            recorder: seen::Recorder::start(pool.clone(), runtime.shutdown.clone()),
+            lookup: seen::Lookup::start(pool.clone(), 2),
             sources: Arc::new(sources),
             max_body_bytes: config.ingest.max_body_bytes,
             metrics: Metrics::register(&mut runtime.registry),
-        };
+            backlog: backlog.clone(),
+        });
         let router = Router::new()
-            .route("/v1/webhooks/{source}", post(receive))
+            .route("/v1/webhooks/{source}", any(receive))
+            .route("/v1/webhooks/{source}/{token}", any(receive_with_token))
             .layer(DefaultBodyLimit::max(config.ingest.max_body_bytes))
             .with_state(state);
         let listener = switchyard_chassis::runtime::bind(config.ingest.listen).await?;
@@ -94,6 +116,9 @@ impl App {
             runtime,
             listener,
             router,
+            backlog,
+            pool,
+            retention: config.ingest.dedupe_retention,
         })
     }
 
@@ -114,6 +139,12 @@ impl App {
         let shutdown = self.runtime.shutdown.clone();
         let addr = self.addr();
         tracing::info!(%addr, "ingest listening for webhooks on /v1/webhooks/{{source}}");
+        tokio::spawn(self.backlog.clone().watch(shutdown.clone()));
+        tokio::spawn(seen::prune(
+            self.pool.clone(),
+            self.retention,
+            shutdown.clone(),
+        ));
         let serve = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown.cancelled_owned());
         self.runtime
@@ -127,60 +158,99 @@ impl App {
     }
 }
 
+async fn receive(
+    state: State<AppState>,
+    Path(source): Path<String>,
+    method: Method,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    handle(state, source, None, method, uri, headers, body).await
+}
+
+async fn receive_with_token(
+    state: State<AppState>,
+    Path((source, token)): Path<(String, String)>,
+    method: Method,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    handle(state, source, Some(token), method, uri, headers, body).await
+}
+
 #[tracing::instrument(
     skip_all,
-    fields(otel.kind = "server", source = %source_name, webhook_id = tracing::field::Empty)
+    fields(otel.kind = "server", source = %source_name, kind = tracing::field::Empty, events = tracing::field::Empty)
 )]
-async fn receive(
+async fn handle(
     State(state): State<AppState>,
-    Path(source_name): Path<String>,
+    source_name: String,
+    token: Option<String>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let started = Instant::now();
-    let label = if state.sources.contains_key(&source_name) {
-        source_name.as_str()
-    } else {
-        "unknown"
-    };
-    match accept(&state, &source_name, &headers, body, started).await {
-        Ok(accepted) => {
-            let outcome = if accepted.duplicate {
-                "duplicate"
-            } else {
-                "accepted"
-            };
-            state.metrics.webhook_handled(label, outcome);
-            (StatusCode::OK, axum::Json(accepted)).into_response()
+    let source = state.sources.get(&source_name);
+    let label = source.map_or("unknown", |s| s.name.as_str());
+    let result = match source {
+        Some(source) => {
+            tracing::Span::current().record("kind", source.kind.as_str());
+            accept(
+                &state,
+                source,
+                token.as_deref(),
+                &method,
+                &uri,
+                &headers,
+                body,
+                started,
+            )
+            .await
         }
+        None => Err(IngestError::UnknownSource(source_name.clone())),
+    };
+    match result {
+        Ok(response) => response,
         Err(error) => {
             state.metrics.webhook_handled(label, error.outcome());
             tracing::info!(outcome = error.outcome(), %error, "webhook refused");
+            // Xero's handshake judges the status alone and wants an empty body.
+            if source.is_some_and(|s| s.kind == SourceKind::Xero) {
+                return error.status().into_response();
+            }
             error.into_response()
         }
     }
 }
 
-/// The answer to an accepted webhook.
+/// The answer to a request whose events were all stored.
 #[derive(Debug, serde::Serialize)]
 struct Accepted {
     status: &'static str,
-    event_id: String,
-    /// True when this id was accepted before; the event is not processed again.
+    /// Events the request held.
+    events: usize,
+    /// True when every event was accepted before; nothing is processed again.
     duplicate: bool,
+    /// The first event's id (the only one for unbatched senders).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event_id: Option<String>,
 }
 
+#[allow(clippy::too_many_arguments)] // one request's parts, passed through once
 async fn accept(
     state: &AppState,
-    source_name: &str,
+    source: &Source,
+    token: Option<&str>,
+    method: &Method,
+    uri: &axum::http::Uri,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
     started: Instant,
-) -> Result<Accepted, IngestError> {
-    let source = state
-        .sources
-        .get(source_name)
-        .ok_or_else(|| IngestError::UnknownSource(source_name.to_owned()))?;
+) -> Result<Response, IngestError> {
     let body = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             IngestError::TooLarge(state.max_body_bytes)
@@ -188,70 +258,119 @@ async fn accept(
             IngestError::Body(rejection.body_text())
         }
     })?;
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    match source.kind {
-        SourceKind::StandardWebhooks => signing::verify(
-            &source.keys,
-            header(signing::HEADER_ID),
-            header(signing::HEADER_TIMESTAMP),
-            header(signing::HEADER_SIGNATURE),
-            &body,
-            switchyard_chassis::unix_now(),
-            source.tolerance_secs,
-        )?,
-    }
-    // Verified above, so the header is present.
-    let vendor_id = header(signing::HEADER_ID).unwrap_or_default();
-    tracing::Span::current().record("webhook_id", vendor_id);
-    let event_type = event_type(&body)?;
-    let event_id = format!("{}:{vendor_id}", source.name);
-    let raw = RawEvent {
-        event_id: event_id.clone(),
-        source: source.name.clone(),
-        source_kind: source.kind.as_str().to_owned(),
-        event_type: event_type.clone(),
-        received_at: Some(switchyard_proto::timestamp(std::time::SystemTime::now())),
-        content_type: header("content-type")
-            .unwrap_or("application/json")
-            .to_owned(),
-        body: body.to_vec(),
-        headers: KEPT_HEADERS
-            .iter()
-            .filter_map(|name| header(name).map(|v| ((*name).to_owned(), v.to_owned())))
-            .collect(),
+    let incoming = Incoming {
+        method,
+        url: full_url(headers, uri),
+        headers,
+        body: &body,
+        path_token: token,
+        now_ms: now_ms(),
     };
-    let subject = state.bus.names().raw(&source.name, &event_type);
-    let published = state
-        .bus
-        .publish(
+    let parsed = source.accept(&incoming)?;
+    tracing::Span::current().record("events", parsed.events.len());
+    if !parsed.events.is_empty() && state.backlog.overloaded() {
+        return Err(IngestError::Overloaded);
+    }
+    let received_at = Some(switchyard_proto::timestamp(std::time::SystemTime::now()));
+    let kept: HashMap<String, String> = KEPT_HEADERS
+        .iter()
+        .filter_map(|name| {
+            headers
+                .get(*name)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| ((*name).to_owned(), v.to_owned()))
+        })
+        .collect();
+    let event_ids: Vec<String> = parsed
+        .events
+        .iter()
+        .map(|e| format!("{}:{}", source.name, e.vendor_id))
+        .collect();
+    // Ids stored long ago (past JetStream's window) are acknowledged without storing them again.
+    let known = state.lookup.known(&event_ids).await;
+    let mut publishes = Vec::new();
+    for (event, event_id) in parsed.events.iter().zip(&event_ids) {
+        if known.contains(event_id) {
+            continue;
+        }
+        let raw = RawEvent {
+            event_id: event_id.clone(),
+            source: source.name.clone(),
+            source_kind: source.kind.as_str().to_owned(),
+            event_type: event.event_type.clone(),
+            received_at,
+            content_type: "application/json".to_owned(),
+            body: event.body.clone(),
+            headers: kept.clone(),
+        };
+        let subject = state.bus.names().raw(&source.name, &event.event_type);
+        publishes.push(state.bus.publish(
             subject,
-            &event_id,
+            event_id,
             switchyard_chassis::async_nats::HeaderMap::new(),
             Bytes::from(raw.encode_to_vec()),
-        )
-        .await
-        .map_err(|error: BusError| {
-            tracing::warn!(%error, "event not stored; answering 503 so the sender retries");
-            IngestError::Unavailable
-        })?;
+        ));
+    }
+    // Every event must be stored before the vendor hears 2xx; a partial failure answers 503 and
+    // the vendor's retry is de-duplicated event by event.
+    let results = futures::future::join_all(publishes).await;
+    let mut duplicates = known.len();
+    for result in results {
+        match result {
+            Ok(published) => duplicates += usize::from(published.duplicate),
+            Err(error) => {
+                tracing::warn!(%error, "event not stored; answering 503 so the sender retries");
+                return Err(IngestError::Unavailable);
+            }
+        }
+    }
+    state.recorder.remember(&event_ids, &known);
     state.metrics.publish_acked(started.elapsed().as_secs_f64());
-    Ok(Accepted {
-        status: "accepted",
-        event_id,
-        duplicate: published.duplicate,
+    let all_duplicates = !event_ids.is_empty() && duplicates == event_ids.len();
+    let duplicates = duplicates.min(event_ids.len());
+    state
+        .metrics
+        .events_handled(&source.name, "accepted", event_ids.len() - duplicates);
+    state
+        .metrics
+        .events_handled(&source.name, "duplicate", duplicates);
+    if event_ids.is_empty() {
+        state.metrics.webhook_handled(&source.name, "handshake");
+    }
+    Ok(match parsed.reply {
+        Reply::Empty => StatusCode::OK.into_response(),
+        Reply::SoapAck => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
+            sources::SALESFORCE_ACK,
+        )
+            .into_response(),
+        Reply::Json => (
+            StatusCode::OK,
+            axum::Json(Accepted {
+                status: "accepted",
+                events: event_ids.len(),
+                duplicate: all_duplicates,
+                event_id: event_ids.first().cloned(),
+            }),
+        )
+            .into_response(),
     })
 }
 
-/// The event type of a Standard Webhooks payload (`{"type": …, "timestamp": …, "data": …}`).
-fn event_type(body: &[u8]) -> Result<String, IngestError> {
-    let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| IngestError::MalformedJson(e.to_string()))?;
-    let object = value.as_object().ok_or_else(|| {
-        IngestError::MalformedJson("the payload must be a JSON object".to_owned())
-    })?;
-    Ok(object
-        .get("type")
-        .and_then(serde_json::Value::as_str)
-        .unwrap_or("unknown")
-        .to_owned())
+/// The URL the sender called, as it saw it (behind a proxy: `X-Forwarded-Proto` and `Host`).
+fn full_url(headers: &HeaderMap, uri: &axum::http::Uri) -> String {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let scheme = header("x-forwarded-proto").unwrap_or("https");
+    let host = header("x-forwarded-host")
+        .or_else(|| header("host"))
+        .unwrap_or("localhost");
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    format!("{scheme}://{host}{path}")
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

@@ -25,7 +25,7 @@ impl Metrics {
         let webhooks = Family::<WebhookLabels, Counter>::default();
         registry.register(
             "ingest_webhooks",
-            "Webhooks received, by source and outcome (accepted, duplicate or the reason refused)",
+            "Webhook events by source and outcome: accepted, duplicate, handshake, or the reason a request was refused",
             webhooks.clone(),
         );
         let ack_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
@@ -43,12 +43,20 @@ impl Metrics {
 
     /// A webhook ended with `outcome`; `source` is a configured name or "unknown".
     pub fn webhook_handled(&self, source: &str, outcome: &'static str) {
+        self.events_handled(source, outcome, 1);
+    }
+
+    /// `count` events of one request ended with `outcome`.
+    pub fn events_handled(&self, source: &str, outcome: &'static str, count: usize) {
+        if count == 0 {
+            return;
+        }
         self.webhooks
             .get_or_create(&WebhookLabels {
                 source: source.to_owned(),
                 outcome,
             })
-            .inc();
+            .inc_by(u64::try_from(count).unwrap_or(u64::MAX));
     }
 
     /// JetStream stored an event after `seconds`.

@@ -121,7 +121,12 @@ impl Handler {
                 return self.dead_letter(delivery, "unknown", &reason).await;
             }
         };
-        let mapped = map_standard_webhook(&raw.event_type, &raw.body);
+        // Vendor-specific mappings are not written yet: those events stay in RAW for replay.
+        let mapped = if raw.source_kind == "standard-webhooks" {
+            map_standard_webhook(&raw.event_type, &raw.body)
+        } else {
+            Ok(Mapped::Unmapped)
+        };
         match mapped {
             Ok(Mapped::Unmapped) => {
                 tracing::info!(event_type = %raw.event_type, "no mapping for this event type; skipped");

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# `make bench`: measures ingest alone (verified webhooks into JetStream, file storage) on this
+# machine, with NATS and PostgreSQL on the same machine, and prints the figures with the machine,
+# date and commit, ready for docs/benchmarks.md.
+set -euo pipefail
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/switchyard-target}"
+cd "$(dirname "$0")/.."
+target="$CARGO_TARGET_DIR"
+cargo build --release -p switchyard-ingest -p switchyard-loadgen >&2
+bin="$target/release"
+
+prefix="bench$(date +%s)"
+export SWITCHYARD_BENCH_SECRET="whsec_$(head -c 32 /dev/urandom | base64 -w0)"
+config="$(mktemp --suffix .yaml)"
+cat > "$config" <<YAML
+prefix: $prefix
+database: { url: "host=/var/run/postgresql user=$(id -un) dbname=switchyard", pool_size: 16 }
+telemetry: { log_format: json, log_filter: warn }
+ingest: { listen: "127.0.0.1:18080", ops_listen: "127.0.0.1:19101", max_lag: 0 }
+sources:
+  - { name: bench, kind: standard-webhooks, secret_env: [SWITCHYARD_BENCH_SECRET] }
+YAML
+"$bin/switchyard-ingest" --config "$config" > /tmp/switchyard-bench-ingest.log 2>&1 &
+ingest=$!
+cleanup() {
+  kill "$ingest" 2>/dev/null || true
+  wait "$ingest" 2>/dev/null || true
+  "$bin/switchyard-loadgen" purge --prefix "$prefix" || true
+  rm -f "$config"
+}
+trap cleanup EXIT
+for _ in $(seq 1 100); do
+  curl -sf http://127.0.0.1:19101/readyz >/dev/null && break
+  sleep 0.1
+done
+
+url=http://127.0.0.1:18080/v1/webhooks/bench
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+echo "date: $(date -u +%Y-%m-%dT%H:%MZ)  commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)  nats-server: $(nats-server --version 2>/dev/null || /usr/sbin/nats-server --version)"
+"$bin/switchyard-loadgen" ingest --url "$url" --rate 0 --duration 3s --connections 32 --label warm-up >/dev/null
+"$bin/switchyard-loadgen" ingest --url "$url" --rate 0 --duration 15s --connections 64 --label "ingest max (64 connections)"
+"$bin/switchyard-loadgen" ingest --url "$url" --rate 1000 --duration 15s --connections 64 --label "ingest at 1000/s"
+rss=$(awk '/VmRSS/ {print $2}' "/proc/$ingest/status")
+echo "ingest RSS after the runs: $((rss / 1024)) MiB"
