@@ -67,6 +67,8 @@ pub struct Pipeline {
     config: Config,
     ingest_url: String,
     running: HashMap<Service, Running>,
+    /// Further dedupe replicas beside the one in `running`, sharing its consumer and database.
+    extra_dedupes: Vec<Running>,
     http: reqwest::Client,
 }
 
@@ -112,6 +114,7 @@ flows:
             config,
             ingest_url: String::new(),
             running: HashMap::new(),
+            extra_dedupes: Vec::new(),
             http: reqwest::Client::new(),
         };
         for service in Service::ALL {
@@ -170,6 +173,22 @@ flows:
                 ops: format!("http://{ops}"),
             },
         );
+    }
+
+    /// Starts one more dedupe replica with the same configuration (a fresh shutdown token): it
+    /// pulls from the same durable consumer, so replicas share the work as they would deployed.
+    /// `finish` stops it.
+    pub async fn start_extra_dedupe(&mut self) {
+        let shutdown = CancellationToken::new();
+        let app = switchyard_dedupe::App::build(self.config.clone(), shutdown.clone())
+            .await
+            .expect("extra dedupe starts");
+        let ops = format!("http://{}", app.ops_addr());
+        self.extra_dedupes.push(Running {
+            shutdown,
+            task: tokio::spawn(app.run()),
+            ops,
+        });
     }
 
     /// Kills a service abruptly: its task is aborted wherever it is, nothing is drained.
@@ -253,6 +272,16 @@ flows:
     /// A value from a service's `/metrics`, by the start of its line.
     pub async fn metric(&self, service: Service, line_start: &str) -> Option<f64> {
         let ops = &self.running.get(&service)?.ops;
+        self.metric_at(ops, line_start).await
+    }
+
+    /// A value from the `/metrics` of the extra dedupe replica started `index`-th (from 0).
+    pub async fn extra_dedupe_metric(&self, index: usize, line_start: &str) -> Option<f64> {
+        let ops = &self.extra_dedupes.get(index)?.ops;
+        self.metric_at(ops, line_start).await
+    }
+
+    async fn metric_at(&self, ops: &str, line_start: &str) -> Option<f64> {
         let text = self
             .http
             .get(format!("{ops}/metrics"))
@@ -313,6 +342,11 @@ flows:
     pub async fn finish(mut self) {
         for service in Service::ALL {
             self.stop_service(service).await;
+        }
+        for extra in std::mem::take(&mut self.extra_dedupes) {
+            extra.shutdown.cancel();
+            let result = extra.task.await.expect("extra dedupe task");
+            result.expect("extra dedupe stopped cleanly");
         }
         testkit::delete_streams(&self.nats_url, &self.prefix).await;
         testkit::drop_database(&self.database_url).await;

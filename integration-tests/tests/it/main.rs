@@ -1,6 +1,7 @@
 //! The whole pipeline — ingest → transform → dedupe → deliver → monitor — end to end against real
 //! NATS JetStream and PostgreSQL, with a recording sink as the destination.
 
+mod dedupe;
 mod delivery;
 mod identity;
 mod resilience;

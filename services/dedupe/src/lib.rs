@@ -2,7 +2,7 @@
 //! Only real changes leave this service; each source event is applied once however often it
 //! arrives.
 
-mod normalize;
+pub mod normalize;
 pub mod store;
 
 use std::net::SocketAddr;
@@ -19,7 +19,7 @@ use switchyard_chassis::retry::RedeliveryPolicy;
 use switchyard_chassis::{CancellationToken, Error, Runtime};
 use switchyard_proto::v1::{CanonicalObject, canonical_object};
 
-use store::Pending;
+use store::{ContactRules, Pending};
 
 const STAGE: &str = "dedupe";
 /// Attempts at a message that keeps failing (database or bus down) before it is dead-lettered.
@@ -49,11 +49,21 @@ struct Handler {
     pool: Pool,
     events: Family<Labels, Counter>,
     retry: RedeliveryPolicy,
+    contacts: ContactRules,
 }
 
 impl App {
     /// Connects to NATS and PostgreSQL, runs migrations, creates the `dedupe` consumer.
     pub async fn build(config: Config, shutdown: CancellationToken) -> Result<Self, Error> {
+        // A region the numbering-plan metadata does not know would make every national number
+        // unmatchable; refuse to start instead of resolving contacts half-blind.
+        let default_region = normalize::region(&config.dedupe.default_region)
+            .map_err(|error| Error::Other(error.to_string()))?;
+        // The metadata loads on first use (noticeably slow in debug builds): pay for it here, off
+        // the async workers, rather than on the first message.
+        tokio::task::spawn_blocking(move || normalize::phone("+1 201 555 0123", default_region))
+            .await
+            .map_err(|error| Error::Other(format!("loading phone metadata: {error}")))?;
         let mut runtime = Runtime::start(
             STAGE,
             &config,
@@ -83,11 +93,18 @@ impl App {
             .pool
             .clone()
             .ok_or_else(|| Error::Other("dedupe needs PostgreSQL".to_owned()))?;
+        let names = runtime.bus.names();
+        let contacts = ContactRules {
+            golden_subject: names.golden("contact"),
+            conflict_subject: names.ops_conflict("contact"),
+            default_region,
+        };
         let handler = Handler {
             bus: runtime.bus.clone(),
             pool,
             events,
             retry: RedeliveryPolicy::default(),
+            contacts,
         };
         Ok(Self {
             runtime,
@@ -149,8 +166,7 @@ impl Handler {
                 return;
             }
         };
-        let subject = self.bus.names().golden("contact");
-        let result = store::resolve_contact(&self.pool, &subject, &envelope, contact).await;
+        let result = store::resolve_contact(&self.pool, &self.contacts, &envelope, contact).await;
         let resolution = match result {
             Ok(resolution) => resolution,
             Err(error) => {
@@ -159,7 +175,11 @@ impl Handler {
                     .await;
             }
         };
-        tracing::debug!(outcome = resolution.outcome.as_str(), "contact resolved");
+        tracing::debug!(
+            event_id = %envelope.event_id,
+            outcome = resolution.outcome.as_str(),
+            "contact resolved"
+        );
         if let Some(pending) = &resolution.pending
             && let Err(error) = self.publish(pending).await
         {

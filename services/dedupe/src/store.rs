@@ -5,7 +5,7 @@ use prost::Message as _;
 use switchyard_chassis::deadpool_postgres::{Pool, Transaction};
 use switchyard_proto::v1::{
     CanonicalObject, ChangeKind, Consent, Contact, Envelope, ExternalRef, GoldenChange,
-    canonical_object,
+    IdentityConflict, canonical_object,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -67,19 +67,36 @@ pub struct Resolution {
     pub pending: Option<Pending>,
 }
 
+/// What [`resolve_contact`] needs besides the record: where its outcomes go and how phones read.
+#[derive(Debug, Clone)]
+pub struct ContactRules {
+    /// `<prefix>.golden.contact`.
+    pub golden_subject: String,
+    /// `<prefix>.ops.conflict.contact`.
+    pub conflict_subject: String,
+    /// Region assumed for phone numbers written without a country code.
+    pub default_region: phonenumber::country::Id,
+}
+
 /// The stored golden contact.
 #[derive(Debug, Clone, PartialEq)]
 struct Golden {
     id: Uuid,
     contact: Contact,
+    /// The E.164 match key of `contact.phone`; `None` when the phone is missing or unparseable.
+    phone_key: Option<String>,
     source_updated_at: OffsetDateTime,
     version: i64,
 }
 
 /// Resolves one canonical contact into the golden record, atomically.
+///
+/// A contact matches a golden record by its source id (crosswalk), its normalised email or its
+/// E.164 phone — any one suffices. When those keys point at more than one golden record, nothing
+/// is merged: the conflict is recorded and an OPS notice goes out through the outbox.
 pub async fn resolve_contact(
     pool: &Pool,
-    golden_subject: &str,
+    rules: &ContactRules,
     envelope: &Envelope,
     incoming: &Contact,
 ) -> Result<Resolution, StoreError> {
@@ -90,13 +107,19 @@ pub async fn resolve_contact(
         return Ok(resolution);
     }
     let email = normalize::email(&incoming.email);
+    let phone = normalize::phone(&incoming.phone, rules.default_region);
+    let phone_key = phone.key().map(str::to_owned);
     let system = envelope.source_system.as_str();
     let external_id = envelope.source_object_id.as_str();
     // Events sharing a key must not race: lock every key, in sorted order to avoid deadlocks.
-    let mut keys = vec![
-        format!("contact:email:{email}"),
-        format!("contact:xref:{system}:{external_id}"),
-    ];
+    // Missing keys are not locked: '' is not an identity, and locking it would serialise strangers.
+    let mut keys = vec![format!("contact:xref:{system}:{external_id}")];
+    if !email.is_empty() {
+        keys.push(format!("contact:email:{email}"));
+    }
+    if let Some(key) = &phone_key {
+        keys.push(format!("contact:phone:{key}"));
+    }
     keys.sort();
     for key in &keys {
         tx.execute(
@@ -112,46 +135,103 @@ pub async fn resolve_contact(
         )
         .await?
         .map(|row| row.get(0));
-    let by_email: Option<Uuid> = tx
-        .query_opt("SELECT id FROM golden_contacts WHERE email = $1", &[&email])
-        .await?
-        .map(|row| row.get(0));
+    let by_email: Option<Uuid> = if email.is_empty() {
+        None
+    } else {
+        tx.query_opt("SELECT id FROM golden_contacts WHERE email = $1", &[&email])
+            .await?
+            .map(|row| row.get(0))
+    };
+    let by_phone: Option<Uuid> = match &phone_key {
+        Some(key) => tx
+            .query_opt(
+                "SELECT id FROM golden_contacts WHERE phone_key = $1",
+                &[key],
+            )
+            .await?
+            .map(|row| row.get(0)),
+        None => None,
+    };
+    let matches: Vec<(&'static str, Uuid)> = [
+        ("source id", by_xref),
+        ("email", by_email),
+        ("phone", by_phone),
+    ]
+    .into_iter()
+    .filter_map(|(key, id)| id.map(|id| (key, id)))
+    .collect();
+    let mut candidates: Vec<Uuid> = Vec::new();
+    for (_, id) in &matches {
+        if !candidates.contains(id) {
+            candidates.push(*id);
+        }
+    }
     let occurred_at = to_time(envelope.occurred_at.as_ref());
     let mut incoming = incoming.clone();
     incoming.email = email;
+    incoming.phone = phone.value().to_owned();
 
-    let (outcome, golden, changed) = match (by_xref, by_email) {
-        (Some(a), Some(b)) if a != b => {
-            tx.execute(
-                "INSERT INTO identity_conflicts (event_id, object, golden_a, golden_b, detail) \
-                 VALUES ($1, 'contact', $2, $3, 'source id and email point at different records')",
-                &[&envelope.event_id, &a, &b],
-            )
-            .await?;
-            (Outcome::Conflict, None, Vec::new())
-        }
-        (None, None) => {
+    let mut conflict = None;
+    let (outcome, golden, changed) = match candidates.as_slice() {
+        [] => {
             let golden = Golden {
                 id: Uuid::now_v7(),
                 contact: incoming.clone(),
+                phone_key,
                 source_updated_at: occurred_at,
                 version: 1,
             };
             insert_golden(&tx, &golden).await?;
             (Outcome::Created, Some(golden), Vec::new())
         }
-        (Some(id), _) | (None, Some(id)) => {
+        [id] => {
+            let id = *id;
             let stored = load_for_update(&tx, id).await?;
-            if occurred_at < stored.source_updated_at {
+            let phone_only = by_xref.is_none() && by_email.is_none();
+            if phone_only
+                && !incoming.email.is_empty()
+                && !stored.contact.email.is_empty()
+                && stored.contact.email != incoming.email
+            {
+                // The phone matched, the email says someone else: a shared line (a household, a
+                // switchboard) or a changed address — never merged silently. The newcomer gets a
+                // record of their own, without the phone key the other already holds, and the
+                // pair is recorded for review.
+                let golden = Golden {
+                    id: Uuid::now_v7(),
+                    contact: incoming.clone(),
+                    phone_key: None,
+                    source_updated_at: occurred_at,
+                    version: 1,
+                };
+                insert_golden(&tx, &golden).await?;
+                tx.execute(
+                    "INSERT INTO identity_conflicts (event_id, object, golden_a, golden_b, detail) \
+                     VALUES ($1, 'contact', $2, $3, 'phone matched golden_a but the email differs; kept apart as golden_b')",
+                    &[&envelope.event_id, &id, &golden.id],
+                )
+                .await?;
+                tracing::warn!(event_id = %envelope.event_id, golden_a = %id, golden_b = %golden.id,
+                    "phone shared by a different email; new record kept apart and conflict recorded");
+                (Outcome::Created, Some(golden), Vec::new())
+            } else if occurred_at < stored.source_updated_at {
                 (Outcome::Stale, None, Vec::new())
             } else {
                 let (merged, changed) = merge(&stored.contact, &incoming);
                 if changed.is_empty() {
                     (Outcome::NoOp, None, Vec::new())
                 } else {
+                    // The key follows the stored phone: it moves only when this event's phone
+                    // (normalised, locked and looked up above) replaced it.
+                    let phone_key = if changed.iter().any(|field| field == "phone") {
+                        phone_key
+                    } else {
+                        stored.phone_key
+                    };
                     let golden = Golden {
                         id,
                         contact: merged,
+                        phone_key,
                         source_updated_at: occurred_at,
                         version: stored.version + 1,
                     };
@@ -160,8 +240,43 @@ pub async fn resolve_contact(
                 }
             }
         }
+        [a, others @ ..] => {
+            let detected_at = OffsetDateTime::now_utc();
+            for b in others {
+                let detail = conflict_detail(&matches, *a, *b);
+                tx.execute(
+                    "INSERT INTO identity_conflicts (event_id, object, golden_a, golden_b, detail, detected_at) \
+                     VALUES ($1, 'contact', $2, $3, $4, $5)",
+                    &[&envelope.event_id, a, b, &detail, &detected_at],
+                )
+                .await?;
+                tracing::warn!(
+                    event_id = %envelope.event_id,
+                    golden_a = %a,
+                    golden_b = %b,
+                    %detail,
+                    "identity conflict recorded; records kept apart"
+                );
+                // One notice per event (the outbox holds one message); every pair is in the table.
+                conflict.get_or_insert_with(|| IdentityConflict {
+                    event_id: envelope.event_id.clone(),
+                    object_type: "contact".to_owned(),
+                    golden_a: a.to_string(),
+                    golden_b: b.to_string(),
+                    detail,
+                    detected_at: Some(switchyard_proto::Timestamp {
+                        seconds: detected_at.unix_timestamp(),
+                        nanos: i32::try_from(detected_at.nanosecond()).unwrap_or(0),
+                    }),
+                });
+            }
+            (Outcome::Conflict, None, Vec::new())
+        }
     };
-    let golden_id = golden.as_ref().map(|g| g.id).or(by_xref).or(by_email);
+    let golden_id = golden
+        .as_ref()
+        .map(|g| g.id)
+        .or_else(|| candidates.first().copied());
     if let (Some(id), None) = (golden_id, by_xref)
         && outcome != Outcome::Conflict
     {
@@ -174,8 +289,8 @@ pub async fn resolve_contact(
             .await?;
         }
     }
-    let pending = match &golden {
-        Some(golden) => {
+    let pending = match (&golden, conflict) {
+        (Some(golden), _) => {
             let refs = external_refs(&tx, golden.id).await?;
             let kind = if outcome == Outcome::Created {
                 ChangeKind::Created
@@ -198,12 +313,20 @@ pub async fn resolve_contact(
             };
             Some(Pending {
                 event_id: envelope.event_id.clone(),
-                subject: golden_subject.to_owned(),
+                subject: rules.golden_subject.clone(),
                 msg_id: format!("golden:{}", change.change_id),
                 payload: change.encode_to_vec(),
             })
         }
-        None => None,
+        // The conflict notice rides the same outbox as golden changes: published after commit,
+        // republished from here if the service dies in between.
+        (None, Some(conflict)) => Some(Pending {
+            event_id: envelope.event_id.clone(),
+            subject: rules.conflict_subject.clone(),
+            msg_id: format!("conflict:{}", envelope.event_id),
+            payload: conflict.encode_to_vec(),
+        }),
+        (None, None) => None,
     };
     tx.execute(
         "INSERT INTO processed_events (event_id, outcome, golden_id, change_subject, change_msg_id, change_payload) \
@@ -220,6 +343,23 @@ pub async fn resolve_contact(
     .await?;
     tx.commit().await?;
     Ok(Resolution { outcome, pending })
+}
+
+/// Which keys of the incoming record matched which record, without the personal data itself.
+fn conflict_detail(matches: &[(&'static str, Uuid)], a: Uuid, b: Uuid) -> String {
+    let keys = |id: Uuid| {
+        matches
+            .iter()
+            .filter(|(_, matched)| *matched == id)
+            .map(|(key, _)| *key)
+            .collect::<Vec<_>>()
+            .join(" and ")
+    };
+    format!(
+        "{} matched golden_a, {} matched golden_b; not merged",
+        keys(a),
+        keys(b)
+    )
 }
 
 /// Marks an outbox entry as published.
@@ -267,7 +407,7 @@ async fn already_processed(
 }
 
 const COLUMNS: &str = "id, email, phone, first_name, last_name, company_name, job_title, \
-    lifecycle_stage, marketing_consent, consent_source, source_updated_at, version";
+    lifecycle_stage, marketing_consent, consent_source, source_updated_at, version, phone_key";
 
 async fn load_for_update(tx: &Transaction<'_>, id: Uuid) -> Result<Golden, StoreError> {
     let row = tx
@@ -294,6 +434,7 @@ async fn load_for_update(tx: &Transaction<'_>, id: Uuid) -> Result<Golden, Store
             }),
             address: None,
         },
+        phone_key: row.get(12),
         source_updated_at: row.get(10),
         version: row.get(11),
     })
@@ -303,7 +444,7 @@ async fn insert_golden(tx: &Transaction<'_>, g: &Golden) -> Result<(), StoreErro
     let c = &g.contact;
     let consent = c.consent.as_ref();
     tx.execute(
-        &format!("INSERT INTO golden_contacts ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"),
+        &format!("INSERT INTO golden_contacts ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"),
         &[
             &g.id,
             &c.email,
@@ -317,6 +458,7 @@ async fn insert_golden(tx: &Transaction<'_>, g: &Golden) -> Result<(), StoreErro
             &consent.map(|c| c.source.as_str()).unwrap_or_default(),
             &g.source_updated_at,
             &g.version,
+            &g.phone_key,
         ],
     )
     .await?;
@@ -329,7 +471,8 @@ async fn update_golden(tx: &Transaction<'_>, g: &Golden) -> Result<(), StoreErro
     tx.execute(
         "UPDATE golden_contacts SET email = $2, phone = $3, first_name = $4, last_name = $5, \
          company_name = $6, job_title = $7, lifecycle_stage = $8, marketing_consent = $9, \
-         consent_source = $10, source_updated_at = $11, version = $12, updated_at = now() WHERE id = $1",
+         consent_source = $10, source_updated_at = $11, version = $12, phone_key = $13, \
+         updated_at = now() WHERE id = $1",
         &[
             &g.id,
             &c.email,
@@ -343,6 +486,7 @@ async fn update_golden(tx: &Transaction<'_>, g: &Golden) -> Result<(), StoreErro
             &consent.map(|c| c.source.as_str()).unwrap_or_default(),
             &g.source_updated_at,
             &g.version,
+            &g.phone_key,
         ],
     )
     .await?;
@@ -428,6 +572,16 @@ mod tests {
             phone: phone.to_owned(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_conflict_names_the_keys_never_their_values() {
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let matches = [("source id", a), ("email", a), ("phone", b)];
+        assert_eq!(
+            conflict_detail(&matches, a, b),
+            "source id and email matched golden_a, phone matched golden_b; not merged"
+        );
     }
 
     #[test]

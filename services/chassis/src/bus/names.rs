@@ -108,6 +108,11 @@ impl Names {
         format!("{}.ops.delivery.{}", self.prefix, token(flow))
     }
 
+    /// `<prefix>.ops.conflict.<object>`: keys of one record that point at different golden records.
+    pub fn ops_conflict(&self, object: &str) -> String {
+        format!("{}.ops.conflict.{}", self.prefix, token(object))
+    }
+
     /// A durable consumer's name, e.g. `switchyard-deliver-contacts`.
     pub fn consumer(&self, name: &str) -> String {
         format!("{}-{}", self.prefix, token(name))
@@ -163,5 +168,6 @@ mod tests {
         assert_eq!(n.raw("demo", "a.*.>..b c"), "t-42.raw.demo.a._._.b_c");
         assert_eq!(n.raw("demo", ""), "t-42.raw.demo.unknown");
         assert_eq!(n.dlq("deliver", "my.flow"), "t-42.dlq.deliver.my_flow");
+        assert_eq!(n.ops_conflict("contact"), "t-42.ops.conflict.contact");
     }
 }
