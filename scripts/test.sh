@@ -4,6 +4,12 @@ set -euo pipefail
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/switchyard-target}"
 export SWITCHYARD_TEST_NATS_URL="${SWITCHYARD_TEST_NATS_URL:-nats://127.0.0.1:4222}"
 export SWITCHYARD_TEST_DATABASE_URL="${SWITCHYARD_TEST_DATABASE_URL:-host=/var/run/postgresql user=$(id -un) dbname=postgres}"
+# The vendors' samples the tests use: shared/vendor beside the checkout unless said otherwise.
+export SWITCHYARD_VENDOR_DIR="${SWITCHYARD_VENDOR_DIR:-$(cd "$(dirname "$0")/../.." && pwd)/shared/vendor}"
+if [ ! -d "$SWITCHYARD_VENDOR_DIR/samples" ]; then
+  echo "test: the vendors' samples are not at $SWITCHYARD_VENDOR_DIR; set SWITCHYARD_VENDOR_DIR" >&2
+  exit 1
+fi
 export SWITCHYARD_NATS_SERVER="${SWITCHYARD_NATS_SERVER:-$(command -v nats-server || echo /usr/sbin/nats-server)}"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast

@@ -198,3 +198,13 @@ pub async fn drop_database(url: &str) {
             .await;
     }
 }
+
+/// A file from the vendors' published specs and samples: `shared/vendor/` beside the checkout,
+/// or where `SWITCHYARD_VENDOR_DIR` points.
+pub fn vendor_file(relative: &str) -> std::path::PathBuf {
+    let dir = std::env::var("SWITCHYARD_VENDOR_DIR").map_or_else(
+        |_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vendor"),
+        std::path::PathBuf::from,
+    );
+    dir.join(relative)
+}

@@ -15,10 +15,9 @@ use super::{HmacSha256, Incoming, Parsed, Reply, Source};
 use crate::IngestError;
 
 fn vendor(path: &str) -> serde_json::Value {
-    let file = format!(
-        "{}/../../../shared/vendor/samples/{path}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let file = switchyard_chassis::testkit::vendor_file(&format!("samples/{path}"))
+        .display()
+        .to_string();
     let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{file}: {e}"));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"))
 }

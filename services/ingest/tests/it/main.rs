@@ -340,10 +340,9 @@ fn hex_hmac(key: &str, parts: &[&[u8]]) -> String {
 }
 
 fn sample(path: &str) -> Vec<u8> {
-    let file = format!(
-        "{}/../../../shared/vendor/samples/{path}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let file = switchyard_chassis::testkit::vendor_file(&format!("samples/{path}"))
+        .display()
+        .to_string();
     let value: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&file).unwrap_or_else(|e| panic!("{file}: {e}")))
             .expect("json");
