@@ -340,7 +340,7 @@ fn hex_hmac(key: &str, parts: &[&[u8]]) -> String {
 }
 
 fn sample(path: &str) -> Vec<u8> {
-    let file = switchyard_chassis::testkit::vendor_file(&format!("samples/{path}"))
+    let file = testkit::vendor_file(&format!("samples/{path}"))
         .display()
         .to_string();
     let value: serde_json::Value =
