@@ -10,7 +10,7 @@ BIN := $(CARGO_TARGET_DIR)/debug
 # Demo secrets: generated once per checkout, kept out of the repository (.gitignore).
 DEMO_ENV := .demo.env
 
-.PHONY: all deps build run demo test bench lint fmt check-config clean
+.PHONY: all deps build run demo test bench lint fmt check-config chart-check clean
 
 all: build
 
@@ -35,12 +35,16 @@ demo: $(DEMO_ENV)
 	@bash scripts/demo.sh
 
 ## Unit and integration tests against real NATS and PostgreSQL.
-test: deps lint
+test: deps lint chart-check
 	@bash scripts/test.sh
 
 ## Benchmarks (release build); figures go to docs/benchmarks.md.
 bench: deps
 	@bash scripts/bench.sh
+
+## Helm chart: lint, render (default and full values), validate against Kubernetes schemas, offline.
+chart-check:
+	@bash scripts/helm-check.sh
 
 lint:
 	cargo fmt --all -- --check

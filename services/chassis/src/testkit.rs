@@ -119,15 +119,43 @@ pub struct PrivateNats {
 impl PrivateNats {
     /// Starts `nats-server -js` on a free loopback port and waits until it accepts connections.
     pub async fn start() -> std::io::Result<Self> {
+        Self::start_with(None, &[]).await
+    }
+
+    /// Like [`start`](Self::start), with `extra` appended to the server's configuration file (e.g.
+    /// an `authorization { … }` block) and `env` set for the server, which resolves `$VAR`
+    /// references in its configuration from it (so passwords need not be written to disk).
+    pub async fn start_with_config(extra: &str, env: &[(String, String)]) -> std::io::Result<Self> {
+        Self::start_with(Some(extra), env).await
+    }
+
+    async fn start_with(extra: Option<&str>, env: &[(String, String)]) -> std::io::Result<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
         let store = std::env::temp_dir().join(unique("sy-nats-"));
         let bin =
             std::env::var("SWITCHYARD_NATS_SERVER").unwrap_or_else(|_| "nats-server".to_owned());
-        let child = std::process::Command::new(&bin)
-            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
-            .arg(&store)
+        let mut command = std::process::Command::new(&bin);
+        match extra {
+            None => {
+                command
+                    .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+                    .arg(&store);
+            }
+            Some(extra) => {
+                std::fs::create_dir_all(&store)?;
+                let file = store.join("server.conf");
+                let text = format!(
+                    "listen: \"127.0.0.1:{port}\"\njetstream {{ store_dir: {:?} }}\n{extra}\n",
+                    store.join("js").display().to_string()
+                );
+                std::fs::write(&file, text)?;
+                command.arg("-c").arg(&file);
+            }
+        }
+        let child = command
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()

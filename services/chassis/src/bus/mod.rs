@@ -4,6 +4,8 @@
 
 mod consume;
 mod names;
+pub mod permissions;
+mod replay;
 
 use std::time::Duration;
 
@@ -15,6 +17,7 @@ use switchyard_proto::v1::DeadLetter;
 
 pub use consume::{Delivery, run_consumer, settled};
 pub use names::{Names, StreamKind};
+pub use replay::replay_dead_letter;
 
 use crate::config::{NatsConfig, StorageKind};
 use crate::retry;
@@ -56,6 +59,47 @@ fn header_safe(value: &str) -> String {
         .to_owned()
 }
 
+/// Connection options from the config: name, private inbox, credentials and TLS. Files are read
+/// on every attempt, so a credentials file mounted a moment late is still picked up.
+async fn connect_options(
+    config: &NatsConfig,
+    prefix: &str,
+    name: &str,
+) -> Result<async_nats::ConnectOptions, String> {
+    use secrecy::ExposeSecret as _;
+    let mut options = async_nats::ConnectOptions::new()
+        .name(name)
+        .custom_inbox_prefix(permissions::inbox_prefix(prefix, name))
+        .connection_timeout(Duration::from_secs(2));
+    if let Some(creds) = &config.creds_file {
+        options = async_nats::ConnectOptions::with_credentials_file(creds.clone())
+            .await
+            .map_err(|e| format!("cannot read {}: {e}", creds.display()))?
+            .name(name)
+            .custom_inbox_prefix(permissions::inbox_prefix(prefix, name))
+            .connection_timeout(Duration::from_secs(2));
+    }
+    if let Some(user) = &config.user {
+        let password = config
+            .password
+            .as_ref()
+            .map(|p| p.expose_secret().to_owned())
+            .unwrap_or_default();
+        options = options.user_and_password(user.clone(), password);
+    }
+    let tls = &config.tls;
+    if let Some(ca) = &tls.ca_file {
+        options = options.add_root_certificates(ca.clone());
+    }
+    if let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) {
+        options = options.add_client_certificate(cert.clone(), key.clone());
+    }
+    if tls.required {
+        options = options.require_tls(true);
+    }
+    Ok(options)
+}
+
 /// What JetStream said about a publish.
 #[derive(Debug, Clone, Copy)]
 pub struct Published {
@@ -91,20 +135,24 @@ pub struct Bus {
 }
 
 impl Bus {
-    /// Connects (retrying for a short while, so a service can start alongside NATS).
+    /// Connects (retrying for a short while, so a service can start alongside NATS) with the
+    /// configured credentials and TLS. Replies come to an inbox of this connection's own
+    /// (`_INBOX.<prefix>.<name>`), so a per-service NATS user needs no access to other inboxes.
     pub async fn connect(config: &NatsConfig, prefix: &str, name: &str) -> Result<Self, BusError> {
         let url = config.url.clone();
-        let client = retry::startup(|| {
-            async_nats::ConnectOptions::new()
-                .name(name)
-                .connection_timeout(Duration::from_secs(2))
+        let fail = |reason: String| BusError::Connect {
+            url: url.clone(),
+            reason,
+        };
+        let client = retry::startup(|| async {
+            connect_options(config, prefix, name)
+                .await?
                 .connect(url.clone())
+                .await
+                .map_err(|e| e.to_string())
         })
         .await
-        .map_err(|e| BusError::Connect {
-            url: url.clone(),
-            reason: e.to_string(),
-        })?;
+        .map_err(fail)?;
         let js = jetstream::new(client.clone());
         Ok(Self {
             client,
