@@ -19,3 +19,5 @@ pub use prost_types::Timestamp;
 pub fn timestamp(at: std::time::SystemTime) -> Timestamp {
     Timestamp::from(at)
 }
+
+pub mod contracts;

@@ -1,6 +1,9 @@
-//! Transform: raw webhooks in, canonical objects that satisfy their data contract out. A payload
-//! that breaks its contract is dead-lettered with every problem named, never dropped.
+//! Transform: raw webhooks in, canonical objects that satisfy their data contract out. Declarative
+//! mappings say how each vendor event becomes a canonical object; the object is checked against its
+//! contract; a payload that breaks it is dead-lettered with every problem named, never dropped and
+//! never half-mapped; changes in a vendor's payload shape raise one schema-drift notice each.
 
+mod drift;
 pub mod mapping;
 
 use std::net::SocketAddr;
@@ -9,21 +12,28 @@ use bytes::Bytes;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::registry::Registry;
 use prost::Message as _;
-use switchyard_chassis::bus::{
-    Bus, ConsumerSpec, Delivery, StreamKind, run_consumer, settled as settle,
-};
+use serde_json::{Map, Value};
+use switchyard_chassis::bus::{Bus, ConsumerSpec, Delivery, StreamKind, run_consumer, settled};
 use switchyard_chassis::config::Config;
 use switchyard_chassis::retry::RedeliveryPolicy;
 use switchyard_chassis::{CancellationToken, Error, Runtime};
-use switchyard_proto::v1::{CanonicalObject, Envelope, RawEvent, canonical_object};
+use switchyard_proto::contracts::{self, Contract, FieldType};
+use switchyard_proto::v1::{
+    Address, CanonicalObject, Consent, Contact, Envelope, RawEvent, canonical_object,
+};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
-use mapping::{Mapped, map_standard_webhook};
+use mapping::{Context, Registry};
 
 const STAGE: &str = "transform";
 /// Redeliveries of a message whose publish failed before it is dead-lettered.
 const MAX_ATTEMPTS: u64 = 20;
+
+mod migrations {
+    refinery::embed_migrations!("migrations");
+}
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Labels {
@@ -44,13 +54,33 @@ struct Handler {
     bus: Bus,
     events: Family<Labels, Counter>,
     retry: RedeliveryPolicy,
+    registry: std::sync::Arc<Registry>,
+    contracts: std::sync::Arc<Vec<Contract>>,
+    ctx: Context,
+    drift: drift::Drift,
 }
 
 impl App {
-    /// Connects to NATS, declares the streams and the `transform` durable consumer.
+    /// Loads contracts and mappings, connects, and creates the `transform` durable consumer.
     pub async fn build(config: Config, shutdown: CancellationToken) -> Result<Self, Error> {
-        let mut runtime =
-            Runtime::start(STAGE, &config, config.transform.ops_listen, None, shutdown).await?;
+        let contracts = contracts::load(config.transform.contracts_dir.as_deref())
+            .map_err(|e| Error::Other(e.to_string()))?;
+        let registry = Registry::load(config.transform.mappings_dir.as_deref(), &contracts)
+            .map_err(|e| Error::Other(e.to_string()))?;
+        let default_region = config.dedupe.default_region.parse().map_err(|_| {
+            Error::Other(format!(
+                "dedupe.default_region: {:?} is not a known region",
+                config.dedupe.default_region
+            ))
+        })?;
+        let mut runtime = Runtime::start(
+            STAGE,
+            &config,
+            config.transform.ops_listen,
+            Some(migrations::migrations::runner()),
+            shutdown,
+        )
+        .await?;
         let consumer = runtime
             .bus
             .consumer(&ConsumerSpec {
@@ -62,10 +92,30 @@ impl App {
                 batch: 64,
             })
             .await?;
+        let events = Family::<Labels, Counter>::default();
+        runtime.registry.register(
+            "transform_events",
+            "Raw events transformed, by source and outcome (mapped, unmapped, violation, failed)",
+            events.clone(),
+        );
+        let notices = Family::<Vec<(String, String)>, Counter>::default();
+        runtime.registry.register(
+            "transform_schema_drift_notices",
+            "Schema-drift notices, by source and change (new field, re-typed field, new enum value)",
+            notices.clone(),
+        );
+        let pool = runtime
+            .pool
+            .clone()
+            .ok_or_else(|| Error::Other("transform needs PostgreSQL".to_owned()))?;
         let handler = Handler {
             bus: runtime.bus.clone(),
-            events: register(&mut runtime.registry),
+            events,
             retry: RedeliveryPolicy::default(),
+            registry: std::sync::Arc::new(registry),
+            contracts: std::sync::Arc::new(contracts),
+            ctx: Context { default_region },
+            drift: drift::Drift::new(pool, runtime.bus.clone(), notices),
         };
         Ok(Self {
             runtime,
@@ -93,14 +143,10 @@ impl App {
     }
 }
 
-fn register(registry: &mut Registry) -> Family<Labels, Counter> {
-    let events = Family::<Labels, Counter>::default();
-    registry.register(
-        "transform_events",
-        "Raw events transformed, by source and outcome (mapped, unmapped, violation, failed)",
-        events.clone(),
-    );
-    events
+/// Why an event cannot become a canonical object.
+enum Refusal {
+    NoMapping,
+    Violation(String),
 }
 
 impl Handler {
@@ -121,76 +167,160 @@ impl Handler {
                 return self.dead_letter(delivery, "unknown", &reason).await;
             }
         };
-        // Vendor-specific mappings are not written yet: those events stay in RAW for replay.
-        let mapped = if raw.source_kind == "standard-webhooks" {
-            map_standard_webhook(&raw.event_type, &raw.body)
-        } else {
-            Ok(Mapped::Unmapped)
-        };
-        match mapped {
-            Ok(Mapped::Unmapped) => {
-                tracing::info!(event_type = %raw.event_type, "no mapping for this event type; skipped");
+        let object = match self.canonical(&raw).await {
+            Ok(object) => object,
+            Err(Refusal::NoMapping) => {
+                // Kept in RAW for replay once a mapping exists (thin events wait for hydration).
+                tracing::info!(kind = %raw.source_kind, event_type = %raw.event_type, "no mapping for this event type; skipped");
                 self.count(&raw.source, "unmapped");
-                settle(delivery.ack().await);
+                settled(delivery.ack().await);
+                return;
             }
-            Err(violation) => {
-                tracing::info!(%violation, "contract violation; dead-lettering");
+            Err(Refusal::Violation(reason)) => {
+                tracing::info!(event_type = %raw.event_type, "contract violation; dead-lettering");
                 self.count(&raw.source, "violation");
-                self.dead_letter(delivery, &raw.source, &violation.to_string())
-                    .await;
+                return self.dead_letter(delivery, &raw.source, &reason).await;
             }
-            Ok(Mapped::Contact {
-                contact,
-                source_object_id,
-                occurred_at,
-            }) => {
-                let object = CanonicalObject {
-                    envelope: Some(Envelope {
-                        event_id: raw.event_id.clone(),
-                        source_system: raw.source.clone(),
-                        source_kind: raw.source_kind.clone(),
-                        source_object_id,
-                        occurred_at: occurred_at.or(raw.received_at),
-                        received_at: raw.received_at,
-                        contract_version: mapping::CONTACT_CONTRACT.to_owned(),
-                        event_type: raw.event_type.clone(),
-                    }),
-                    object: Some(canonical_object::Object::Contact(*contact)),
-                };
-                let subject = self.bus.names().canonical("contact", &raw.source);
-                let published = self
-                    .bus
-                    .publish(
-                        subject,
-                        &format!("canonical:{}", raw.event_id),
-                        Default::default(),
-                        Bytes::from(object.encode_to_vec()),
-                    )
-                    .await;
-                match published {
-                    Ok(_) => {
-                        self.count(&raw.source, "mapped");
-                        settle(delivery.ack().await);
-                    }
-                    Err(error) if delivery.attempt() < MAX_ATTEMPTS => {
-                        tracing::warn!(%error, "canonical publish failed; will retry");
-                        self.count(&raw.source, "failed");
-                        let delay = self.retry.delay(delivery.attempt(), None);
-                        settle(delivery.nak(Some(delay)).await);
-                    }
-                    Err(error) => {
-                        let reason =
-                            format!("canonical publish failed {MAX_ATTEMPTS} times: {error}");
-                        self.dead_letter(delivery, &raw.source, &reason).await;
-                    }
-                }
+        };
+        let subject = self.bus.names().canonical("contact", &raw.source);
+        let published = self
+            .bus
+            .publish(
+                subject,
+                &format!("canonical:{}", raw.event_id),
+                Default::default(),
+                Bytes::from(object.encode_to_vec()),
+            )
+            .await;
+        match published {
+            Ok(_) => {
+                self.count(&raw.source, "mapped");
+                settled(delivery.ack().await);
+            }
+            Err(error) if delivery.attempt() < MAX_ATTEMPTS => {
+                tracing::warn!(%error, "canonical publish failed; will retry");
+                self.count(&raw.source, "failed");
+                let delay = self.retry.delay(delivery.attempt(), None);
+                settled(delivery.nak(Some(delay)).await);
+            }
+            Err(error) => {
+                let reason = format!("canonical publish failed {MAX_ATTEMPTS} times: {error}");
+                self.dead_letter(delivery, &raw.source, &reason).await;
             }
         }
+    }
+
+    /// Maps the event, checks drift and the contract, and builds the canonical object.
+    async fn canonical(&self, raw: &RawEvent) -> Result<CanonicalObject, Refusal> {
+        let mapping = self
+            .registry
+            .find(&raw.source_kind, &raw.event_type)
+            .ok_or(Refusal::NoMapping)?;
+        let contract = self
+            .contracts
+            .iter()
+            .find(|c| c.id() == mapping.contract)
+            .ok_or(Refusal::NoMapping)?;
+        let violation = |problems: Vec<String>| {
+            Refusal::Violation(format!(
+                "contract violation ({}, mapping {}): {}",
+                mapping.contract,
+                mapping.name,
+                problems.join("; ")
+            ))
+        };
+        let payload: Value = serde_json::from_slice(&raw.body)
+            .map_err(|e| violation(vec![format!("body: not JSON: {e}")]))?;
+        let (mut mapped, mut problems) = mapping.apply_all(&payload, &self.ctx);
+        // Enum values of the mapped record join the shape, so a new vendor value is noticed.
+        let enums: Vec<(String, String)> = contract
+            .fields
+            .iter()
+            .filter(|(_, rule)| rule.kind == FieldType::Enum)
+            .filter_map(|(name, _)| {
+                mapped
+                    .record
+                    .get(name)
+                    .and_then(Value::as_str)
+                    .map(|v| (name.clone(), v.to_owned()))
+            })
+            .collect();
+        self.drift
+            .observe(&raw.source, &raw.event_type, &payload, &enums)
+            .await;
+        // Every problem at once: the mapping's and the contract's.
+        if let Err(more) = contract.apply(&mut mapped.record) {
+            problems.extend(more);
+        }
+        if !problems.is_empty() {
+            return Err(violation(problems));
+        }
+        let occurred_at = match mapped.occurred_at.as_deref() {
+            Some(text) => Some(timestamp(text).map_err(|p| violation(vec![p]))?),
+            None => raw.received_at,
+        };
+        Ok(CanonicalObject {
+            envelope: Some(Envelope {
+                event_id: raw.event_id.clone(),
+                source_system: raw.source.clone(),
+                source_kind: raw.source_kind.clone(),
+                source_object_id: mapped.record_id,
+                occurred_at,
+                received_at: raw.received_at,
+                contract_version: mapping.contract.clone(),
+                event_type: raw.event_type.clone(),
+            }),
+            object: Some(canonical_object::Object::Contact(contact(&mapped.record))),
+        })
     }
 
     async fn dead_letter(&self, delivery: Delivery, source: &str, reason: &str) {
         self.bus
             .dead_letter_then_ack(delivery, STAGE, source, reason, 0, &self.retry)
             .await;
+    }
+}
+
+fn timestamp(text: &str) -> Result<switchyard_proto::Timestamp, String> {
+    let at = OffsetDateTime::parse(text, &Rfc3339)
+        .map_err(|_| format!("occurred_at: {text:?} is not an RFC 3339 date-time"))?;
+    Ok(switchyard_proto::Timestamp {
+        seconds: at.unix_timestamp(),
+        nanos: i32::try_from(at.nanosecond()).unwrap_or(0),
+    })
+}
+
+/// The contract-checked record as a `Contact` message.
+fn contact(record: &Map<String, Value>) -> Contact {
+    let text = |name: &str| {
+        record
+            .get(name)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    Contact {
+        email: text("email"),
+        phone: text("phone"),
+        first_name: text("first_name"),
+        last_name: text("last_name"),
+        company_name: text("company_name"),
+        job_title: text("job_title"),
+        lifecycle_stage: text("lifecycle_stage"),
+        consent: record
+            .get("marketing_consent")
+            .and_then(Value::as_bool)
+            .map(|marketing| Consent {
+                marketing,
+                source: text("consent_source"),
+                given_at: None,
+            }),
+        address: record
+            .get("country")
+            .and_then(Value::as_str)
+            .map(|country| Address {
+                country: country.to_owned(),
+                ..Default::default()
+            }),
     }
 }

@@ -113,6 +113,11 @@ impl Names {
         format!("{}.ops.conflict.{}", self.prefix, token(object))
     }
 
+    /// `<prefix>.ops.drift.<source>`: schema-drift notices from transform.
+    pub fn ops_drift(&self, source: &str) -> String {
+        format!("{}.ops.drift.{}", self.prefix, token(source))
+    }
+
     /// A durable consumer's name, e.g. `switchyard-deliver-contacts`.
     pub fn consumer(&self, name: &str) -> String {
         format!("{}-{}", self.prefix, token(name))

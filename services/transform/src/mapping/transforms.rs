@@ -1,0 +1,198 @@
+//! The transforms a mapping can chain: text clean-up, E.164 phones, names, dates to UTC, enum maps.
+
+use serde::Deserialize;
+use serde_json::Value;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::FieldSpec;
+
+/// What transforms need to know about the deployment.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// Region for phone numbers written without a country code.
+    pub default_region: phonenumber::country::Id,
+}
+
+/// One step of a field's transform chain.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Transform {
+    /// `trim`, `lowercase`, `uppercase`, `e164`, `first_name`, `last_name`, `datetime_utc`,
+    /// `unix_seconds`, `unix_millis`, `to_string`, `bool`.
+    Named(Named),
+    /// `{ map: { vendor value: canonical value } }`; unmapped values pass through.
+    Map {
+        map: std::collections::BTreeMap<String, String>,
+    },
+    /// `{ equals: x }`: true when the value is `x`.
+    Equals { equals: Value },
+}
+
+/// The named transforms.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Named {
+    Trim,
+    Lowercase,
+    Uppercase,
+    E164,
+    FirstName,
+    LastName,
+    DatetimeUtc,
+    UnixSeconds,
+    UnixMillis,
+    ToString,
+    Bool,
+}
+
+/// A value at a dotted path (`a.b.0.c`), if present and not null or empty.
+pub fn lookup<'a>(payload: &'a Value, path: &str) -> Option<&'a Value> {
+    let mut node = payload;
+    for part in path.split('.') {
+        node = match node {
+            Value::Object(map) => map.get(part)?,
+            Value::Array(items) => items.get(part.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    match node {
+        Value::Null => None,
+        Value::String(s) if s.trim().is_empty() => None,
+        other => Some(other),
+    }
+}
+
+/// A value as text (strings bare, numbers and booleans written out).
+pub fn as_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Resolves a field: first non-empty path (or the constant), then the transforms, then the
+/// default. `Ok(None)` when there is nothing; `Err` names what could not be transformed.
+pub fn resolve(spec: &FieldSpec, payload: &Value, ctx: &Context) -> Result<Option<Value>, String> {
+    let found = match &spec.value {
+        Some(constant) => Some(constant.clone()),
+        None => spec.paths.iter().find_map(|p| lookup(payload, p)).cloned(),
+    };
+    let mut value = found;
+    for transform in &spec.transforms {
+        let Some(current) = value.take() else {
+            break;
+        };
+        value = apply(transform, current, ctx)?;
+    }
+    match (value, &spec.or) {
+        (Some(value), _) => Ok(Some(value)),
+        (None, Some(fallback)) => {
+            resolve(fallback, payload, ctx).map(|v| v.or_else(|| spec.default.clone()))
+        }
+        (None, None) => Ok(spec.default.clone()),
+    }
+}
+
+fn apply(transform: &Transform, value: Value, ctx: &Context) -> Result<Option<Value>, String> {
+    let text = || as_text(&value);
+    let keep = |s: String| {
+        if s.is_empty() {
+            None
+        } else {
+            Some(Value::String(s))
+        }
+    };
+    Ok(match transform {
+        Transform::Named(Named::Trim) => keep(text().trim().to_owned()),
+        Transform::Named(Named::Lowercase) => keep(text().to_lowercase()),
+        Transform::Named(Named::Uppercase) => keep(text().to_uppercase()),
+        Transform::Named(Named::ToString) => keep(text()),
+        Transform::Named(Named::E164) => {
+            let raw = text();
+            // A number that does not parse is kept as given: the contract allows it, and dedupe
+            // never uses it as a key.
+            match phonenumber::parse(Some(ctx.default_region), &raw) {
+                Ok(number) if phonenumber::is_valid(&number) => {
+                    keep(number.format().mode(phonenumber::Mode::E164).to_string())
+                }
+                _ => keep(raw),
+            }
+        }
+        Transform::Named(Named::FirstName) => {
+            let full = text();
+            let first = match full.trim().rsplit_once(' ') {
+                Some((first, _)) => first.trim().to_owned(),
+                None => full.trim().to_owned(),
+            };
+            keep(first)
+        }
+        Transform::Named(Named::LastName) => keep(
+            text()
+                .trim()
+                .rsplit_once(' ')
+                .map(|(_, last)| last.trim().to_owned())
+                .unwrap_or_default(),
+        ),
+        Transform::Named(Named::DatetimeUtc) => Some(Value::String(datetime_utc(&text())?)),
+        Transform::Named(Named::UnixSeconds) | Transform::Named(Named::UnixMillis) => {
+            let n = value
+                .as_i64()
+                .or_else(|| text().trim().parse().ok())
+                .ok_or_else(|| format!("{} is not a unix time", value))?;
+            let nanos = if matches!(transform, Transform::Named(Named::UnixMillis)) {
+                i128::from(n) * 1_000_000
+            } else {
+                i128::from(n) * 1_000_000_000
+            };
+            let at = OffsetDateTime::from_unix_timestamp_nanos(nanos).map_err(|e| e.to_string())?;
+            Some(Value::String(
+                at.format(&Rfc3339).map_err(|e| e.to_string())?,
+            ))
+        }
+        Transform::Named(Named::Bool) => match &value {
+            Value::Bool(b) => Some(Value::Bool(*b)),
+            other => match as_text(other).trim().to_ascii_lowercase().as_str() {
+                "true" | "yes" | "1" | "y" => Some(Value::Bool(true)),
+                "false" | "no" | "0" | "n" => Some(Value::Bool(false)),
+                "" => None,
+                _ => return Err(format!("{other} is not a yes/no value")),
+            },
+        },
+        Transform::Map { map } => {
+            let key = text();
+            match map.get(&key) {
+                Some(mapped) => keep(mapped.clone()),
+                None => Some(value),
+            }
+        }
+        Transform::Equals { equals } => Some(Value::Bool(&value == equals)),
+    })
+}
+
+/// RFC 3339, `YYYY-MM-DD HH:MM:SS` (taken as UTC), or a `±HHMM` offset without colon, to UTC RFC 3339.
+fn datetime_utc(raw: &str) -> Result<String, String> {
+    let raw = raw.trim();
+    let parsed = OffsetDateTime::parse(raw, &Rfc3339).ok().or_else(|| {
+        // 2015-10-05T14:42:19-0700 (no colon in the offset)
+        let fmt = time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second][offset_hour sign:mandatory][offset_minute]"
+        );
+        OffsetDateTime::parse(raw, fmt).ok()
+    });
+    let parsed = match parsed {
+        Some(at) => at,
+        None => {
+            let fmt = time::macros::format_description!(
+                "[year]-[month]-[day][first [T] [ ]][hour]:[minute]:[second]"
+            );
+            time::PrimitiveDateTime::parse(raw, fmt)
+                .map(time::PrimitiveDateTime::assume_utc)
+                .map_err(|_| format!("{raw:?} is not a date-time"))?
+        }
+    };
+    parsed
+        .to_offset(time::UtcOffset::UTC)
+        .format(&Rfc3339)
+        .map_err(|e| e.to_string())
+}
