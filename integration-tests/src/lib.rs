@@ -42,12 +42,41 @@ pub const FLOW: &str = "contacts";
 #[derive(Debug, Clone)]
 pub struct Options {
     pub max_attempts: u32,
+    /// Give each service its own NATS user (as deployed) instead of the anonymous default.
+    pub nats_users: Option<NatsUsers>,
+    /// Transform's directory of user mappings (`transform.mappings_dir`).
+    pub mappings_dir: Option<std::path::PathBuf>,
 }
+
+/// Secrets of the vendor sources every pipeline also has (test values, not secrets).
+pub const STRIPE_SECRET: &str = "whsec_test_stripe";
+pub const MAILCHIMP_TOKEN: &str = "mc-test-token";
+pub const SALESFORCE_ORG: &str = "00D000000000062EAA";
+/// Admin API bearer tokens of every pipeline (read-only and operator).
+pub const ADMIN_READ_TOKEN: &str = "read-token-for-tests";
+pub const ADMIN_OPERATOR_TOKEN: &str = "operator-token-for-tests";
 
 impl Default for Options {
     fn default() -> Self {
-        Self { max_attempts: 5 }
+        Self {
+            max_attempts: 5,
+            nats_users: None,
+            mappings_dir: None,
+        }
     }
+}
+
+/// A NATS server with one user per service, as the Helm chart sets it up.
+#[derive(Debug, Clone)]
+pub struct NatsUsers {
+    /// The prefix the users' permissions were generated for.
+    pub prefix: String,
+    /// The server's URL. The harness's own connections (watching streams and consumers,
+    /// clean-up) carry no credentials, so the server must map those to an unrestricted user
+    /// (`no_auth_user`); the services log in as their own users.
+    pub url: String,
+    /// Each service's user name and password.
+    pub users: HashMap<Service, (String, String)>,
 }
 
 struct Running {
@@ -65,7 +94,10 @@ pub struct Pipeline {
     pub source_secret: String,
     pub sink: Sink,
     config: Config,
+    nats_users: Option<NatsUsers>,
     ingest_url: String,
+    /// Monitor's admin gRPC API.
+    pub admin_url: String,
     running: HashMap<Service, Running>,
     /// Further dedupe replicas beside the one in `running`, sharing its consumer and database.
     extra_dedupes: Vec<Running>,
@@ -75,23 +107,32 @@ pub struct Pipeline {
 impl Pipeline {
     /// Starts a sink and all five services.
     pub async fn start(options: Options) -> Self {
-        let prefix = testkit::unique("it");
-        let nats_url = testkit::nats_url();
+        let prefix = options
+            .nats_users
+            .as_ref()
+            .map_or_else(|| testkit::unique("it"), |users| users.prefix.clone());
+        let (nats_url, service_nats_url) = match &options.nats_users {
+            Some(users) => (users.url.clone(), users.url.clone()),
+            None => (testkit::nats_url(), testkit::nats_url()),
+        };
         let database_url = testkit::fresh_database("it").await.expect("test database");
         let sink = Sink::start().await;
         let source_secret = testkit::random_secret();
         let yaml = format!(
             r#"
 prefix: {prefix}
-nats: {{ url: "{nats_url}" }}
+nats: {{ url: "{service_nats_url}" }}
 database: {{ url: "{database_url}", pool_size: 4 }}
 ingest: {{ listen: "127.0.0.1:0", ops_listen: "127.0.0.1:0" }}
-transform: {{ ops_listen: "127.0.0.1:0" }}
+transform: {{ ops_listen: "127.0.0.1:0"{mappings} }}
 dedupe: {{ ops_listen: "127.0.0.1:0" }}
 deliver: {{ ops_listen: "127.0.0.1:0" }}
-monitor: {{ ops_listen: "127.0.0.1:0" }}
+monitor: {{ ops_listen: "127.0.0.1:0", admin_listen: "127.0.0.1:0", read_token_env: ADMIN_READ, operator_token_env: ADMIN_OPERATOR }}
 sources:
   - {{ name: demo, kind: standard-webhooks, secret_env: [SRC_SECRET] }}
+  - {{ name: stripe, kind: stripe, secret_env: [STRIPE_SECRET] }}
+  - {{ name: mailchimp, kind: mailchimp, secret_env: [MAILCHIMP_TOKEN] }}
+  - {{ name: salesforce, kind: salesforce, organization_id: "{SALESFORCE_ORG}" }}
 destinations:
   - {{ name: sink, kind: webhook, url: "{}/contacts", secret_env: DST_SECRET, timeout: 2s }}
 flows:
@@ -99,10 +140,19 @@ flows:
 "#,
             sink.url(),
             options.max_attempts,
+            mappings = options
+                .mappings_dir
+                .as_ref()
+                .map(|dir| format!(", mappings_dir: \"{}\"", dir.display()))
+                .unwrap_or_default(),
         );
         let env = Env::from_pairs([
             ("SRC_SECRET", source_secret.as_str()),
             ("DST_SECRET", sink.secret()),
+            ("STRIPE_SECRET", STRIPE_SECRET),
+            ("MAILCHIMP_TOKEN", MAILCHIMP_TOKEN),
+            ("ADMIN_READ", ADMIN_READ_TOKEN),
+            ("ADMIN_OPERATOR", ADMIN_OPERATOR_TOKEN),
         ]);
         let config = Config::from_yaml(&yaml, &env).expect("pipeline config is valid");
         let mut pipeline = Self {
@@ -112,7 +162,9 @@ flows:
             source_secret,
             sink,
             config,
+            nats_users: options.nats_users,
             ingest_url: String::new(),
+            admin_url: String::new(),
             running: HashMap::new(),
             extra_dedupes: Vec::new(),
             http: reqwest::Client::new(),
@@ -126,7 +178,15 @@ flows:
     /// Starts (or restarts) one service.
     pub async fn start_service(&mut self, service: Service) {
         let shutdown = CancellationToken::new();
-        let config = self.config.clone();
+        let mut config = self.config.clone();
+        if let Some((user, password)) = self
+            .nats_users
+            .as_ref()
+            .and_then(|users| users.users.get(&service))
+        {
+            config.nats.user = Some(user.clone());
+            config.nats.password = Some(password.clone().into());
+        }
         let (task, ops) = match service {
             Service::Ingest => {
                 let app = switchyard_ingest::App::build(config, shutdown.clone())
@@ -161,6 +221,7 @@ flows:
                 let app = switchyard_monitor::App::build(config, shutdown.clone())
                     .await
                     .expect("monitor starts");
+                self.admin_url = format!("http://{}", app.admin_addr());
                 let ops = app.ops_addr();
                 (tokio::spawn(app.run()), ops)
             }
@@ -230,6 +291,35 @@ flows:
         let response = request.send().await.expect("ingest answers");
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or_default())
+    }
+
+    /// Any request to ingest's `/v1/webhooks/{path}`; answers the status and body text.
+    pub async fn send_to(
+        &self,
+        path: &str,
+        headers: &[(&str, String)],
+        body: &[u8],
+    ) -> (u16, String) {
+        let mut request = self
+            .http
+            .post(format!("{}/v1/webhooks/{path}", self.ingest_url))
+            .body(body.to_vec());
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        let response = request.send().await.expect("ingest answers");
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap_or_default())
+    }
+
+    /// Republishes a dead letter (by its DLQ stream sequence) to where it came from.
+    pub async fn replay(&self, sequence: u64) {
+        let client = switchyard_chassis::async_nats::connect(&self.nats_url)
+            .await
+            .expect("nats");
+        switchyard_chassis::bus::replay_dead_letter(&client, &Names::new(&self.prefix), sequence)
+            .await
+            .expect("replayed");
     }
 
     /// Waits until every stage's consumer has nothing pending and nothing unacknowledged, checked

@@ -1,7 +1,11 @@
 //! The whole pipeline — ingest → transform → dedupe → deliver → monitor — end to end against real
 //! NATS JetStream and PostgreSQL, with a recording sink as the destination.
 
+mod admin;
 mod dedupe;
 mod delivery;
 mod identity;
+mod permissions;
 mod resilience;
+mod tracing;
+mod transform;

@@ -6,6 +6,8 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod admin;
+mod audit;
 mod demo;
 mod up;
 
@@ -53,6 +55,18 @@ enum Command {
         #[arg(long, default_value = "SWITCHYARD_DEMO_SOURCE_SECRET")]
         secret_env: String,
     },
+    /// Audit a flow map: overlap, ROI, scorecard, pilots and payback; optionally emit a starter config.
+    Audit(audit::AuditArgs),
+    /// Data contracts and mappings.
+    #[command(subcommand)]
+    Contracts(admin::ContractsCommand),
+    /// Ask monitor's admin API (flows, health, dead letters, audit log).
+    Admin {
+        #[command(flatten)]
+        args: admin::AdminArgs,
+        #[command(subcommand)]
+        command: admin::AdminCommand,
+    },
 }
 
 #[tokio::main]
@@ -76,5 +90,8 @@ async fn main() -> anyhow::Result<()> {
             source,
             secret_env,
         } => demo::send(&ingest, &source, &secret_env).await,
+        Command::Contracts(command) => admin::contracts(command),
+        Command::Admin { args, command } => admin::admin(args, command).await,
+        Command::Audit(args) => audit::run(&args),
     }
 }

@@ -28,6 +28,7 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
         monitor = %monitor.ops_addr(),
         "ops endpoints (/healthz, /readyz, /metrics)"
     );
+    tracing::info!(admin = %monitor.admin_addr(), "admin gRPC API");
     // One service failing stops the others, so the process never runs half a pipeline.
     let guard = |result: Result<(), switchyard_chassis::Error>,
                  stop: &switchyard_chassis::CancellationToken| {

@@ -2,6 +2,8 @@
 //! dead-lettered counts, end-to-end latency and freshness — on `/metrics`, kept in PostgreSQL so
 //! they survive restarts.
 
+pub mod admin;
+
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
@@ -79,6 +81,9 @@ impl Metrics {
 #[derive(Debug)]
 pub struct App {
     runtime: Runtime,
+    admin: admin::AdminService,
+    auth: admin::Auth,
+    admin_listener: tokio::net::TcpListener,
     consumer: switchyard_chassis::async_nats::jetstream::consumer::PullConsumer,
     handler: Handler,
 }
@@ -125,11 +130,36 @@ impl App {
             metrics,
             retry: RedeliveryPolicy::default(),
         };
+        let admin = admin::AdminService {
+            bus: runtime.bus.clone(),
+            pool: handler.pool.clone(),
+            flows: config.flows.clone(),
+        };
+        let auth = admin::Auth::new(
+            config.monitor.read_token.clone(),
+            config.monitor.operator_token.clone(),
+        );
+        if config.monitor.read_token.is_none() && config.monitor.operator_token.is_none() {
+            tracing::warn!(
+                "no admin tokens configured (monitor.read_token_env, monitor.operator_token_env); the admin API refuses every call"
+            );
+        }
+        let admin_listener = switchyard_chassis::runtime::bind(config.monitor.admin_listen).await?;
         Ok(Self {
             runtime,
+            admin,
+            auth,
+            admin_listener,
             consumer,
             handler,
         })
+    }
+
+    /// Where the admin gRPC API is served.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
     /// Where `/healthz`, `/readyz` and `/metrics` are served.
@@ -142,13 +172,23 @@ impl App {
         let shutdown = self.runtime.shutdown.clone();
         let handler = self.handler;
         let consumer = self.consumer;
+        let admin = tonic::transport::Server::builder()
+            .add_service(
+                switchyard_proto::v1::admin_server::AdminServer::with_interceptor(
+                    self.admin, self.auth,
+                ),
+            )
+            .serve_with_incoming_shutdown(
+                tonic::transport::server::TcpIncoming::from(self.admin_listener),
+                shutdown.clone().cancelled_owned(),
+            );
         self.runtime
             .run(async move {
-                run_consumer(consumer, STAGE, 128, shutdown, |d| {
+                let consume = run_consumer(consumer, STAGE, 128, shutdown, |d| {
                     handler.clone().handle(d)
-                })
-                .await;
-                Ok(())
+                });
+                let (_, served) = tokio::join!(consume, admin);
+                served.map_err(|e| Error::Other(format!("admin API: {e}")))
             })
             .await
     }

@@ -1,0 +1,199 @@
+//! `switchyard contracts check` (local: the contract and mapping files) and the admin commands
+//! over monitor's gRPC API: `flows`, `health`, `dlq list|replay`, `audit-log`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use switchyard_proto::v1::admin_client::AdminClient;
+use switchyard_proto::v1::{
+    GetFlowHealthRequest, ListAuditRequest, ListDeadLettersRequest, ListFlowsRequest,
+    ReplayDeadLetterRequest,
+};
+
+use crate::demo::say;
+
+/// `switchyard contracts …`
+#[derive(Debug, Subcommand)]
+pub enum ContractsCommand {
+    /// Validate every contract file, run its samples, and load every mapping against them.
+    Check {
+        /// Your own contracts (beside the built-in ones).
+        #[arg(long)]
+        contracts: Option<PathBuf>,
+        /// Your own mappings (beside the built-in ones).
+        #[arg(long)]
+        mappings: Option<PathBuf>,
+    },
+}
+
+pub fn contracts(command: ContractsCommand) -> anyhow::Result<()> {
+    let ContractsCommand::Check {
+        contracts,
+        mappings,
+    } = command;
+    let loaded = switchyard_proto::contracts::load(contracts.as_deref())?;
+    let mut failures = Vec::new();
+    for contract in &loaded {
+        let problems = contract.check_samples();
+        say(&format!(
+            "{} {:<12} {} samples{}",
+            if problems.is_empty() { "ok  " } else { "FAIL" },
+            contract.id(),
+            contract.samples.len(),
+            if problems.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", problems.join("; "))
+            }
+        ));
+        failures.extend(problems);
+    }
+    let registry = switchyard_transform::mapping::Registry::load(mappings.as_deref(), &loaded)?;
+    for mapping in registry.all() {
+        say(&format!(
+            "ok   mapping {} ({} → {})",
+            mapping.name, mapping.source_kind, mapping.contract
+        ));
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!("{} contract sample(s) failed", failures.len())
+    }
+}
+
+/// Where the admin API is and who is asking.
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// Monitor's admin gRPC API.
+    #[arg(
+        long,
+        env = "SWITCHYARD_ADMIN_URL",
+        default_value = "http://127.0.0.1:9190"
+    )]
+    pub admin: String,
+    /// Environment variable holding the bearer token (read-only or operator).
+    #[arg(long, default_value = "SWITCHYARD_ADMIN_TOKEN")]
+    pub token_env: String,
+}
+
+/// `switchyard dlq …`
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// List dead letters, optionally of one stage and flow or source.
+    List {
+        #[arg(long, default_value = "")]
+        stage: String,
+        #[arg(long, default_value = "")]
+        key: String,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// Put one dead letter back on its original subject (operator token).
+    Replay { sequence: u64 },
+}
+
+/// Admin commands.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// The configured flows.
+    Flows,
+    /// One flow's counts and freshness.
+    Health { flow: String },
+    /// Dead letters.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+    /// The most recent operator actions.
+    AuditLog {
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+}
+
+fn request<T>(message: T, token: &str) -> anyhow::Result<tonic::Request<T>> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse()?);
+    Ok(request)
+}
+
+pub async fn admin(args: AdminArgs, command: AdminCommand) -> anyhow::Result<()> {
+    let token = std::env::var(&args.token_env)
+        .map_err(|_| anyhow::anyhow!("environment variable {} is not set", args.token_env))?;
+    let mut client = AdminClient::connect(args.admin.clone()).await?;
+    match command {
+        AdminCommand::Flows => {
+            for flow in client
+                .list_flows(request(ListFlowsRequest {}, &token)?)
+                .await?
+                .into_inner()
+                .flows
+            {
+                say(&format!(
+                    "{:<24} {:<10} → {}",
+                    flow.name, flow.object, flow.destination
+                ));
+            }
+        }
+        AdminCommand::Health { flow } => {
+            let h = client
+                .get_flow_health(request(GetFlowHealthRequest { flow }, &token)?)
+                .await?
+                .into_inner();
+            say(&format!(
+                "{}: received {} delivered {} failed {} dead-lettered {} last delivered {}",
+                h.flow,
+                h.received,
+                h.delivered,
+                h.failed,
+                h.dead_lettered,
+                h.last_delivered_at.map_or_else(
+                    || "never".to_owned(),
+                    |t| format!("{}s after the epoch", t.seconds)
+                )
+            ));
+        }
+        AdminCommand::Dlq(DlqCommand::List { stage, key, limit }) => {
+            let letters = client
+                .list_dead_letters(request(
+                    ListDeadLettersRequest { stage, key, limit },
+                    &token,
+                )?)
+                .await?
+                .into_inner()
+                .dead_letters;
+            for l in letters {
+                say(&format!(
+                    "#{:<6} {:<9} {:<20} attempts {:<3} status {:<3} {}",
+                    l.sequence, l.stage, l.key, l.attempts, l.http_status, l.reason
+                ));
+            }
+        }
+        AdminCommand::Dlq(DlqCommand::Replay { sequence }) => {
+            let replayed = client
+                .replay_dead_letter(request(ReplayDeadLetterRequest { sequence }, &token)?)
+                .await?
+                .into_inner();
+            say(&format!("replayed #{sequence} to {}", replayed.subject));
+        }
+        AdminCommand::AuditLog { limit } => {
+            for e in client
+                .list_audit(request(ListAuditRequest { limit }, &token)?)
+                .await?
+                .into_inner()
+                .entries
+            {
+                say(&format!(
+                    "{:>12} {:<9} {:<12} {} {}",
+                    e.at.map_or(0, |t| t.seconds),
+                    e.role,
+                    e.action,
+                    e.target,
+                    e.detail
+                ));
+            }
+        }
+    }
+    Ok(())
+}
