@@ -16,3 +16,5 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --no-fail-fast
 fi
+# The data contracts' own test cases, and every mapping loaded against them.
+cargo run -q -p switchyard-cli -- contracts check

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use secrecy::SecretString;
@@ -73,14 +73,14 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     #[serde(default)]
     pub ingest: IngestConfig,
-    #[serde(default = "ServiceConfig::transform")]
-    pub transform: ServiceConfig,
+    #[serde(default)]
+    pub transform: TransformConfig,
     #[serde(default)]
     pub dedupe: DedupeConfig,
     #[serde(default)]
     pub deliver: DeliverConfig,
-    #[serde(default = "ServiceConfig::monitor")]
-    pub monitor: ServiceConfig,
+    #[serde(default)]
+    pub monitor: MonitorConfig,
     #[serde(default)]
     pub sources: Vec<SourceConfig>,
     #[serde(default)]
@@ -115,6 +115,32 @@ pub struct NatsConfig {
     pub replicas: usize,
     /// `file` (default) or `memory`.
     pub storage: StorageKind,
+    /// User name for user/password authentication; overridden by `NATS_USER`. Each service should
+    /// have its own (see `bus::permissions`), so deployments set it per service in the environment.
+    pub user: Option<String>,
+    /// Name of the environment variable holding the password (`NATS_PASSWORD` always wins).
+    pub password_env: Option<String>,
+    /// The password, resolved from the environment at load time; never in the file.
+    #[serde(skip)]
+    pub password: Option<SecretString>,
+    /// A NATS `.creds` file (JWT + NKey seed), for servers run in decentralised (operator) mode.
+    pub creds_file: Option<PathBuf>,
+    /// TLS towards the server.
+    pub tls: NatsTlsConfig,
+}
+
+/// TLS settings for the NATS connection. A `tls://` URL or `required: true` insists on TLS.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NatsTlsConfig {
+    /// PEM bundle of the CAs that may sign the server's certificate (in addition to the system's).
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS; needs `key_file`.
+    pub cert_file: Option<PathBuf>,
+    /// Client key (PEM) for mutual TLS; needs `cert_file`.
+    pub key_file: Option<PathBuf>,
+    /// Refuse to talk to a server that does not offer TLS.
+    pub required: bool,
 }
 
 impl Default for NatsConfig {
@@ -127,6 +153,11 @@ impl Default for NatsConfig {
             dlq_retention: Duration::from_secs(30 * 24 * 3600),
             replicas: 1,
             storage: StorageKind::File,
+            user: None,
+            password_env: None,
+            password: None,
+            creds_file: None,
+            tls: NatsTlsConfig::default(),
         }
     }
 }
@@ -192,24 +223,33 @@ pub enum LogFormat {
     Json,
 }
 
-/// Settings every service has: where its ops endpoints (`/healthz`, `/readyz`, `/metrics`) listen.
+/// Monitor: health, and the admin API behind the `switchyard` CLI.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ServiceConfig {
+#[serde(deny_unknown_fields, default)]
+pub struct MonitorConfig {
     pub ops_listen: SocketAddr,
+    /// The admin gRPC API.
+    pub admin_listen: SocketAddr,
+    /// Environment variable holding the bearer token for read-only admin access.
+    pub read_token_env: Option<String>,
+    /// Environment variable holding the bearer token for operators (replay, and every read).
+    pub operator_token_env: Option<String>,
+    #[serde(skip)]
+    pub read_token: Option<SecretString>,
+    #[serde(skip)]
+    pub operator_token: Option<SecretString>,
 }
 
-impl ServiceConfig {
-    fn on(port: u16) -> Self {
+impl Default for MonitorConfig {
+    fn default() -> Self {
         Self {
-            ops_listen: SocketAddr::from(([127, 0, 0, 1], port)),
+            ops_listen: SocketAddr::from(([127, 0, 0, 1], 9105)),
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 9190)),
+            read_token_env: None,
+            operator_token_env: None,
+            read_token: None,
+            operator_token: None,
         }
-    }
-    fn transform() -> Self {
-        Self::on(9102)
-    }
-    fn monitor() -> Self {
-        Self::on(9105)
     }
 }
 
@@ -237,6 +277,28 @@ impl Default for IngestConfig {
             max_body_bytes: 1024 * 1024,
             max_lag: 100_000,
             dedupe_retention: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
+}
+
+/// Transform: mappings and data contracts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TransformConfig {
+    pub ops_listen: SocketAddr,
+    /// A directory of the user's own mapping files (`*.yaml`); a file whose `name` matches a
+    /// built-in mapping replaces it.
+    pub mappings_dir: Option<PathBuf>,
+    /// A directory of the user's own contract files (`<object>.v<N>.yaml`).
+    pub contracts_dir: Option<PathBuf>,
+}
+
+impl Default for TransformConfig {
+    fn default() -> Self {
+        Self {
+            ops_listen: SocketAddr::from(([127, 0, 0, 1], 9102)),
+            mappings_dir: None,
+            contracts_dir: None,
         }
     }
 }
@@ -371,14 +433,26 @@ fn default_timeout() -> Duration {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ObjectType {
+    Lead,
     Contact,
+    Company,
+    Product,
+    Deal,
+    Order,
+    Invoice,
 }
 
 impl ObjectType {
     /// The name used in subjects, contracts and metrics.
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Lead => "lead",
             Self::Contact => "contact",
+            Self::Company => "company",
+            Self::Product => "product",
+            Self::Deal => "deal",
+            Self::Order => "order",
+            Self::Invoice => "invoice",
         }
     }
 }
@@ -408,6 +482,13 @@ pub struct FlowConfig {
     pub retry_base: Option<Duration>,
     #[serde(with = "humantime_serde::option", default)]
     pub retry_max: Option<Duration>,
+    /// Minutes of manual re-keying one delivered record saves (from `switchyard audit`), so
+    /// monitor can report realised value.
+    #[serde(default)]
+    pub minutes_per_record: Option<f64>,
+    /// Loaded hourly cost of that manual work, for the same report.
+    #[serde(default)]
+    pub hourly_cost: Option<f64>,
 }
 
 fn default_triggers() -> Vec<Trigger> {
@@ -440,6 +521,24 @@ impl Config {
         if let Some(url) = env.get("NATS_URL") {
             self.nats.url = url.to_owned();
         }
+        if let Some(user) = env.get("NATS_USER") {
+            self.nats.user = Some(user.to_owned());
+        }
+        let mut problems = Vec::new();
+        // The password never comes from the file: `NATS_PASSWORD`, else the variable it names.
+        self.nats.password = match (env.get("NATS_PASSWORD"), &self.nats.password_env) {
+            (Some(password), _) => Some(SecretString::from(password.to_owned())),
+            (None, Some(var)) => match env.get(var) {
+                Some(password) => Some(SecretString::from(password.to_owned())),
+                None => {
+                    problems.push(format!(
+                        "nats.password_env: environment variable {var} is not set"
+                    ));
+                    None
+                }
+            },
+            (None, None) => None,
+        };
         if let Some(url) = env.get("DATABASE_URL") {
             self.database.url = SecretString::from(url.to_owned());
         }
@@ -452,7 +551,6 @@ impl Config {
         if let Some(filter) = env.get("RUST_LOG") {
             self.telemetry.log_filter = filter.to_owned();
         }
-        let mut problems = Vec::new();
         for (i, source) in self.sources.iter_mut().enumerate() {
             source.secrets.clear();
             for (j, var) in source.secret_env.iter().enumerate() {
@@ -471,6 +569,27 @@ impl Config {
                     "destinations[{i}].secret_env: environment variable {} is not set",
                     dest.secret_env
                 )),
+            }
+        }
+        for (field, var, slot) in [
+            (
+                "monitor.read_token_env",
+                &self.monitor.read_token_env,
+                &mut self.monitor.read_token,
+            ),
+            (
+                "monitor.operator_token_env",
+                &self.monitor.operator_token_env,
+                &mut self.monitor.operator_token,
+            ),
+        ] {
+            if let Some(var) = var {
+                match env.get(var) {
+                    Some(value) => *slot = Some(SecretString::from(value.to_owned())),
+                    None => {
+                        problems.push(format!("{field}: environment variable {var} is not set"))
+                    }
+                }
             }
         }
         problems.extend(self.problems());
@@ -495,6 +614,20 @@ impl Config {
         }
         if self.nats.publish_timeout.is_zero() {
             problems.push("nats.publish_timeout: must be greater than zero".to_owned());
+        }
+        if self.nats.password.is_some() && self.nats.user.is_none() {
+            problems.push("nats.user: a NATS password is set but no user (NATS_USER)".to_owned());
+        }
+        if self.nats.user.is_some() && self.nats.creds_file.is_some() {
+            problems.push(
+                "nats.creds_file: use either a .creds file or a user and password, not both"
+                    .to_owned(),
+            );
+        }
+        if self.nats.tls.cert_file.is_some() != self.nats.tls.key_file.is_some() {
+            problems.push(
+                "nats.tls: cert_file and key_file go together (mutual TLS needs both)".to_owned(),
+            );
         }
         if self.database.pool_size == 0 {
             problems.push("database.pool_size: must be at least 1".to_owned());
@@ -591,6 +724,14 @@ impl Config {
                     "flows[{i}].max_attempts: must be between 1 and 100"
                 ));
             }
+            for (field, value) in [
+                ("minutes_per_record", flow.minutes_per_record),
+                ("hourly_cost", flow.hourly_cost),
+            ] {
+                if value.is_some_and(|v| !v.is_finite() || v < 0.0) {
+                    problems.push(format!("flows[{i}].{field}: must be a number of 0 or more"));
+                }
+            }
         }
         problems
     }
@@ -683,6 +824,33 @@ flows:
     }
 
     #[test]
+    fn flows_take_every_canonical_object_and_value_inputs() {
+        let yaml = YAML.replace(
+            "object: contact",
+            "object: invoice\n    minutes_per_record: 10\n    hourly_cost: 35",
+        );
+        let config = Config::from_yaml(&yaml, &env()).expect("valid config");
+        assert_eq!(config.flows[0].object, ObjectType::Invoice);
+        assert_eq!(config.flows[0].object.as_str(), "invoice");
+        assert_eq!(config.flows[0].minutes_per_record, Some(10.0));
+        assert_eq!(config.flows[0].hourly_cost, Some(35.0));
+        let bad = YAML.replace(
+            "object: contact",
+            "object: contact\n    minutes_per_record: -1\n    hourly_cost: .nan",
+        );
+        let err = Config::from_yaml(&bad, &env()).expect_err("negative minutes");
+        let text = err.to_string();
+        assert!(
+            text.contains("flows[0].minutes_per_record: must be a number of 0 or more"),
+            "{text}"
+        );
+        assert!(
+            text.contains("flows[0].hourly_cost: must be a number of 0 or more"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn secrets_never_show_in_debug_output() {
         let config = Config::from_yaml(YAML, &env()).expect("valid config");
         let debug = format!("{config:?}");
@@ -690,5 +858,44 @@ flows:
             !debug.contains("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
             "{debug}"
         );
+    }
+
+    #[test]
+    fn nats_credentials_come_from_the_environment() {
+        let yaml = format!(
+            "{YAML}\nnats:\n  user: from-file\n  password_env: FILE_NATS_PW\n  tls: {{ ca_file: /etc/ca.pem, required: true }}\n"
+        );
+        let mut pairs: Vec<(&str, &str)> = vec![
+            ("DEMO_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+            ("SINK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+            ("FILE_NATS_PW", "pw-from-named-var"),
+        ];
+        let config = Config::from_yaml(&yaml, &Env::from_pairs(pairs.clone())).expect("valid");
+        assert_eq!(config.nats.user.as_deref(), Some("from-file"));
+        assert_eq!(
+            config.nats.password.as_ref().map(|p| p.expose_secret()),
+            Some("pw-from-named-var")
+        );
+        assert!(config.nats.tls.required);
+        assert!(!format!("{config:?}").contains("pw-from-named-var"));
+
+        // Per-service variables win, so one shared file serves five users.
+        pairs.extend([("NATS_USER", "ingest"), ("NATS_PASSWORD", "pw-ingest")]);
+        let config = Config::from_yaml(&yaml, &Env::from_pairs(pairs)).expect("valid");
+        assert_eq!(config.nats.user.as_deref(), Some("ingest"));
+        assert_eq!(
+            config.nats.password.as_ref().map(|p| p.expose_secret()),
+            Some("pw-ingest")
+        );
+
+        let err = Config::from_yaml(&yaml, &env()).expect_err("named variable missing");
+        assert!(
+            err.to_string()
+                .contains("nats.password_env: environment variable FILE_NATS_PW is not set"),
+            "{err}"
+        );
+        let half_tls = format!("{YAML}\nnats: {{ tls: {{ cert_file: /c.pem }} }}\n");
+        let err = Config::from_yaml(&half_tls, &env()).expect_err("cert without key");
+        assert!(err.to_string().contains("nats.tls"), "{err}");
     }
 }

@@ -123,6 +123,26 @@ pub fn adopt_context(span: &tracing::Span, headers: Option<&async_nats::HeaderMa
     }
 }
 
+struct HttpExtractor<'a>(&'a axum::http::HeaderMap);
+
+impl Extractor for HttpExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(axum::http::HeaderName::as_str).collect()
+    }
+}
+
+/// Makes `span` a child of an incoming HTTP request's `traceparent`, if it has one.
+pub fn adopt_http_context(span: &tracing::Span, headers: &axum::http::HeaderMap) {
+    if headers.contains_key("traceparent") {
+        let parent = TraceContextPropagator::new().extract(&HttpExtractor(headers));
+        let _ = span.set_parent(parent);
+    }
+}
+
 /// Hides personal data in logs and span attributes: `jane@example.com` → `j***@example.com`.
 pub fn redact_email(email: &str) -> String {
     match email.split_once('@') {

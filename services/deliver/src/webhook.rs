@@ -64,6 +64,17 @@ impl WebhookDestination {
     }
 
     /// POSTs `body` with `webhook_id`; Ok carries the 2xx status.
+    #[tracing::instrument(
+        skip_all,
+        name = "destination write",
+        fields(
+            otel.kind = "client",
+            otel.name = "destination write",
+            http.request.method = "POST",
+            destination = %self.name,
+            http.response.status_code = tracing::field::Empty,
+        )
+    )]
     pub async fn send(&self, webhook_id: &str, body: Vec<u8>) -> Result<u16, SendError> {
         let timestamp = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -97,6 +108,7 @@ impl WebhookDestination {
             }
         };
         let status = response.status().as_u16();
+        tracing::Span::current().record("http.response.status_code", status);
         if response.status().is_success() {
             return Ok(status);
         }

@@ -182,7 +182,14 @@ async fn receive_with_token(
 
 #[tracing::instrument(
     skip_all,
-    fields(otel.kind = "server", source = %source_name, kind = tracing::field::Empty, events = tracing::field::Empty)
+    fields(
+        otel.kind = "server",
+        otel.name = "POST /v1/webhooks/{source}",
+        http.request.method = %method,
+        source = %source_name,
+        kind = tracing::field::Empty,
+        events = tracing::field::Empty,
+    )
 )]
 async fn handle(
     State(state): State<AppState>,
@@ -194,6 +201,8 @@ async fn handle(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let started = Instant::now();
+    // A sender that traces (e.g. our own outbound webhooks) continues its trace here.
+    switchyard_chassis::telemetry::adopt_http_context(&tracing::Span::current(), &headers);
     let source = state.sources.get(&source_name);
     let label = source.map_or("unknown", |s| s.name.as_str());
     let result = match source {
