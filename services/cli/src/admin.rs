@@ -110,7 +110,7 @@ pub enum AdminCommand {
     },
 }
 
-fn request<T>(message: T, token: &str) -> anyhow::Result<tonic::Request<T>> {
+pub(crate) fn request<T>(message: T, token: &str) -> anyhow::Result<tonic::Request<T>> {
     let mut request = tonic::Request::new(message);
     request
         .metadata_mut()

@@ -92,6 +92,6 @@ async fn main() -> anyhow::Result<()> {
         } => demo::send(&ingest, &source, &secret_env).await,
         Command::Contracts(command) => admin::contracts(command),
         Command::Admin { args, command } => admin::admin(args, command).await,
-        Command::Audit(args) => audit::run(&args),
+        Command::Audit(args) => audit::run(&args).await,
     }
 }

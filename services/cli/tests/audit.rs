@@ -234,15 +234,139 @@ fn the_emitted_config_passes_the_products_validation() {
     assert!(forced.status.success(), "{}", stderr(&forced));
 }
 
-#[test]
-fn actual_says_the_admin_api_is_not_there_yet() {
-    let map = example();
-    let out = audit(&[map.to_str().expect("utf-8 path"), "--actual"]);
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("monitor's admin API, which is not available yet"),
-        "{}",
-        stderr(&out)
+/// `--actual` against a real monitor (its admin API, NATS and its own database): deliveries
+/// reported for one of the emitted flows show up beside that flow's estimate.
+#[tokio::test]
+async fn actual_puts_measured_deliveries_beside_the_estimates() {
+    use prost::Message as _;
+    use switchyard_chassis::config::{Config, Env};
+    use switchyard_chassis::testkit;
+    use switchyard_proto::v1::{DeliveryOutcome, DeliveryResult};
+
+    let prefix = testkit::unique("aud");
+    let database = testkit::fresh_database("aud").await.expect("database");
+    let nats = testkit::nats_url();
+    let yaml = format!(
+        r#"
+prefix: {prefix}
+nats: {{ url: "{nats}" }}
+database: {{ url: "{database}", pool_size: 2 }}
+monitor: {{ ops_listen: "127.0.0.1:0", admin_listen: "127.0.0.1:0", read_token_env: AUDIT_READ }}
+destinations:
+  - {{ name: quickbooks, kind: webhook, url: "https://replace-me.invalid/q", secret_env: DST }}
+flows:
+  - {{ name: shopify-to-quickbooks-order, object: order, destination: quickbooks, minutes_per_record: 10, hourly_cost: 35 }}
+"#
     );
-    assert!(out.stdout.is_empty());
+    let env = Env::from_pairs([
+        ("AUDIT_READ", "audit-read-token"),
+        ("DST", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+    ]);
+    let config = Config::from_yaml(&yaml, &env).expect("config");
+    let shutdown = switchyard_chassis::CancellationToken::new();
+    let monitor = switchyard_monitor::App::build(config, shutdown.clone())
+        .await
+        .expect("monitor");
+    let admin = format!("http://{}", monitor.admin_addr());
+    let ops = format!("http://{}", monitor.ops_addr());
+    let task = tokio::spawn(monitor.run());
+
+    // Three deliveries reported on the OPS stream, as deliver reports them.
+    let client = switchyard_chassis::async_nats::connect(&nats)
+        .await
+        .expect("nats");
+    let js = switchyard_chassis::async_nats::jetstream::new(client);
+    for i in 0..3 {
+        let result = DeliveryResult {
+            flow: "shopify-to-quickbooks-order".to_owned(),
+            destination: "quickbooks".to_owned(),
+            change_id: format!("g{i}:1"),
+            outcome: DeliveryOutcome::Delivered.into(),
+            http_status: 200,
+            ..Default::default()
+        };
+        let mut headers = switchyard_chassis::async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", format!("ops:test:{i}").as_str());
+        js.publish_with_headers(
+            format!("{prefix}.ops.delivery.shopify-to-quickbooks-order"),
+            headers,
+            result.encode_to_vec().into(),
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("stored");
+    }
+    let line =
+        r#"switchyard_flow_events_total{flow="shopify-to-quickbooks-order",outcome="delivered"} 3"#;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let text = reqwest::get(format!("{ops}/metrics"))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        if text.contains(line) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "monitor never counted the deliveries"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    let map = example();
+    let run = |token: &'static str| {
+        let admin = admin.clone();
+        let map = map.clone();
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_switchyard"))
+                .args([
+                    "audit",
+                    map.to_str().expect("utf-8 path"),
+                    "--actual",
+                    "--admin",
+                    &admin,
+                    "--token-env",
+                    "AUDIT_TOKEN",
+                ])
+                .env("AUDIT_TOKEN", token)
+                .env("RUST_BACKTRACE", "0")
+                .output()
+                .expect("the binary runs")
+        })
+    };
+    let out = run("audit-read-token").await.expect("join");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let row = text
+        .lines()
+        .find(|l| l.contains("shopify-to-quickbooks-order"))
+        .unwrap_or_else(|| panic!("{text}"));
+    // 3 deliveries × 10 min = 0.5 h, × $35/h = $17.50, beside the 33 h estimate.
+    assert!(
+        row.contains("shop-orders-to-books") && row.contains("33 h $1155"),
+        "{row}"
+    );
+    let fields: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(
+        &fields[fields.len() - 3..],
+        &["3", "0.5", "$17.50"],
+        "{row}"
+    );
+    assert!(
+        text.contains("(not running)"),
+        "the other pilots are not running: {text}"
+    );
+
+    let refused = run("wrong-token").await.expect("join");
+    assert!(!refused.status.success());
+    assert!(stderr(&refused).contains("token"), "{}", stderr(&refused));
+
+    shutdown.cancel();
+    let _ = task.await;
+    testkit::delete_streams(&nats, &prefix).await;
+    testkit::drop_database(&database).await;
 }

@@ -2,6 +2,7 @@
 //! and reports overlap, ROI, a weighted scorecard, pilots and payback; can emit a starter config.
 //! The format, formulas and scoring rules are documented in docs/audit.md.
 
+mod actual;
 pub mod analysis;
 pub mod emit;
 mod locate;
@@ -51,6 +52,9 @@ pub struct AuditArgs {
     /// Put measured volumes and value from monitor's admin API beside the estimates.
     #[arg(long)]
     pub actual: bool,
+    /// Where monitor's admin API is, for --actual.
+    #[command(flatten)]
+    pub admin: crate::admin::AdminArgs,
 }
 
 /// Writes report text to stdout (the CLI's output, not a log line).
@@ -108,21 +112,19 @@ pub fn settings(map: &FlowMap, args: &AuditArgs) -> anyhow::Result<Settings> {
 }
 
 /// Runs the audit command.
-pub fn run(args: &AuditArgs) -> anyhow::Result<()> {
+pub async fn run(args: &AuditArgs) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&args.map)
         .with_context(|| format!("cannot read flow map {}", args.map.display()))?;
     let name = args.map.display().to_string();
     let map = FlowMap::parse(&text, &name)?;
     let settings = settings(&map, args)?;
-    if args.actual {
-        // Monitor's admin API (gRPC) is planned but not built; saying so beats printing
-        // estimates that look like measurements.
-        bail!(
-            "--actual needs monitor's admin API, which is not available yet (pending): \
-             measured volumes and realised value cannot be fetched. Run without --actual for the estimates."
-        );
-    }
     let audit = analysis::analyse(&map, &settings);
+    if args.actual {
+        let mut text = report::render(&audit);
+        text.push('\n');
+        text.push_str(&actual::render(&audit, &args.admin).await?);
+        return print(&text);
+    }
     if let Some(path) = &args.emit_config {
         return write_config(&map, &audit, &name, path, args.force);
     }
