@@ -499,25 +499,60 @@ fn default_attempts() -> u32 {
     8
 }
 
+/// Which secrets a process needs. Each service resolves only its own, so a deployed transform
+/// never holds the webhook secrets, and only deliver holds the destinations' credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Everything: `switchyard up`, `check-config`, tests.
+    All,
+    Ingest,
+    Transform,
+    Dedupe,
+    Deliver,
+    Monitor,
+}
+
+impl Scope {
+    fn sources(self) -> bool {
+        matches!(self, Self::All | Self::Ingest)
+    }
+    fn destinations(self) -> bool {
+        matches!(self, Self::All | Self::Deliver)
+    }
+    fn admin_tokens(self) -> bool {
+        matches!(self, Self::All | Self::Monitor)
+    }
+}
+
 impl Config {
     /// Loads the file at `path`, then applies the environment and validates.
     pub fn load(path: &Path, env: &Env) -> Result<Self, ConfigError> {
+        Self::load_for(path, env, Scope::All)
+    }
+
+    /// Like [`Config::load`], resolving only the secrets `scope` needs.
+    pub fn load_for(path: &Path, env: &Env, scope: Scope) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.display().to_string(),
             source,
         })?;
-        Self::from_yaml(&text, env)
+        Self::from_yaml_for(&text, env, scope)
     }
 
     /// Parses YAML text, then applies the environment and validates.
     pub fn from_yaml(text: &str, env: &Env) -> Result<Self, ConfigError> {
+        Self::from_yaml_for(text, env, Scope::All)
+    }
+
+    /// Like [`Config::from_yaml`], resolving only the secrets `scope` needs.
+    pub fn from_yaml_for(text: &str, env: &Env, scope: Scope) -> Result<Self, ConfigError> {
         let mut config: Config =
             serde_yaml_ng::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
-        config.apply_env(env)?;
+        config.apply_env(env, scope)?;
         Ok(config)
     }
 
-    fn apply_env(&mut self, env: &Env) -> Result<(), ConfigError> {
+    fn apply_env(&mut self, env: &Env, scope: Scope) -> Result<(), ConfigError> {
         if let Some(url) = env.get("NATS_URL") {
             self.nats.url = url.to_owned();
         }
@@ -553,6 +588,9 @@ impl Config {
         }
         for (i, source) in self.sources.iter_mut().enumerate() {
             source.secrets.clear();
+            if !scope.sources() {
+                continue;
+            }
             for (j, var) in source.secret_env.iter().enumerate() {
                 match env.get(var) {
                     Some(value) => source.secrets.push(SecretString::from(value.to_owned())),
@@ -563,6 +601,9 @@ impl Config {
             }
         }
         for (i, dest) in self.destinations.iter_mut().enumerate() {
+            if !scope.destinations() {
+                continue;
+            }
             match env.get(&dest.secret_env) {
                 Some(value) => dest.secret = Some(SecretString::from(value.to_owned())),
                 None => problems.push(format!(
@@ -583,7 +624,7 @@ impl Config {
                 &mut self.monitor.operator_token,
             ),
         ] {
-            if let Some(var) = var {
+            if let Some(var) = var.as_ref().filter(|_| scope.admin_tokens()) {
                 match env.get(var) {
                     Some(value) => *slot = Some(SecretString::from(value.to_owned())),
                     None => {
@@ -814,6 +855,27 @@ flows:
             "{text}"
         );
         assert!(text.contains("destinations[0].secret_env"), "{text}");
+    }
+
+    #[test]
+    fn each_service_resolves_only_its_own_secrets() {
+        // Only the source secret is set: ingest loads, deliver (which needs the sink's) does not.
+        let env = Env::from_pairs([("DEMO_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")]);
+        let ingest =
+            Config::from_yaml_for(YAML, &env, Scope::Ingest).expect("ingest needs no sink secret");
+        assert_eq!(ingest.sources[0].secrets.len(), 1);
+        let transform =
+            Config::from_yaml_for(YAML, &env, Scope::Transform).expect("transform needs none");
+        assert!(
+            transform.sources[0].secrets.is_empty(),
+            "transform never holds webhook secrets"
+        );
+        let err = Config::from_yaml_for(YAML, &env, Scope::Deliver)
+            .expect_err("deliver needs the sink's");
+        assert!(
+            err.to_string().contains("destinations[0].secret_env"),
+            "{err}"
+        );
     }
 
     #[test]

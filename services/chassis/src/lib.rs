@@ -41,8 +41,9 @@ pub struct ServiceArgs {
 }
 
 impl ServiceArgs {
-    /// Loads the configuration the arguments name, with the process environment applied.
-    pub fn load(&self) -> Result<config::Config, config::ConfigError> {
-        config::Config::load(&self.config, &config::Env::from_process())
+    /// Loads the configuration the arguments name, with the process environment applied and
+    /// only the secrets `scope` needs resolved.
+    pub fn load(&self, scope: config::Scope) -> Result<config::Config, config::ConfigError> {
+        config::Config::load_for(&self.config, &config::Env::from_process(), scope)
     }
 }

@@ -10,7 +10,7 @@ use switchyard_chassis::{ServiceArgs, shutdown, telemetry};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config = ServiceArgs::parse().load()?;
+    let config = ServiceArgs::parse().load(switchyard_chassis::config::Scope::Monitor)?;
     let _telemetry = telemetry::init("switchyard-monitor", &config.telemetry)?;
     let app = switchyard_monitor::App::build(config, shutdown::on_signals()).await?;
     app.run().await?;
