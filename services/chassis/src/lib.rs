@@ -47,3 +47,16 @@ impl ServiceArgs {
         config::Config::load_for(&self.config, &config::Env::from_process(), scope)
     }
 }
+
+/// Ends a binary: on error prints it with its causes (`error: …`, no backtrace, whatever
+/// `RUST_BACKTRACE` says — a bad config should read as a message, not a crash) and exits 1.
+pub fn exit_code<E: std::fmt::Display>(result: Result<(), E>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr().lock(), "error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

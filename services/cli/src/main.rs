@@ -70,7 +70,11 @@ enum Command {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
+    switchyard_chassis::exit_code(run().await)
+}
+
+async fn run() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Up { config } => up::run(&config).await,
         Command::CheckConfig { config } => {

@@ -9,7 +9,11 @@ use clap::Parser as _;
 use switchyard_chassis::{ServiceArgs, shutdown, telemetry};
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
+    switchyard_chassis::exit_code(run().await)
+}
+
+async fn run() -> anyhow::Result<()> {
     let config = ServiceArgs::parse().load(switchyard_chassis::config::Scope::Deliver)?;
     let _telemetry = telemetry::init("switchyard-deliver", &config.telemetry)?;
     let app = switchyard_deliver::App::build(config, shutdown::on_signals()).await?;
