@@ -10,6 +10,12 @@ if [ ! -d "$SWITCHYARD_VENDOR_DIR/samples" ]; then
   echo "test: the vendors' samples are not at $SWITCHYARD_VENDOR_DIR; set SWITCHYARD_VENDOR_DIR" >&2
   exit 1
 fi
+# TLS to PostgreSQL needs TCP; offer it to the tests where a TCP login works (a stock Debian
+# server wants a password there, so the TLS tests then report themselves skipped).
+if [ -z "${SWITCHYARD_TEST_DATABASE_TCP_URL:-}" ] && \
+   psql "host=127.0.0.1 user=$(id -un) dbname=postgres sslmode=require connect_timeout=3" -Atqc 'SELECT 1' >/dev/null 2>&1; then
+  export SWITCHYARD_TEST_DATABASE_TCP_URL="host=127.0.0.1 user=$(id -un) dbname=postgres"
+fi
 export SWITCHYARD_NATS_SERVER="${SWITCHYARD_NATS_SERVER:-$(command -v nats-server || echo /usr/sbin/nats-server)}"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast

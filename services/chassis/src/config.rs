@@ -175,9 +175,14 @@ pub enum StorageKind {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
+    /// `sslmode=require` in it turns TLS on (see `ca_file`); `disable`/`prefer` leave it off.
     #[serde(deserialize_with = "de_secret")]
     pub url: SecretString,
     pub pool_size: usize,
+    /// With `sslmode=require`: the CA that signed the server's certificate. Then the certificate
+    /// and host name are verified; without it the connection is encrypted but the server is not
+    /// authenticated (libpq's `require`).
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for DatabaseConfig {
@@ -185,6 +190,7 @@ impl Default for DatabaseConfig {
         Self {
             url: SecretString::from("host=127.0.0.1 user=postgres dbname=switchyard"),
             pool_size: 16,
+            ca_file: None,
         }
     }
 }

@@ -4,6 +4,7 @@
 pub mod bus;
 pub mod config;
 pub mod db;
+mod db_tls;
 mod error;
 pub mod ops;
 pub mod retry;
