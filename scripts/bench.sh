@@ -39,6 +39,7 @@ echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}
 echo "date: $(date -u +%Y-%m-%dT%H:%MZ)  commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)  nats-server: $(nats-server --version 2>/dev/null || /usr/sbin/nats-server --version)"
 "$bin/switchyard-loadgen" ingest --url "$url" --rate 0 --duration 3s --connections 32 --label warm-up >/dev/null
 "$bin/switchyard-loadgen" ingest --url "$url" --rate 0 --duration 15s --connections 64 --label "ingest max (64 connections)"
+"$bin/switchyard-loadgen" ingest --url "$url" --rate 0 --duration 15s --connections 128 --label "ingest max (128 connections)"
 "$bin/switchyard-loadgen" ingest --url "$url" --rate 1000 --duration 15s --connections 64 --label "ingest at 1000/s"
 rss=$(awk '/VmRSS/ {print $2}' "/proc/$ingest/status")
 echo "ingest RSS after the runs: $((rss / 1024)) MiB"
