@@ -26,6 +26,17 @@ pub enum Service {
 }
 
 impl Service {
+    /// The service's name, as in roles, schemas and binaries.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ingest => "ingest",
+            Self::Transform => "transform",
+            Self::Dedupe => "dedupe",
+            Self::Deliver => "deliver",
+            Self::Monitor => "monitor",
+        }
+    }
+
     pub const ALL: [Service; 5] = [
         Self::Ingest,
         Self::Transform,
@@ -46,6 +57,81 @@ pub struct Options {
     pub nats_users: Option<NatsUsers>,
     /// Transform's directory of user mappings (`transform.mappings_dir`).
     pub mappings_dir: Option<std::path::PathBuf>,
+    /// Give each service its own PostgreSQL role and schema, made by the shipped
+    /// `deploy/compose/postgres-init.sh`, instead of one superuser connection.
+    pub database_roles: bool,
+}
+
+/// Per-service PostgreSQL logins made by `deploy/compose/postgres-init.sh`.
+#[derive(Debug, Clone)]
+pub struct DatabaseRoles {
+    /// Role name prefix (unique per pipeline: roles are cluster-wide).
+    pub prefix: String,
+    /// Each service's connection string.
+    pub urls: HashMap<Service, String>,
+}
+
+impl DatabaseRoles {
+    /// Runs the shipped init script against `database_url`'s database.
+    fn create(database_url: &str) -> Self {
+        let db = database_url
+            .split_whitespace()
+            .find_map(|p| p.strip_prefix("dbname="))
+            .expect("a key=value test database URL")
+            .to_owned();
+        let prefix = format!("{}_", testkit::unique("syr"));
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../deploy/compose/postgres-init.sh"
+        );
+        let user = std::env::var("USER").unwrap_or_else(|_| "root".to_owned());
+        let mut command = std::process::Command::new("sh");
+        command
+            .arg(script)
+            .env("POSTGRES_USER", &user)
+            .env("POSTGRES_DB", &db)
+            .env("PGHOST", "/var/run/postgresql")
+            .env("SWITCHYARD_ROLE_PREFIX", &prefix);
+        let mut urls = HashMap::new();
+        for service in Service::ALL {
+            let name = service.name();
+            let password = testkit::unique("pw");
+            command.env(
+                format!("SWITCHYARD_{}_DB_PASSWORD", name.to_uppercase()),
+                &password,
+            );
+            urls.insert(
+                service,
+                format!("host=127.0.0.1 user={prefix}{name} password={password} dbname={db}"),
+            );
+        }
+        let output = command.output().expect("postgres-init.sh runs");
+        assert!(
+            output.status.success(),
+            "postgres-init.sh failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Self { prefix, urls }
+    }
+
+    /// Drops the roles (after their database is gone).
+    async fn drop(&self) {
+        let Ok((client, connection)) =
+            tokio_postgres::connect(&testkit::admin_database_url(), tokio_postgres::NoTls).await
+        else {
+            return;
+        };
+        tokio::spawn(connection);
+        for service in Service::ALL {
+            let _ = client
+                .batch_execute(&format!(
+                    "DROP ROLE IF EXISTS \"{}{}\"",
+                    self.prefix,
+                    service.name()
+                ))
+                .await;
+        }
+    }
 }
 
 /// Secrets of the vendor sources every pipeline also has (test values, not secrets).
@@ -62,6 +148,7 @@ impl Default for Options {
             max_attempts: 5,
             nats_users: None,
             mappings_dir: None,
+            database_roles: false,
         }
     }
 }
@@ -95,6 +182,8 @@ pub struct Pipeline {
     pub sink: Sink,
     config: Config,
     nats_users: Option<NatsUsers>,
+    /// Per-service database logins, when the pipeline runs with them.
+    pub database_roles: Option<DatabaseRoles>,
     ingest_url: String,
     /// Monitor's admin gRPC API.
     pub admin_url: String,
@@ -163,12 +252,16 @@ flows:
             sink,
             config,
             nats_users: options.nats_users,
+            database_roles: None,
             ingest_url: String::new(),
             admin_url: String::new(),
             running: HashMap::new(),
             extra_dedupes: Vec::new(),
             http: reqwest::Client::new(),
         };
+        if options.database_roles {
+            pipeline.database_roles = Some(DatabaseRoles::create(&pipeline.database_url));
+        }
         for service in Service::ALL {
             pipeline.start_service(service).await;
         }
@@ -186,6 +279,13 @@ flows:
         {
             config.nats.user = Some(user.clone());
             config.nats.password = Some(password.clone().into());
+        }
+        if let Some(url) = self
+            .database_roles
+            .as_ref()
+            .and_then(|r| r.urls.get(&service))
+        {
+            config.database.url = url.clone().into();
         }
         let (task, ops) = match service {
             Service::Ingest => {
@@ -440,5 +540,8 @@ flows:
         }
         testkit::delete_streams(&self.nats_url, &self.prefix).await;
         testkit::drop_database(&self.database_url).await;
+        if let Some(roles) = &self.database_roles {
+            roles.drop().await;
+        }
     }
 }

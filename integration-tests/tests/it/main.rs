@@ -2,6 +2,7 @@
 //! NATS JetStream and PostgreSQL, with a recording sink as the destination.
 
 mod admin;
+mod db_roles;
 mod dedupe;
 mod delivery;
 mod identity;
