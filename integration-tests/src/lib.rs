@@ -60,6 +60,10 @@ pub struct Options {
     /// Give each service its own PostgreSQL role and schema, made by the shipped
     /// `deploy/compose/postgres-init.sh`, instead of one superuser connection.
     pub database_roles: bool,
+    /// More destinations and flows (YAML list items), and the variables their secrets are in.
+    pub extra_destinations: String,
+    pub extra_flows: String,
+    pub extra_env: Vec<(String, String)>,
 }
 
 /// Per-service PostgreSQL logins made by `deploy/compose/postgres-init.sh`.
@@ -149,6 +153,9 @@ impl Default for Options {
             nats_users: None,
             mappings_dir: None,
             database_roles: false,
+            extra_destinations: String::new(),
+            extra_flows: String::new(),
+            extra_env: Vec::new(),
         }
     }
 }
@@ -224,25 +231,34 @@ sources:
   - {{ name: salesforce, kind: salesforce, organization_id: "{SALESFORCE_ORG}" }}
 destinations:
   - {{ name: sink, kind: webhook, url: "{}/contacts", secret_env: DST_SECRET, timeout: 2s }}
+{extra_destinations}
 flows:
   - {{ name: {FLOW}, object: contact, destination: sink, max_attempts: {}, retry_base: 50ms, retry_max: 1s }}
+{extra_flows}
 "#,
             sink.url(),
             options.max_attempts,
+            extra_destinations = options.extra_destinations,
+            extra_flows = options.extra_flows,
             mappings = options
                 .mappings_dir
                 .as_ref()
                 .map(|dir| format!(", mappings_dir: \"{}\"", dir.display()))
                 .unwrap_or_default(),
         );
-        let env = Env::from_pairs([
-            ("SRC_SECRET", source_secret.as_str()),
-            ("DST_SECRET", sink.secret()),
-            ("STRIPE_SECRET", STRIPE_SECRET),
-            ("MAILCHIMP_TOKEN", MAILCHIMP_TOKEN),
-            ("ADMIN_READ", ADMIN_READ_TOKEN),
-            ("ADMIN_OPERATOR", ADMIN_OPERATOR_TOKEN),
-        ]);
+        let mut pairs: Vec<(String, String)> = options.extra_env.clone();
+        pairs.extend(
+            [
+                ("SRC_SECRET", source_secret.as_str()),
+                ("DST_SECRET", sink.secret()),
+                ("STRIPE_SECRET", STRIPE_SECRET),
+                ("MAILCHIMP_TOKEN", MAILCHIMP_TOKEN),
+                ("ADMIN_READ", ADMIN_READ_TOKEN),
+                ("ADMIN_OPERATOR", ADMIN_OPERATOR_TOKEN),
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned())),
+        );
+        let env = Env::from_pairs(pairs);
         let config = Config::from_yaml(&yaml, &env).expect("pipeline config is valid");
         let mut pipeline = Self {
             prefix,
@@ -431,12 +447,15 @@ flows:
             .expect("nats");
         let js = jetstream::new(client);
         let names = Names::new(&self.prefix);
-        let consumers = [
+        let mut consumers = vec![
             (StreamKind::Raw, "transform".to_owned()),
             (StreamKind::Canonical, "dedupe".to_owned()),
-            (StreamKind::Golden, format!("deliver-{FLOW}")),
-            (StreamKind::Ops, "monitor".to_owned()),
         ];
+        // Every flow's consumer, before monitor's (flows report to monitor).
+        for flow in &self.config.flows {
+            consumers.push((StreamKind::Golden, format!("deliver-{}", flow.name)));
+        }
+        consumers.push((StreamKind::Ops, "monitor".to_owned()));
         let deadline = Instant::now() + within;
         'poll: loop {
             assert!(

@@ -414,6 +414,9 @@ fn default_tolerance() -> Duration {
 pub enum DestinationKind {
     /// A generic HTTPS endpoint, signed the Standard Webhooks way.
     Webhook,
+    /// A Mailchimp audience: members upserted by subscriber hash (`url` is the API base, e.g.
+    /// `https://us21.api.mailchimp.com/3.0`; `secret_env` holds the API key).
+    Mailchimp,
 }
 
 /// A system deliver writes to.
@@ -423,10 +426,13 @@ pub struct DestinationConfig {
     pub name: String,
     pub kind: DestinationKind,
     pub url: String,
-    /// Environment variable holding the signing secret (`whsec_…`).
+    /// Environment variable holding the signing secret (`whsec_…`), or the API key.
     pub secret_env: String,
     #[serde(with = "humantime_serde", default = "default_timeout")]
     pub timeout: Duration,
+    /// Mailchimp: the audience (list) id.
+    #[serde(default)]
+    pub list_id: Option<String>,
     #[serde(skip)]
     pub secret: Option<SecretString>,
 }
@@ -488,6 +494,10 @@ pub struct FlowConfig {
     pub retry_base: Option<Duration>,
     #[serde(with = "humantime_serde::option", default)]
     pub retry_max: Option<Duration>,
+    /// Only changes whose golden record has these values go through, e.g.
+    /// `{ lifecycle_stage: lead, marketing_consent: true }`; others are skipped (and counted).
+    #[serde(default)]
+    pub when: BTreeMap<String, serde_json::Value>,
     /// Minutes of manual re-keying one delivered record saves (from `switchyard audit`), so
     /// monitor can report realised value.
     #[serde(default)]
@@ -740,6 +750,13 @@ impl Config {
                     dest.name
                 ));
             }
+            if dest.kind == DestinationKind::Mailchimp
+                && dest.list_id.as_deref().is_none_or(str::is_empty)
+            {
+                problems.push(format!(
+                    "destinations[{i}].list_id: a mailchimp destination needs its audience id"
+                ));
+            }
             if !(dest.url.starts_with("http://") || dest.url.starts_with("https://")) {
                 problems.push(format!(
                     "destinations[{i}].url: must start with http:// or https://"
@@ -762,6 +779,18 @@ impl Config {
                     "flows[{i}].destination: no destination is named {:?}",
                     flow.destination
                 ));
+            }
+            for (field, value) in &flow.when {
+                if !FILTER_FIELDS.contains(&field.as_str()) {
+                    problems.push(format!(
+                        "flows[{i}].when.{field}: not a field a flow can filter on ({})",
+                        FILTER_FIELDS.join(", ")
+                    ));
+                } else if !(value.is_string() || value.is_boolean()) {
+                    problems.push(format!(
+                        "flows[{i}].when.{field}: give a text or true/false"
+                    ));
+                }
             }
             if flow.on.is_empty() {
                 problems.push(format!("flows[{i}].on: name at least one trigger"));
@@ -793,6 +822,19 @@ impl Config {
         self.destinations.iter().find(|d| d.name == name)
     }
 }
+
+/// Golden-record fields a flow's `when` can test.
+pub const FILTER_FIELDS: [&str; 9] = [
+    "email",
+    "phone",
+    "first_name",
+    "last_name",
+    "company_name",
+    "job_title",
+    "lifecycle_stage",
+    "marketing_consent",
+    "country",
+];
 
 /// Names that end up in subjects and stream names: no dots, wildcards or spaces.
 fn is_token(s: &str) -> bool {

@@ -19,7 +19,8 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::STAGE;
-use crate::webhook::{SendError, WebhookDestination};
+use crate::destination::Destination;
+use crate::webhook::SendError;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct Labels {
@@ -31,7 +32,7 @@ pub(crate) struct Labels {
 #[derive(Debug)]
 pub(crate) struct Flow {
     pub config: FlowConfig,
-    pub destination: WebhookDestination,
+    pub destination: Destination,
     pub bus: Bus,
     pub pool: Pool,
     pub retry: RedeliveryPolicy,
@@ -75,14 +76,14 @@ impl Flow {
             Ok(ChangeKind::Updated) => Some(Trigger::Updated),
             _ => None,
         };
-        if !trigger.is_some_and(|t| self.config.on.contains(&t)) {
+        if !trigger.is_some_and(|t| self.config.on.contains(&t)) || !self.matches_when(&change) {
             self.count("skipped");
             self.finish(
                 delivery,
                 &change,
                 DeliveryOutcome::Skipped,
                 0,
-                "not a trigger of this flow",
+                "not a trigger of this flow, or its `when` does not match",
             )
             .await;
             return;
@@ -98,7 +99,11 @@ impl Flow {
             Err(error) => return self.retry_later(delivery, &change, &error, 0, None).await,
         }
         let webhook_id = format!("{flow}:{}", change.change_id);
-        match self.destination.send(&webhook_id, payload(&change)).await {
+        match self
+            .destination
+            .write(&webhook_id, &change, || payload(&change))
+            .await
+        {
             Ok(status) => {
                 if let Err(error) = self.record(&change.change_id, status, attempt).await {
                     // The write happened; the retry re-sends the same webhook-id, which the
@@ -150,6 +155,38 @@ impl Flow {
                 .await;
             }
         }
+    }
+
+    /// Whether the golden record has every value the flow's `when` asks for.
+    fn matches_when(&self, change: &GoldenChange) -> bool {
+        if self.config.when.is_empty() {
+            return true;
+        }
+        let Some(canonical_object::Object::Contact(c)) =
+            change.record.as_ref().and_then(|r| r.object.as_ref())
+        else {
+            return false;
+        };
+        self.config.when.iter().all(|(field, expected)| {
+            let actual = match field.as_str() {
+                "email" => json!(c.email),
+                "phone" => json!(c.phone),
+                "first_name" => json!(c.first_name),
+                "last_name" => json!(c.last_name),
+                "company_name" => json!(c.company_name),
+                "job_title" => json!(c.job_title),
+                "lifecycle_stage" => json!(c.lifecycle_stage),
+                "marketing_consent" => json!(c.consent.as_ref().is_some_and(|x| x.marketing)),
+                "country" => json!(
+                    c.address
+                        .as_ref()
+                        .map(|a| a.country.clone())
+                        .unwrap_or_default()
+                ),
+                _ => return false,
+            };
+            &actual == expected
+        })
     }
 
     /// Reports a terminal outcome to monitor, then acks; if the report cannot be stored the
@@ -217,7 +254,7 @@ impl Flow {
         };
         let result = DeliveryResult {
             flow: flow.to_owned(),
-            destination: self.destination.name.clone(),
+            destination: self.destination.name().to_owned(),
             change_id: change.change_id.clone(),
             outcome: outcome.into(),
             http_status: u32::from(status),
@@ -264,7 +301,7 @@ impl Flow {
                 &[
                     &self.config.name,
                     &change_id,
-                    &self.destination.name,
+                    &self.destination.name(),
                     &i32::from(status),
                     &i32::try_from(attempt).unwrap_or(i32::MAX),
                 ],

@@ -2,7 +2,9 @@
 //! flow, so a failing destination never blocks another; every write carries a stable idempotency
 //! key; every failure ends in a retry or a dead letter with its reason.
 
+mod destination;
 mod flow;
+pub mod mailchimp;
 pub mod webhook;
 
 use std::net::SocketAddr;
@@ -16,8 +18,8 @@ use switchyard_chassis::config::Config;
 use switchyard_chassis::retry::RedeliveryPolicy;
 use switchyard_chassis::{CancellationToken, Error, Runtime};
 
+use destination::Destination;
 use flow::{Flow, Labels};
-use webhook::WebhookDestination;
 
 const STAGE: &str = "deliver";
 /// Messages pulled at once per flow: small, because each may wait on a slow destination.
@@ -65,7 +67,7 @@ impl App {
                 .ok_or_else(|| {
                     Error::Other(format!("flow {}: unknown destination", flow_config.name))
                 })?;
-            let destination = WebhookDestination::new(dest_config).map_err(Error::Other)?;
+            let destination = Destination::new(dest_config).map_err(Error::Other)?;
             let consumer = runtime
                 .bus
                 .consumer(&ConsumerSpec {

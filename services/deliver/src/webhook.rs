@@ -49,12 +49,7 @@ impl WebhookDestination {
             .ok_or_else(|| format!("destination {}: secret not resolved", config.name))?;
         let key = SigningKey::from_secret(secret)
             .map_err(|e| format!("destination {}: {e}", config.name))?;
-        let client = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout.min(Duration::from_secs(5)))
-            .user_agent(concat!("switchyard/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("destination {}: {e}", config.name))?;
+        let client = http_client(config)?;
         Ok(Self {
             name: config.name.clone(),
             url: config.url.clone(),
@@ -90,50 +85,66 @@ impl WebhookDestination {
             .body(body)
             .send()
             .await;
-        let response = match response {
-            Ok(response) => response,
-            Err(error) => {
-                let what = if error.is_timeout() {
-                    "timed out"
-                } else if error.is_connect() {
-                    "connection failed"
-                } else {
-                    "request failed"
-                };
-                return Err(SendError::Retryable {
-                    status: None,
-                    retry_after: None,
-                    reason: format!("{what}: {error}"),
-                });
-            }
-        };
-        let status = response.status().as_u16();
-        tracing::Span::current().record("http.response.status_code", status);
-        if response.status().is_success() {
-            return Ok(status);
-        }
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after);
-        // A short excerpt explains a refusal; receivers' error bodies rarely need more.
-        let text = response.text().await.unwrap_or_default();
-        let excerpt: String = text.trim().chars().take(200).collect();
-        let reason = if excerpt.is_empty() {
-            format!("destination answered {status}")
-        } else {
-            format!("destination answered {status}: {excerpt}")
-        };
-        if status == 408 || status == 429 || status >= 500 {
-            Err(SendError::Retryable {
-                status: Some(status),
-                retry_after,
-                reason,
-            })
-        } else {
-            Err(SendError::Permanent { status, reason })
-        }
+        let response = response.map_err(transport_error)?;
+        classify(response).await
+    }
+}
+
+/// The HTTP client for one destination: its timeout, our user agent.
+pub(crate) fn http_client(config: &DestinationConfig) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .timeout(config.timeout)
+        .connect_timeout(config.timeout.min(Duration::from_secs(5)))
+        .user_agent(concat!("switchyard/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| format!("destination {}: {e}", config.name))
+}
+
+/// A request that got no answer: always worth retrying.
+pub(crate) fn transport_error(error: reqwest::Error) -> SendError {
+    let what = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "connection failed"
+    } else {
+        "request failed"
+    };
+    SendError::Retryable {
+        status: None,
+        retry_after: None,
+        reason: format!("{what}: {error}"),
+    }
+}
+
+/// Sorts an answer: 2xx is done; 408, 429 and 5xx are retried (honouring `Retry-After`); any
+/// other status is permanent. The reason keeps the start of the body.
+pub(crate) async fn classify(response: reqwest::Response) -> Result<u16, SendError> {
+    let status = response.status().as_u16();
+    tracing::Span::current().record("http.response.status_code", status);
+    if response.status().is_success() {
+        return Ok(status);
+    }
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_retry_after);
+    // A short excerpt explains a refusal; receivers' error bodies rarely need more.
+    let text = response.text().await.unwrap_or_default();
+    let excerpt: String = text.trim().chars().take(200).collect();
+    let reason = if excerpt.is_empty() {
+        format!("destination answered {status}")
+    } else {
+        format!("destination answered {status}: {excerpt}")
+    };
+    if status == 408 || status == 429 || status >= 500 {
+        Err(SendError::Retryable {
+            status: Some(status),
+            retry_after,
+            reason,
+        })
+    } else {
+        Err(SendError::Permanent { status, reason })
     }
 }
 
