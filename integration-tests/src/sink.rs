@@ -37,6 +37,8 @@ struct Inner {
     received: Vec<Received>,
     script: VecDeque<u16>,
     default_status: u16,
+    /// Holds every answer this long (a destination that hangs past the caller's timeout).
+    hang: Option<Duration>,
 }
 
 #[derive(Clone)]
@@ -96,6 +98,11 @@ impl Sink {
         inner.default_status = then;
     }
 
+    /// Makes every answer wait `delay` (or answer at once again with `None`).
+    pub fn hang(&self, delay: Option<Duration>) {
+        self.shared.inner.lock().expect("sink lock").hang = delay;
+    }
+
     /// Everything received so far.
     pub fn received(&self) -> Vec<Received> {
         self.shared
@@ -143,7 +150,7 @@ async fn receive(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) 
             .unwrap_or_default()
             .to_owned()
     };
-    let status = {
+    let (status, hang) = {
         let mut inner = shared.inner.lock().expect("sink lock");
         let status = inner.script.pop_front().unwrap_or(inner.default_status);
         inner.received.push(Received {
@@ -155,7 +162,10 @@ async fn receive(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) 
         });
         let count = inner.received.len();
         shared.count.send_replace(count);
-        status
+        (status, inner.hang)
     };
+    if let Some(delay) = hang {
+        tokio::time::sleep(delay).await;
+    }
     StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }

@@ -6,6 +6,7 @@ mod db_roles;
 mod dedupe;
 mod delivery;
 mod identity;
+mod isolation;
 mod mailchimp;
 mod permissions;
 mod resilience;
