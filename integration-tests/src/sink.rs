@@ -23,6 +23,8 @@ pub struct Received {
     pub body: Vec<u8>,
     /// What the sink answered.
     pub status: u16,
+    /// When it arrived.
+    pub at: std::time::Instant,
 }
 
 impl Received {
@@ -159,6 +161,7 @@ async fn receive(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) 
             signature: header(signing::HEADER_SIGNATURE),
             body: body.to_vec(),
             status,
+            at: std::time::Instant::now(),
         });
         let count = inner.received.len();
         shared.count.send_replace(count);

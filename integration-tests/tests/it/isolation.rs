@@ -73,3 +73,32 @@ async fn a_hung_destination_does_not_slow_another_flow() {
     );
     pipeline.finish().await;
 }
+
+#[tokio::test]
+async fn a_destination_rate_limit_spaces_the_writes() {
+    let limited = Sink::start().await;
+    let pipeline = Pipeline::start(Options {
+        extra_destinations: format!(
+            "  - {{ name: limited, kind: webhook, url: \"{}/hooks\", secret_env: LIMITED_SECRET, rate_per_second: 5, burst: 1 }}",
+            limited.url()
+        ),
+        extra_flows: "  - { name: to-limited, object: contact, destination: limited }".to_owned(),
+        extra_env: vec![("LIMITED_SECRET".to_owned(), limited.secret().to_owned())],
+        ..Options::default()
+    })
+    .await;
+    let total = 6;
+    for i in 0..total {
+        let event = json!({"type": "contact.created", "data": {"id": format!("crm-{i}"), "email": format!("r{i}@example.com")}});
+        assert_eq!(pipeline.send(&format!("rate-{i}"), &event).await.0, 200);
+    }
+    limited.wait_for(total, Duration::from_secs(30)).await;
+    pipeline.wait_drained(Duration::from_secs(30)).await;
+    let received = limited.received();
+    assert_eq!(received.len(), total);
+    // 5 per second with a bucket of 1: six writes need at least five intervals of 200 ms. (A
+    // lower bound only: a busy machine can make it slower, never faster.)
+    let span = received[total - 1].at.duration_since(received[0].at);
+    assert!(span >= Duration::from_millis(950), "six writes in {span:?}");
+    pipeline.finish().await;
+}

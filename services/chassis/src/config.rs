@@ -433,6 +433,13 @@ pub struct DestinationConfig {
     /// Mailchimp: the audience (list) id.
     #[serde(default)]
     pub list_id: Option<String>,
+    /// Writes per second to this destination, across all its flows (a token bucket matched to
+    /// the vendor's published quota, e.g. Mailchimp's 10 concurrent / HubSpot's 100 per 10 s).
+    #[serde(default)]
+    pub rate_per_second: Option<u32>,
+    /// Writes allowed at once above the rate (the bucket's size); defaults to the rate.
+    #[serde(default)]
+    pub burst: Option<u32>,
     #[serde(skip)]
     pub secret: Option<SecretString>,
 }
@@ -755,6 +762,11 @@ impl Config {
             {
                 problems.push(format!(
                     "destinations[{i}].list_id: a mailchimp destination needs its audience id"
+                ));
+            }
+            if dest.rate_per_second == Some(0) || dest.burst == Some(0) {
+                problems.push(format!(
+                    "destinations[{i}].rate_per_second/burst: must be at least 1 when given"
                 ));
             }
             if !(dest.url.starts_with("http://") || dest.url.starts_with("https://")) {

@@ -60,6 +60,12 @@ impl App {
             "Delivery attempts, by flow and outcome (delivered, failed, dead_lettered, skipped)",
             attempts.clone(),
         );
+        // One bucket per destination, shared by all its flows.
+        let limiters: std::collections::HashMap<String, Option<Arc<destination::Limiter>>> = config
+            .destinations
+            .iter()
+            .map(|d| (d.name.clone(), destination::limiter(d)))
+            .collect();
         let mut flows = Vec::new();
         for flow_config in &config.flows {
             let dest_config = config
@@ -67,7 +73,8 @@ impl App {
                 .ok_or_else(|| {
                     Error::Other(format!("flow {}: unknown destination", flow_config.name))
                 })?;
-            let destination = Destination::new(dest_config).map_err(Error::Other)?;
+            let limiter = limiters.get(&dest_config.name).cloned().flatten();
+            let destination = Destination::new(dest_config, limiter).map_err(Error::Other)?;
             let consumer = runtime
                 .bus
                 .consumer(&ConsumerSpec {
