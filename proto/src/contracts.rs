@@ -387,28 +387,36 @@ pub fn built_in() -> Result<Vec<Contract>, ContractError> {
 pub fn load(dir: Option<&std::path::Path>) -> Result<Vec<Contract>, ContractError> {
     let mut contracts = built_in()?;
     if let Some(dir) = dir {
-        let entries = std::fs::read_dir(dir).map_err(|e| ContractError {
-            file: dir.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        let mut paths: Vec<_> = entries
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-            .collect();
-        paths.sort();
-        for path in paths {
-            let file = path.display().to_string();
-            let text = std::fs::read_to_string(&path).map_err(|e| ContractError {
-                file: file.clone(),
-                reason: e.to_string(),
-            })?;
+        for (file, text) in
+            yaml_files(dir).map_err(|(file, reason)| ContractError { file, reason })?
+        {
             let contract = Contract::parse(&file, &text)?;
             contracts.retain(|c| c.id() != contract.id());
             contracts.push(contract);
         }
     }
     Ok(contracts)
+}
+
+/// Every `*.yaml` / `*.yml` file in `dir`, in name order, with its text; errors name the file.
+/// Shared by the contract and mapping loaders (users drop their own files in a directory).
+pub fn yaml_files(dir: &std::path::Path) -> Result<Vec<(String, String)>, (String, String)> {
+    let entries = std::fs::read_dir(dir).map_err(|e| (dir.display().to_string(), e.to_string()))?;
+    let mut paths: Vec<_> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|path| {
+            let file = path.display().to_string();
+            std::fs::read_to_string(&path)
+                .map(|text| (file.clone(), text))
+                .map_err(|e| (file, e.to_string()))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -67,6 +67,13 @@ impl Runtime {
         })
     }
 
+    /// The database pool of a service started with migrations.
+    pub fn pool(&self) -> Result<Pool, Error> {
+        self.pool
+            .clone()
+            .ok_or_else(|| Error::Other(format!("{} needs PostgreSQL", self.service)))
+    }
+
     /// Where `/healthz`, `/readyz` and `/metrics` are served.
     pub fn ops_addr(&self) -> SocketAddr {
         self.ops_listener

@@ -89,10 +89,7 @@ impl App {
             "Canonical objects resolved, by object and outcome (created, updated, noop, stale, conflict, duplicate, failed)",
             events.clone(),
         );
-        let pool = runtime
-            .pool
-            .clone()
-            .ok_or_else(|| Error::Other("dedupe needs PostgreSQL".to_owned()))?;
+        let pool = runtime.pool()?;
         let names = runtime.bus.names();
         let contacts = ContactRules {
             golden_subject: names.golden("contact"),

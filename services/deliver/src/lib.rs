@@ -50,10 +50,7 @@ impl App {
             shutdown,
         )
         .await?;
-        let pool = runtime
-            .pool
-            .clone()
-            .ok_or_else(|| Error::Other("deliver needs PostgreSQL".to_owned()))?;
+        let pool = runtime.pool()?;
         let attempts = Family::<Labels, Counter>::default();
         runtime.registry.register(
             "deliver_attempts",

@@ -92,10 +92,7 @@ impl App {
             shutdown,
         )
         .await?;
-        let pool = runtime
-            .pool
-            .clone()
-            .ok_or_else(|| Error::Other("ingest needs PostgreSQL".to_owned()))?;
+        let pool = runtime.pool()?;
         let backlog = Backlog::new(runtime.bus.clone(), config.ingest.max_lag);
         let state = Arc::new(Shared {
             bus: runtime.bus.clone(),

@@ -107,10 +107,7 @@ impl App {
             shutdown,
         )
         .await?;
-        let pool = runtime
-            .pool
-            .clone()
-            .ok_or_else(|| Error::Other("monitor needs PostgreSQL".to_owned()))?;
+        let pool = runtime.pool()?;
         let metrics = Metrics::register(&mut runtime.registry);
         load_counts(&pool, &metrics, &config).await?;
         let consumer = runtime

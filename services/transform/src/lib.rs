@@ -104,10 +104,7 @@ impl App {
             "Schema-drift notices, by source and change (new field, re-typed field, new enum value)",
             notices.clone(),
         );
-        let pool = runtime
-            .pool
-            .clone()
-            .ok_or_else(|| Error::Other("transform needs PostgreSQL".to_owned()))?;
+        let pool = runtime.pool()?;
         let handler = Handler {
             bus: runtime.bus.clone(),
             events,

@@ -213,22 +213,9 @@ impl Registry {
             .map(|(file, text)| Mapping::parse(file, text, contracts))
             .collect::<Result<Vec<_>, _>>()?;
         if let Some(dir) = dir {
-            let entries = std::fs::read_dir(dir).map_err(|e| MappingError {
-                file: dir.display().to_string(),
-                reason: e.to_string(),
-            })?;
-            let mut paths: Vec<_> = entries
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
-                .collect();
-            paths.sort();
-            for path in paths {
-                let file = path.display().to_string();
-                let text = std::fs::read_to_string(&path).map_err(|e| MappingError {
-                    file: file.clone(),
-                    reason: e.to_string(),
-                })?;
+            let files = switchyard_proto::contracts::yaml_files(dir)
+                .map_err(|(file, reason)| MappingError { file, reason })?;
+            for (file, text) in files {
                 let mapping = Mapping::parse(&file, &text, contracts)?;
                 mappings.retain(|m| m.name != mapping.name);
                 mappings.push(mapping);
