@@ -61,6 +61,15 @@ impl SigningKey {
         mac
     }
 
+    /// The three Standard Webhooks headers (`webhook-id`, `-timestamp`, `-signature`) for `body`.
+    pub fn headers(&self, id: &str, timestamp: i64, body: &[u8]) -> [(&'static str, String); 3] {
+        [
+            (HEADER_ID, id.to_owned()),
+            (HEADER_TIMESTAMP, timestamp.to_string()),
+            (HEADER_SIGNATURE, self.sign(id, timestamp, body)),
+        ]
+    }
+
     /// The `webhook-signature` header value (`v1,<base64>`) for this message.
     pub fn sign(&self, id: &str, timestamp: i64, body: &[u8]) -> String {
         let tag = self.mac(id, timestamp, body).finalize().into_bytes();

@@ -85,17 +85,9 @@ pub fn signed_headers(
     timestamp: i64,
     body: &[u8],
 ) -> [(&'static str, String); 3] {
-    let key =
-        crate::signing::SigningKey::from_secret(&secrecy::SecretString::from(secret.to_owned()))
-            .unwrap_or_else(|e| panic!("test secret {secret:?} is not valid: {e}"));
-    [
-        (crate::signing::HEADER_ID, id.to_owned()),
-        (crate::signing::HEADER_TIMESTAMP, timestamp.to_string()),
-        (
-            crate::signing::HEADER_SIGNATURE,
-            key.sign(id, timestamp, body),
-        ),
-    ]
+    crate::signing::SigningKey::from_secret(&secrecy::SecretString::from(secret.to_owned()))
+        .unwrap_or_else(|e| panic!("test secret {secret:?} is not valid: {e}"))
+        .headers(id, timestamp, body)
 }
 
 /// A random `whsec_…` secret.

@@ -141,15 +141,11 @@ pub async fn send(ingest: &str, source: &str, secret_env: &str) -> anyhow::Resul
         };
         last_body.clone_from(&body);
         let ts = switchyard_chassis::unix_now();
-        let response = client
-            .post(&url)
-            .header("content-type", "application/json")
-            .header(signing::HEADER_ID, &id)
-            .header(signing::HEADER_TIMESTAMP, ts.to_string())
-            .header(signing::HEADER_SIGNATURE, key.sign(&id, ts, &body))
-            .body(body)
-            .send()
-            .await?;
+        let mut request = client.post(&url).header("content-type", "application/json");
+        for (name, value) in key.headers(&id, ts, &body) {
+            request = request.header(name, value);
+        }
+        let response = request.body(body).send().await?;
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
         say(&format!("send: {what:<52} → {status} {text}"));

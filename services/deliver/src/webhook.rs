@@ -4,7 +4,7 @@
 use std::time::{Duration, SystemTime};
 
 use switchyard_chassis::config::DestinationConfig;
-use switchyard_chassis::signing::{self, SigningKey};
+use switchyard_chassis::signing::SigningKey;
 
 /// How a send failed, and whether trying again can help.
 #[derive(Debug, thiserror::Error)]
@@ -74,17 +74,14 @@ impl WebhookDestination {
         let timestamp = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
-        let signature = self.key.sign(webhook_id, timestamp, &body);
-        let response = self
+        let mut request = self
             .client
             .post(&self.url)
-            .header("content-type", "application/json")
-            .header(signing::HEADER_ID, webhook_id)
-            .header(signing::HEADER_TIMESTAMP, timestamp.to_string())
-            .header(signing::HEADER_SIGNATURE, signature)
-            .body(body)
-            .send()
-            .await;
+            .header("content-type", "application/json");
+        for (name, value) in self.key.headers(webhook_id, timestamp, &body) {
+            request = request.header(name, value);
+        }
+        let response = request.body(body).send().await;
         let response = response.map_err(transport_error)?;
         classify(response).await
     }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand};
 use hdrhistogram::Histogram;
 use secrecy::SecretString;
-use switchyard_chassis::signing::{self, SigningKey};
+use switchyard_chassis::signing::SigningKey;
 
 #[derive(Debug, Parser)]
 #[command(name = "switchyard-loadgen", version)]
@@ -144,15 +144,11 @@ async fn run(
                 }))
                 .unwrap_or_default();
                 let ts = switchyard_chassis::unix_now();
-                let result = client
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .header(signing::HEADER_ID, &id)
-                    .header(signing::HEADER_TIMESTAMP, ts.to_string())
-                    .header(signing::HEADER_SIGNATURE, key.sign(&id, ts, &body))
-                    .body(body)
-                    .send()
-                    .await;
+                let mut request = client.post(&url).header("content-type", "application/json");
+                for (name, value) in key.headers(&id, ts, &body) {
+                    request = request.header(name, value);
+                }
+                let result = request.body(body).send().await;
                 let micros = u64::try_from(scheduled.elapsed().as_micros()).unwrap_or(u64::MAX);
                 let mut tally = tally
                     .lock()

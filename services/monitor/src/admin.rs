@@ -123,6 +123,13 @@ pub struct AdminService {
 }
 
 impl AdminService {
+    async fn client(&self) -> Result<switchyard_chassis::deadpool_postgres::Object, AdminError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| AdminError::Unavailable(e.to_string()))
+    }
+
     async fn audit(
         &self,
         role: Role,
@@ -130,11 +137,7 @@ impl AdminService {
         target: &str,
         detail: &str,
     ) -> Result<(), AdminError> {
-        let client = self
-            .pool
-            .get()
-            .await
-            .map_err(|e| AdminError::Unavailable(e.to_string()))?;
+        let client = self.client().await?;
         client
             .execute(
                 "INSERT INTO audit_log (role, action, target, detail) VALUES ($1, $2, $3, $4)",
@@ -225,11 +228,7 @@ impl Admin for AdminService {
         if !self.flows.iter().any(|f| f.name == flow) {
             return Err(AdminError::NotFound(format!("flow {flow:?}")).into());
         }
-        let client = self
-            .pool
-            .get()
-            .await
-            .map_err(|e| AdminError::Unavailable(e.to_string()))?;
+        let client = self.client().await?;
         let rows = client
             .query(
                 "SELECT outcome, count FROM flow_counts WHERE flow = $1",
@@ -307,11 +306,7 @@ impl Admin for AdminService {
             0 => 100,
             n => n.min(1000),
         });
-        let client = self
-            .pool
-            .get()
-            .await
-            .map_err(|e| AdminError::Unavailable(e.to_string()))?;
+        let client = self.client().await?;
         let rows = client
             .query(
                 "SELECT at, role, action, target, detail FROM audit_log ORDER BY id DESC LIMIT $1",

@@ -46,6 +46,35 @@ fn one(vendor_id: String, event_type: String, body: &[u8]) -> Parsed {
     }
 }
 
+/// One event per element of a vendor's batch: the id at `id_key` (required), the type at the
+/// first of `type_keys` present.
+fn batch(
+    items: &[Value],
+    id_key: &str,
+    type_keys: &[&str],
+    what: &str,
+) -> Result<Vec<Event>, IngestError> {
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let vendor_id = item
+                .get(id_key)
+                .and_then(text)
+                .ok_or_else(|| IngestError::Malformed(format!("{what} {i} has no {id_key}")))?;
+            let kind = type_keys
+                .iter()
+                .find_map(|k| item.get(*k).and_then(Value::as_str))
+                .unwrap_or("unknown");
+            Ok(Event {
+                vendor_id,
+                event_type: dotted(kind),
+                body: element(item),
+            })
+        })
+        .collect()
+}
+
 fn element(value: &Value) -> Vec<u8> {
     serde_json::to_vec(value).unwrap_or_default()
 }
@@ -114,24 +143,13 @@ fn hubspot(source: &Source, request: &Incoming<'_>) -> Result<Parsed, IngestErro
     let items = payload.as_array().ok_or_else(|| {
         IngestError::MalformedJson("a HubSpot payload is an array of events".to_owned())
     })?;
-    let mut events = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        let id = item
-            .get("eventId")
-            .and_then(text)
-            .ok_or_else(|| IngestError::Malformed(format!("event {i} has no eventId")))?;
-        // Live v3 deliveries say subscriptionType; the documentation example says eventType.
-        let kind = item
-            .get("subscriptionType")
-            .or_else(|| item.get("eventType"))
-            .and_then(Value::as_str)
-            .unwrap_or("unknown");
-        events.push(Event {
-            vendor_id: id,
-            event_type: dotted(kind),
-            body: element(item),
-        });
-    }
+    // Live v3 deliveries say subscriptionType; the documentation example says eventType.
+    let events = batch(
+        items,
+        "eventId",
+        &["subscriptionType", "eventType"],
+        "event",
+    )?;
     Ok(Parsed {
         events,
         reply: Reply::Json,
@@ -199,21 +217,7 @@ fn quickbooks(source: &Source, request: &Incoming<'_>) -> Result<Parsed, IngestE
     let payload = json(request.body)?;
     let mut events = Vec::new();
     if let Some(items) = payload.as_array() {
-        for (i, item) in items.iter().enumerate() {
-            let id = item
-                .get("id")
-                .and_then(text)
-                .ok_or_else(|| IngestError::Malformed(format!("cloud event {i} has no id")))?;
-            let kind = item
-                .get("type")
-                .and_then(Value::as_str)
-                .unwrap_or("unknown");
-            events.push(Event {
-                vendor_id: id,
-                event_type: dotted(kind),
-                body: element(item),
-            });
-        }
+        events = batch(items, "id", &["type"], "cloud event")?;
     } else if let Some(notifications) = payload.get("eventNotifications").and_then(Value::as_array)
     {
         for notification in notifications {
@@ -324,22 +328,7 @@ fn klaviyo(source: &Source, request: &Incoming<'_>) -> Result<Parsed, IngestErro
         .ok_or_else(|| {
             IngestError::MalformedJson("a Klaviyo payload has a data array".to_owned())
         })?;
-    let mut events = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        let id = item
-            .get("external_id")
-            .and_then(text)
-            .ok_or_else(|| IngestError::Malformed(format!("data[{i}] has no external_id")))?;
-        let topic = item
-            .get("topic")
-            .and_then(Value::as_str)
-            .unwrap_or("unknown");
-        events.push(Event {
-            vendor_id: id,
-            event_type: dotted(topic),
-            body: element(item),
-        });
-    }
+    let events = batch(items, "external_id", &["topic"], "data")?;
     Ok(Parsed {
         events,
         reply: Reply::Json,
