@@ -3,6 +3,7 @@
 //! prefix and database.
 
 pub mod sink;
+pub mod vendors;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -60,7 +61,9 @@ pub struct Options {
     /// Give each service its own PostgreSQL role and schema, made by the shipped
     /// `deploy/compose/postgres-init.sh`, instead of one superuser connection.
     pub database_roles: bool,
-    /// More destinations and flows (YAML list items), and the variables their secrets are in.
+    /// More sources, destinations and flows (YAML list items), and the variables their secrets
+    /// are in.
+    pub extra_sources: String,
     pub extra_destinations: String,
     pub extra_flows: String,
     pub extra_env: Vec<(String, String)>,
@@ -153,6 +156,7 @@ impl Default for Options {
             nats_users: None,
             mappings_dir: None,
             database_roles: false,
+            extra_sources: String::new(),
             extra_destinations: String::new(),
             extra_flows: String::new(),
             extra_env: Vec::new(),
@@ -229,6 +233,7 @@ sources:
   - {{ name: stripe, kind: stripe, secret_env: [STRIPE_SECRET] }}
   - {{ name: mailchimp, kind: mailchimp, secret_env: [MAILCHIMP_TOKEN] }}
   - {{ name: salesforce, kind: salesforce, organization_id: "{SALESFORCE_ORG}" }}
+{extra_sources}
 destinations:
   - {{ name: sink, kind: webhook, url: "{}/contacts", secret_env: DST_SECRET, timeout: 2s }}
 {extra_destinations}
@@ -238,6 +243,7 @@ flows:
 "#,
             sink.url(),
             options.max_attempts,
+            extra_sources = options.extra_sources,
             extra_destinations = options.extra_destinations,
             extra_flows = options.extra_flows,
             mappings = options

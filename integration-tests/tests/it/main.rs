@@ -5,6 +5,7 @@ mod admin;
 mod db_roles;
 mod dedupe;
 mod delivery;
+mod hydration;
 mod identity;
 mod isolation;
 mod mailchimp;

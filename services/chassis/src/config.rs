@@ -377,6 +377,44 @@ impl SourceKind {
     pub fn needs_secret(self) -> bool {
         !matches!(self, Self::Salesforce)
     }
+
+    /// Whether the kind's webhooks carry ids, not records, so transform reads the record from the
+    /// vendor's API (`sources[].api`) before mapping it.
+    pub fn is_thin(self) -> bool {
+        matches!(self, Self::Hubspot | Self::Quickbooks | Self::Xero)
+    }
+
+    /// The vendor's API host, for kinds with thin events.
+    pub fn default_api_base_url(self) -> Option<&'static str> {
+        match self {
+            Self::Hubspot => Some("https://api.hubapi.com"),
+            Self::Quickbooks => Some("https://quickbooks.api.intuit.com"),
+            Self::Xero => Some("https://api.xero.com"),
+            _ => None,
+        }
+    }
+
+    /// The vendor's OAuth2 token endpoint, for kinds with thin events.
+    pub fn default_token_url(self) -> Option<&'static str> {
+        match self {
+            Self::Hubspot => Some("https://api.hubapi.com/oauth/v3/token"),
+            Self::Quickbooks => Some("https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer"),
+            Self::Xero => Some("https://identity.xero.com/connect/token"),
+            _ => None,
+        }
+    }
+
+    /// Reads per second that stay inside the vendor's published quota: HubSpot 100 per 10 s
+    /// (private and public apps), QuickBooks Online 500 per minute per company, Xero 60 per
+    /// minute per organisation.
+    pub fn default_api_rate_per_second(self) -> Option<u32> {
+        match self {
+            Self::Hubspot => Some(10),
+            Self::Quickbooks => Some(8),
+            Self::Xero => Some(1),
+            _ => None,
+        }
+    }
 }
 
 /// A system that sends webhooks to ingest at `/v1/webhooks/{name}`.
@@ -399,9 +437,85 @@ pub struct SourceConfig {
     /// How far a signed timestamp may be from now.
     #[serde(with = "humantime_serde", default = "default_tolerance")]
     pub tolerance: Duration,
+    /// HubSpot, QuickBooks and Xero: how transform reads the records their thin events point at.
+    #[serde(default)]
+    pub api: Option<SourceApiConfig>,
     /// The secrets, resolved from the environment at load time.
     #[serde(skip)]
     pub secrets: Vec<SecretString>,
+}
+
+/// A source's API, which transform reads records from (thin events carry only ids). Either a
+/// static bearer token (`access_token_env`, e.g. a HubSpot private-app token) or OAuth2 with a
+/// refresh token (`client_id_env`, `client_secret_env`, `refresh_token_env`), or both: the static
+/// token is used until the API refuses it, then refreshed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceApiConfig {
+    /// The API host; the vendor's real one by default (see [`SourceKind::default_api_base_url`]).
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// The OAuth2 token endpoint; the vendor's by default.
+    #[serde(default)]
+    pub token_url: Option<String>,
+    /// Names of the environment variables holding the OAuth2 client id, client secret and the
+    /// first refresh token (a newer, rotated one is kept in transform's database and wins).
+    #[serde(default)]
+    pub client_id_env: Option<String>,
+    #[serde(default)]
+    pub client_secret_env: Option<String>,
+    #[serde(default)]
+    pub refresh_token_env: Option<String>,
+    /// Name of the environment variable holding a bearer token to use as is.
+    #[serde(default)]
+    pub access_token_env: Option<String>,
+    /// Reads per second (a token bucket); defaults match the vendor's published quota.
+    #[serde(default)]
+    pub rate_per_second: Option<u32>,
+    /// Per request, token refreshes included.
+    #[serde(with = "humantime_serde", default = "default_timeout")]
+    pub timeout: Duration,
+    /// The credentials, resolved from the environment at load time (transform only).
+    #[serde(skip)]
+    pub client_id: Option<SecretString>,
+    #[serde(skip)]
+    pub client_secret: Option<SecretString>,
+    #[serde(skip)]
+    pub refresh_token: Option<SecretString>,
+    #[serde(skip)]
+    pub access_token: Option<SecretString>,
+}
+
+impl SourceApiConfig {
+    /// The API host to read from.
+    pub fn base_url(&self, kind: SourceKind) -> &str {
+        self.base_url
+            .as_deref()
+            .or(kind.default_api_base_url())
+            .unwrap_or_default()
+    }
+
+    /// The OAuth2 token endpoint.
+    pub fn token_url(&self, kind: SourceKind) -> &str {
+        self.token_url
+            .as_deref()
+            .or(kind.default_token_url())
+            .unwrap_or_default()
+    }
+
+    /// Reads per second.
+    pub fn rate_per_second(&self, kind: SourceKind) -> u32 {
+        self.rate_per_second
+            .or(kind.default_api_rate_per_second())
+            .unwrap_or(1)
+    }
+
+    /// Whether OAuth2 refresh is configured (client id, client secret and refresh token).
+    pub fn refreshes(&self) -> bool {
+        self.client_id_env.is_some()
+            && self.client_secret_env.is_some()
+            && self.refresh_token_env.is_some()
+    }
 }
 
 fn default_tolerance() -> Duration {
@@ -545,6 +659,10 @@ impl Scope {
     fn admin_tokens(self) -> bool {
         matches!(self, Self::All | Self::Monitor)
     }
+    /// The sources' API credentials: transform reads thin events' records with them.
+    fn source_apis(self) -> bool {
+        matches!(self, Self::All | Self::Transform)
+    }
 }
 
 impl Config {
@@ -611,6 +729,37 @@ impl Config {
         }
         for (i, source) in self.sources.iter_mut().enumerate() {
             source.secrets.clear();
+            if let Some(api) = source.api.as_mut() {
+                for (field, var, slot) in [
+                    ("client_id_env", &api.client_id_env, &mut api.client_id),
+                    (
+                        "client_secret_env",
+                        &api.client_secret_env,
+                        &mut api.client_secret,
+                    ),
+                    (
+                        "refresh_token_env",
+                        &api.refresh_token_env,
+                        &mut api.refresh_token,
+                    ),
+                    (
+                        "access_token_env",
+                        &api.access_token_env,
+                        &mut api.access_token,
+                    ),
+                ] {
+                    *slot = None;
+                    let Some(var) = var.as_ref().filter(|_| scope.source_apis()) else {
+                        continue;
+                    };
+                    match env.get(var) {
+                        Some(value) => *slot = Some(SecretString::from(value.to_owned())),
+                        None => problems.push(format!(
+                            "sources[{i}].api.{field}: environment variable {var} is not set"
+                        )),
+                    }
+                }
+            }
             if !scope.sources() {
                 continue;
             }
@@ -732,6 +881,9 @@ impl Config {
                     "sources[{i}].secret_env: name one or two environment variables"
                 ));
             }
+            if let Some(api) = &source.api {
+                problems.extend(api_problems(i, source.kind, api));
+            }
             if source.kind == SourceKind::Salesforce
                 && source
                     .organization_id
@@ -835,6 +987,54 @@ impl Config {
     }
 }
 
+/// What is wrong with a source's `api` block.
+fn api_problems(i: usize, kind: SourceKind, api: &SourceApiConfig) -> Vec<String> {
+    let mut problems = Vec::new();
+    if !kind.is_thin() {
+        problems.push(format!(
+            "sources[{i}].api: only hubspot, quickbooks and xero sources are read from their API ({} webhooks carry the record)",
+            kind.as_str()
+        ));
+        return problems;
+    }
+    let oauth = [
+        &api.client_id_env,
+        &api.client_secret_env,
+        &api.refresh_token_env,
+    ];
+    let named = oauth.iter().filter(|v| v.is_some()).count();
+    if named != 0 && named != oauth.len() {
+        problems.push(format!(
+            "sources[{i}].api: OAuth2 refresh needs client_id_env, client_secret_env and refresh_token_env together"
+        ));
+    } else if named == 0 && api.access_token_env.is_none() {
+        problems.push(format!(
+            "sources[{i}].api: give access_token_env, or client_id_env, client_secret_env and refresh_token_env"
+        ));
+    }
+    for (field, url) in [("base_url", &api.base_url), ("token_url", &api.token_url)] {
+        if url
+            .as_deref()
+            .is_some_and(|u| !(u.starts_with("http://") || u.starts_with("https://")))
+        {
+            problems.push(format!(
+                "sources[{i}].api.{field}: must start with http:// or https://"
+            ));
+        }
+    }
+    if api.rate_per_second == Some(0) {
+        problems.push(format!(
+            "sources[{i}].api.rate_per_second: must be at least 1 when given"
+        ));
+    }
+    if api.timeout.is_zero() {
+        problems.push(format!(
+            "sources[{i}].api.timeout: must be greater than zero"
+        ));
+    }
+    problems
+}
+
 /// Golden-record fields a flow's `when` can test.
 pub const FILTER_FIELDS: [&str; 9] = [
     "email",
@@ -935,6 +1135,93 @@ flows:
         assert!(
             err.to_string().contains("destinations[0].secret_env"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn api_credentials_go_to_transform_only_and_webhook_secrets_never_do() {
+        let yaml = YAML.replace(
+            "destinations:",
+            r#"  - { name: crm, kind: hubspot, secret_env: [HS_SECRET], api: { access_token_env: HS_TOKEN, rate_per_second: 3 } }
+  - name: books
+    kind: quickbooks
+    secret_env: [QB_VERIFIER]
+    api: { client_id_env: QB_ID, client_secret_env: QB_SECRET, refresh_token_env: QB_REFRESH }
+destinations:"#,
+        );
+        let webhook = [
+            ("DEMO_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+            ("HS_SECRET", "hubspot-client-secret"),
+            ("QB_VERIFIER", "verifier"),
+        ];
+        let api = [
+            ("HS_TOKEN", "pat-na1-test"),
+            ("QB_ID", "client-id"),
+            ("QB_SECRET", "client-secret"),
+            ("QB_REFRESH", "refresh-1"),
+        ];
+        let ingest = Config::from_yaml_for(&yaml, &Env::from_pairs(webhook), Scope::Ingest)
+            .expect("ingest needs no API credentials");
+        let crm = ingest
+            .source("crm")
+            .and_then(|s| s.api.as_ref())
+            .expect("api");
+        assert!(crm.access_token.is_none(), "ingest never holds API tokens");
+        let transform = Config::from_yaml_for(&yaml, &Env::from_pairs(api), Scope::Transform)
+            .expect("transform needs no webhook secrets");
+        assert!(transform.sources.iter().all(|s| s.secrets.is_empty()));
+        let crm = transform.source("crm").expect("crm");
+        let crm_api = crm.api.as_ref().expect("api");
+        assert_eq!(
+            crm_api.access_token.as_ref().map(|t| t.expose_secret()),
+            Some("pat-na1-test")
+        );
+        assert_eq!(crm_api.base_url(crm.kind), "https://api.hubapi.com");
+        assert_eq!(crm_api.rate_per_second(crm.kind), 3);
+        let books = transform.source("books").expect("books");
+        let books_api = books.api.as_ref().expect("api");
+        assert!(books_api.refreshes());
+        assert_eq!(books_api.rate_per_second(books.kind), 8);
+        assert_eq!(
+            books_api.token_url(books.kind),
+            "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer"
+        );
+        assert!(!format!("{transform:?}").contains("refresh-1"));
+        let err = Config::from_yaml_for(&yaml, &Env::from_pairs(webhook), Scope::Transform)
+            .expect_err("transform needs the API credentials");
+        assert!(
+            err.to_string().contains(
+                "sources[2].api.refresh_token_env: environment variable QB_REFRESH is not set"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn only_thin_sources_take_an_api_block_and_it_must_say_how_to_authenticate() {
+        let stripe = YAML.replace(
+            "secret_env: [DEMO_SECRET]",
+            "secret_env: [DEMO_SECRET]\n    api: { access_token_env: DEMO_SECRET }",
+        );
+        let err = Config::from_yaml(&stripe, &env()).expect_err("standard webhooks carry records");
+        assert!(
+            err.to_string().contains("sources[0].api: only hubspot"),
+            "{err}"
+        );
+        let half = YAML.replace(
+            "kind: standard-webhooks\n    secret_env: [DEMO_SECRET]",
+            "kind: xero\n    secret_env: [DEMO_SECRET]\n    api: { client_id_env: DEMO_SECRET, rate_per_second: 0, base_url: api.xero.com }",
+        );
+        let err = Config::from_yaml(&half, &env()).expect_err("half an OAuth2 setup");
+        let text = err.to_string();
+        assert!(
+            text.contains("client_id_env, client_secret_env and refresh_token_env together"),
+            "{text}"
+        );
+        assert!(text.contains("sources[0].api.rate_per_second"), "{text}");
+        assert!(
+            text.contains("sources[0].api.base_url: must start with http"),
+            "{text}"
         );
     }
 

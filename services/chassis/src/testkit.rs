@@ -228,3 +228,10 @@ pub fn vendor_file(relative: &str) -> std::path::PathBuf {
     );
     dir.join(relative)
 }
+
+/// A JSON (or YAML) file under the vendor directory, parsed.
+pub fn vendor_json(relative: &str) -> serde_json::Value {
+    let file = vendor_file(relative);
+    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+}

@@ -3,7 +3,9 @@
 //! contract; a payload that breaks it is dead-lettered with every problem named, never dropped and
 //! never half-mapped; changes in a vendor's payload shape raise one schema-drift notice each.
 
+mod canonical;
 mod drift;
+mod hydrate;
 pub mod mapping;
 
 use std::net::SocketAddr;
@@ -13,15 +15,13 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prost::Message as _;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use switchyard_chassis::bus::{Bus, ConsumerSpec, Delivery, StreamKind, run_consumer, settled};
 use switchyard_chassis::config::Config;
 use switchyard_chassis::retry::RedeliveryPolicy;
 use switchyard_chassis::{CancellationToken, Error, Runtime};
 use switchyard_proto::contracts::{self, Contract, FieldType};
-use switchyard_proto::v1::{
-    Address, CanonicalObject, Consent, Contact, Envelope, RawEvent, canonical_object,
-};
+use switchyard_proto::v1::{CanonicalObject, Envelope, RawEvent, canonical_object};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -58,6 +58,7 @@ struct Handler {
     contracts: std::sync::Arc<Vec<Contract>>,
     ctx: Context,
     drift: drift::Drift,
+    hydrator: hydrate::Hydration,
 }
 
 impl App {
@@ -105,6 +106,8 @@ impl App {
             notices.clone(),
         );
         let pool = runtime.pool()?;
+        let hydrator =
+            hydrate::Hydration::new(&config, pool.clone(), &mut runtime.registry).await?;
         let handler = Handler {
             bus: runtime.bus.clone(),
             events,
@@ -113,6 +116,7 @@ impl App {
             contracts: std::sync::Arc::new(contracts),
             ctx: Context { default_region },
             drift: drift::Drift::new(pool, runtime.bus.clone(), notices),
+            hydrator,
         };
         Ok(Self {
             runtime,
@@ -144,6 +148,10 @@ impl App {
 enum Refusal {
     NoMapping,
     Violation(String),
+    /// Worth another try (a vendor API read failed transiently), after at least the delay.
+    Retry(String, Option<std::time::Duration>),
+    /// Cannot succeed as things stand (the vendor API refused the read).
+    Permanent(String),
 }
 
 impl Handler {
@@ -178,8 +186,28 @@ impl Handler {
                 self.count(&raw.source, "violation");
                 return self.dead_letter(delivery, &raw.source, &reason).await;
             }
+            Err(Refusal::Retry(reason, after)) if delivery.attempt() < MAX_ATTEMPTS => {
+                tracing::warn!(%reason, "transient failure; will retry");
+                self.count(&raw.source, "failed");
+                let delay = self.retry.delay(delivery.attempt(), after);
+                settled(delivery.nak(Some(delay)).await);
+                return;
+            }
+            Err(Refusal::Retry(reason, _)) => {
+                self.count(&raw.source, "failed");
+                let reason = format!("{reason} (gave up after {MAX_ATTEMPTS} attempts)");
+                return self.dead_letter(delivery, &raw.source, &reason).await;
+            }
+            Err(Refusal::Permanent(reason)) => {
+                tracing::info!(%reason, "cannot be transformed; dead-lettering");
+                self.count(&raw.source, "failed");
+                return self.dead_letter(delivery, &raw.source, &reason).await;
+            }
         };
-        let subject = self.bus.names().canonical("contact", &raw.source);
+        let subject = self
+            .bus
+            .names()
+            .canonical(object_name(&object), &raw.source);
         let published = self
             .bus
             .publish(
@@ -228,6 +256,12 @@ impl Handler {
         };
         let payload: Value = serde_json::from_slice(&raw.body)
             .map_err(|e| violation(vec![format!("body: not JSON: {e}")]))?;
+        // Thin events (HubSpot, QuickBooks, Xero) become `{event, record}` with the record read
+        // from the vendor's API; the rest pass through.
+        let payload = self.hydrator.hydrate(raw, payload).await?;
+        if !mapping.applies_to(&payload) {
+            return Err(Refusal::NoMapping);
+        }
         let (mut mapped, mut problems) = mapping.apply_all(&payload, &self.ctx);
         // Enum values of the mapped record join the shape, so a new vendor value is noticed.
         let enums: Vec<(String, String)> = contract
@@ -252,6 +286,8 @@ impl Handler {
         if !problems.is_empty() {
             return Err(violation(problems));
         }
+        let object = canonical::build(mapping.object(), &mapped.record, &raw.source)
+            .ok_or(Refusal::NoMapping)?;
         let occurred_at = match mapped.occurred_at.as_deref() {
             Some(text) => Some(timestamp(text).map_err(|p| violation(vec![p]))?),
             None => raw.received_at,
@@ -267,7 +303,7 @@ impl Handler {
                 contract_version: mapping.contract.clone(),
                 event_type: raw.event_type.clone(),
             }),
-            object: Some(canonical_object::Object::Contact(contact(&mapped.record))),
+            object: Some(object),
         })
     }
 
@@ -287,37 +323,17 @@ fn timestamp(text: &str) -> Result<switchyard_proto::Timestamp, String> {
     })
 }
 
-/// The contract-checked record as a `Contact` message.
-fn contact(record: &Map<String, Value>) -> Contact {
-    let text = |name: &str| {
-        record
-            .get(name)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
-    };
-    Contact {
-        email: text("email"),
-        phone: text("phone"),
-        first_name: text("first_name"),
-        last_name: text("last_name"),
-        company_name: text("company_name"),
-        job_title: text("job_title"),
-        lifecycle_stage: text("lifecycle_stage"),
-        consent: record
-            .get("marketing_consent")
-            .and_then(Value::as_bool)
-            .map(|marketing| Consent {
-                marketing,
-                source: text("consent_source"),
-                given_at: None,
-            }),
-        address: record
-            .get("country")
-            .and_then(Value::as_str)
-            .map(|country| Address {
-                country: country.to_owned(),
-                ..Default::default()
-            }),
+/// The subject token of the object a canonical message carries.
+fn object_name(object: &CanonicalObject) -> &'static str {
+    use canonical_object::Object;
+    match object.object {
+        Some(Object::Lead(_)) => "lead",
+        Some(Object::Contact(_)) => "contact",
+        Some(Object::Company(_)) => "company",
+        Some(Object::Product(_)) => "product",
+        Some(Object::Deal(_)) => "deal",
+        Some(Object::Order(_)) => "order",
+        Some(Object::Invoice(_)) => "invoice",
+        None => "unknown",
     }
 }

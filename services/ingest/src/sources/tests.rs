@@ -34,6 +34,7 @@ fn source(kind: SourceKind, secrets: &[&str]) -> Source {
             .collect(),
         public_url: None,
         organization_id: Some("00D000000000062EAA".to_owned()),
+        api: None,
     };
     Source::new(&config).expect("source")
 }

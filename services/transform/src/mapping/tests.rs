@@ -103,10 +103,10 @@ fn mailchimp_forms_map_with_consent_only_for_subscriptions() {
 #[test]
 fn unknown_events_have_no_mapping_and_broken_files_are_refused() {
     let registry = registry();
-    assert!(registry.find("stripe", "invoice.paid").is_none());
+    assert!(registry.find("stripe", "charge.refunded").is_none());
     assert!(
-        registry.find("hubspot", "contact.creation").is_none(),
-        "thin events need hydration first"
+        registry.find("mailchimp", "campaign").is_none(),
+        "a campaign send is not about a person"
     );
     let contracts = contracts::built_in().expect("contracts");
     let dir = std::env::temp_dir().join(format!("sy-mappings-{}", std::process::id()));
@@ -128,4 +128,301 @@ fn unknown_events_have_no_mapping_and_broken_files_are_refused() {
         "the user's file replaced the built-in one"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Applies the built-in mapping for (kind, event type) and the contract it names.
+fn canonical(kind: &str, event_type: &str, payload: &Value) -> (String, Value) {
+    let mapping = registry()
+        .find(kind, event_type)
+        .cloned()
+        .unwrap_or_else(|| panic!("a mapping for {kind} {event_type}"));
+    assert!(mapping.applies_to(payload), "{kind} {event_type} applies");
+    let contract = contracts::built_in()
+        .expect("contracts")
+        .into_iter()
+        .find(|c| c.id() == mapping.contract)
+        .expect("contract");
+    let mut mapped = mapping
+        .apply(payload, &ctx())
+        .unwrap_or_else(|p| panic!("{kind} {event_type}: {p:?}"));
+    contract
+        .apply(&mut mapped.record)
+        .unwrap_or_else(|p| panic!("{kind} {event_type} breaks {}: {p:?}", mapping.contract));
+    (mapped.record_id, Value::Object(mapped.record))
+}
+
+/// An object from Stripe's published fixtures (`specs/stripe/fixtures3.json`).
+fn stripe_fixture(name: &str) -> Value {
+    let file = switchyard_chassis_free_vendor_path("x")
+        .replace("/samples/x", "/specs/stripe/fixtures3.json");
+    let all: Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).expect("fixtures")).expect("json");
+    all["resources"][name].clone()
+}
+
+#[test]
+fn stripe_invoices_and_products_from_the_published_fixtures() {
+    let mut invoice = stripe_fixture("invoice");
+    invoice["status"] = json!("paid");
+    invoice["amount_paid"] = json!(1000);
+    let event = json!({"id": "evt_1", "type": "invoice.paid", "created": 1_721_954_054, "data": {"object": invoice}});
+    let (id, record) = canonical("stripe", "invoice.paid", &event);
+    assert_eq!(id, "in_1Pgc6tB7WZ01zgkWu9fdqL6I");
+    assert_eq!(
+        record["invoice_number"], "in_1Pgc6tB7WZ01zgkWu9fdqL6I",
+        "a draft number stands in"
+    );
+    assert_eq!(record["status"], "paid");
+    assert_eq!(record["customer_id"], "cus_QXg1o8vcGmoR32");
+    assert_eq!(
+        record["total"],
+        json!({"minor_units": 1000, "currency": "USD"})
+    );
+    assert_eq!(record["issued_at"], "2009-02-13");
+    assert_eq!(
+        record["line_items"][0]["total"],
+        json!({"minor_units": 1000, "currency": "USD"})
+    );
+    assert_eq!(record["line_items"][0]["quantity"], 1);
+
+    let event = json!({"id": "evt_2", "type": "product.created", "created": 1, "data": {"object": stripe_fixture("product")}});
+    let (id, record) = canonical("stripe", "product.created", &event);
+    assert_eq!(id, "prod_QXg1hqf4jFNsqG");
+    assert_eq!(
+        (
+            record["sku"].as_str(),
+            record["name"].as_str(),
+            record["active"].as_bool()
+        ),
+        (Some("prod_QXg1hqf4jFNsqG"), Some("T-shirt"), Some(true))
+    );
+}
+
+#[test]
+fn xero_sales_invoices_from_the_accounting_spec_example_and_bills_left_alone() {
+    // The example response of GET /Invoices/{InvoiceID} in Xero's published OpenAPI spec.
+    let file = switchyard_chassis_free_vendor_path("x")
+        .replace("/samples/x", "/specs/xero/xero_accounting.yaml");
+    let spec: Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(&file).expect("spec")).expect("yaml");
+    let example = &spec["paths"]["/Invoices/{InvoiceID}"]["get"]["responses"]["200"]["content"]["application/json"]
+        ["example"];
+    let mut record = example["Invoices"][0].clone();
+    let thin = json!({"resourceId": record["InvoiceID"], "eventCategory": "INVOICE", "eventType": "UPDATE"});
+    let (id, canonical_record) = canonical(
+        "xero",
+        "invoice.update",
+        &json!({"event": thin, "record": record}),
+    );
+    assert_eq!(id, "a03ffcd2-5d91-4c7e-b483-318584e9e439");
+    assert_eq!(canonical_record["invoice_number"], "INV-0006");
+    assert_eq!(canonical_record["status"], "paid");
+    assert_eq!(
+        canonical_record["customer_id"],
+        "430fa14a-f945-44d3-9f97-5df5e28441b8"
+    );
+    assert_eq!(canonical_record["issued_at"], "2019-03-07");
+    assert_eq!(canonical_record["due_at"], "2019-03-13");
+    assert_eq!(canonical_record["total"]["minor_units"], 14_806_276);
+    assert_eq!(canonical_record["line_items"][0]["sku"], "123");
+    assert_eq!(canonical_record["line_items"][0]["quantity"], 1);
+    record["Type"] = json!("ACCPAY");
+    let bill = registry()
+        .find("xero", "invoice.update")
+        .cloned()
+        .expect("mapping");
+    assert!(
+        !bill.applies_to(&json!({"event": thin, "record": record})),
+        "a bill is not a customer invoice"
+    );
+}
+
+#[test]
+fn quickbooks_invoices_items_and_sales_receipts_hydrated() {
+    // Shapes from Intuit's QuickBooks Online v3 API reference (Invoice, Item, SalesReceipt).
+    let invoice = json!({"Id": "130", "DocNumber": "1037", "TxnDate": "2026-11-02", "DueDate": "2026-12-02",
+    "TotalAmt": 362.07, "Balance": 0, "CurrencyRef": {"value": "USD", "name": "United States Dollar"},
+    "CustomerRef": {"value": "58", "name": "Sonnenschein Family Store"},
+    "TxnTaxDetail": {"TotalTax": 26.82},
+    "MetaData": {"CreateTime": "2026-11-02T13:15:36-07:00", "LastUpdatedTime": "2026-11-03T09:00:00-07:00"},
+    "Line": [
+        {"Id": "1", "LineNum": 1, "Amount": 275.0, "Description": "Rock Fountain", "DetailType": "SalesItemLineDetail",
+         "SalesItemLineDetail": {"ItemRef": {"value": "5", "name": "Rock Fountain"}, "UnitPrice": 275, "Qty": 1, "TaxCodeRef": {"value": "TAX"}}},
+        {"Id": "2", "LineNum": 2, "Amount": 60.25, "Description": "Pump", "DetailType": "SalesItemLineDetail",
+         "SalesItemLineDetail": {"ItemRef": {"value": "11", "name": "Pump"}, "UnitPrice": 12.05, "Qty": 5}},
+        {"Amount": 335.25, "DetailType": "SubTotalLineDetail", "SubTotalLineDetail": {}}
+    ]});
+    let payload = json!({"event": {"realmId": "1185883450", "entity": {"name": "Invoice", "id": "130", "operation": "Update"}}, "record": invoice});
+    let (id, record) = canonical("quickbooks", "invoice.update", &payload);
+    assert_eq!(id, "130");
+    assert_eq!(
+        (record["invoice_number"].as_str(), record["status"].as_str()),
+        (Some("1037"), Some("paid"))
+    );
+    assert_eq!(
+        record["total"],
+        json!({"minor_units": 36207, "currency": "USD"})
+    );
+    assert_eq!(record["tax"]["minor_units"], 2682);
+    let lines = record["line_items"].as_array().expect("lines");
+    assert_eq!(lines.len(), 2, "the subtotal line is not a line item");
+    assert_eq!(
+        (lines[1]["sku"].as_str(), lines[1]["quantity"].as_i64()),
+        (Some("PUMP"), Some(5))
+    );
+    assert_eq!(lines[1]["unit_price"]["minor_units"], 1205);
+
+    let mut open = payload.clone();
+    open["record"]["Balance"] = json!(100.5);
+    assert_eq!(
+        canonical("quickbooks", "qbo.invoice.updated.v1", &open).1["status"],
+        "open"
+    );
+
+    let item = json!({"event": {}, "record": {"Id": "5", "Name": "Rock Fountain", "Sku": "rf-01 ", "Description": "Rock Fountain", "Active": true, "UnitPrice": 275, "Type": "Inventory",
+        "MetaData": {"LastUpdatedTime": "2026-11-01T10:00:00-07:00"}}});
+    let (_, record) = canonical("quickbooks", "item.create", &item);
+    assert_eq!(
+        (
+            record["sku"].as_str(),
+            record["unit_price"]["minor_units"].as_i64()
+        ),
+        (Some("RF-01"), Some(27500))
+    );
+
+    let mut receipt = payload.clone();
+    receipt["record"]["DocNumber"] = json!("1003");
+    let (_, record) = canonical("quickbooks", "salesreceipt.create", &receipt);
+    assert_eq!(
+        (record["order_number"].as_str(), record["status"].as_str()),
+        (Some("1003"), Some("paid"))
+    );
+    assert_eq!(record["placed_at"], "2026-11-02T20:15:36Z");
+}
+
+#[test]
+fn shopify_orders_and_products() {
+    // Shapes from Shopify's orders/create and products/create webhook reference.
+    let order = json!({"id": 820982911946154508_u64, "name": "#9999", "order_number": 1234, "email": "jon@example.com",
+        "created_at": "2026-11-27T09:00:00-05:00", "processed_at": "2026-11-27T09:00:01-05:00", "updated_at": "2026-11-27T09:05:00-05:00",
+        "currency": "USD", "total_price": "403.00", "subtotal_price": "393.00", "total_tax": "0.00",
+        "financial_status": "paid", "fulfillment_status": null, "cancelled_at": null,
+        "customer": {"id": 115310627314723954_u64, "email": "john@example.com"},
+        "line_items": [{"id": 866550311766439020_u64, "variant_id": 808950810, "title": "IPod Nano - 8GB", "quantity": 1, "sku": "IPOD2008PINK", "price": "199.00",
+            "price_set": {"shop_money": {"amount": "199.00", "currency_code": "USD"}}}]});
+    let (id, record) = canonical("shopify", "orders.create", &order);
+    assert_eq!(id, "820982911946154508");
+    assert_eq!(
+        (record["order_number"].as_str(), record["status"].as_str()),
+        (Some("#9999"), Some("paid"))
+    );
+    assert_eq!(record["customer_id"], "115310627314723954");
+    assert_eq!(record["placed_at"], "2026-11-27T14:00:01Z");
+    assert_eq!(
+        record["total"],
+        json!({"minor_units": 40300, "currency": "USD"})
+    );
+    assert_eq!(
+        record["line_items"][0]["unit_price"],
+        json!({"minor_units": 19900, "currency": "USD"})
+    );
+    let mut cancelled = order.clone();
+    cancelled["cancelled_at"] = json!("2026-11-28T10:00:00-05:00");
+    assert_eq!(
+        canonical("shopify", "orders.cancelled", &cancelled).1["status"],
+        "cancelled"
+    );
+
+    let product = json!({"id": 632910392, "title": "IPod Nano - 8GB", "body_html": "<p>It's the small iPod.</p>", "status": "active",
+        "updated_at": "2026-11-27T09:00:00-05:00", "variants": [{"id": 808950810, "sku": "ipod2008pink", "price": "199.00"}]});
+    let (_, record) = canonical("shopify", "products.create", &product);
+    assert_eq!(
+        (record["sku"].as_str(), record["active"].as_bool()),
+        (Some("IPOD2008PINK"), Some(true))
+    );
+    assert_eq!(
+        record["unit_price"],
+        json!({"minor_units": 19900, "currency": "USD"})
+    );
+}
+
+#[test]
+fn hubspot_companies_and_deals_hydrated_and_salesforce_opportunities() {
+    // CRM v3 object reads, as HubSpot's API reference shows them.
+    let company = json!({"event": {"objectId": 512, "eventType": "company.creation"}, "record": {"id": "512", "properties":
+        {"name": "Biglytics", "domain": "Biglytics.NET", "industry": "Technology", "country": "us"}, "updatedAt": "2026-11-27T10:00:00.000Z"}});
+    let (id, record) = canonical("hubspot", "company.creation", &company);
+    assert_eq!(id, "512");
+    assert_eq!(
+        record,
+        json!({"name": "Biglytics", "domain": "biglytics.net", "industry": "Technology", "country": "US"})
+    );
+    let deal = json!({"event": {"objectId": 77}, "record": {"id": "77", "properties":
+        {"dealname": "Big deal", "dealstage": "closedwon", "amount": "1500.00", "deal_currency_code": "eur", "closedate": "2026-11-30T12:00:00Z"}}});
+    let (_, record) = canonical("hubspot", "deal.propertychange", &deal);
+    assert_eq!(
+        record,
+        json!({"name": "Big deal", "stage": "won", "amount": {"minor_units": 150000, "currency": "EUR"}, "close_date": "2026-11-30"})
+    );
+    let no_amount = json!({"event": {}, "record": {"id": "78", "properties": {"dealname": "Early", "dealstage": "qualifiedtobuy"}}});
+    assert!(
+        canonical("hubspot", "deal.creation", &no_amount)
+            .1
+            .get("amount")
+            .is_none(),
+        "no amount, no money"
+    );
+
+    let opportunity = json!({"object": "Opportunity", "fields": {"Id": "006000000000001AAA", "Name": "Acme - 200 units", "StageName": "Closed Won",
+        "Amount": "25000.5", "CloseDate": "2026-11-30", "AccountId": "001000000000001AAA", "LastModifiedDate": "2026-11-27T09:00:00.000Z"}});
+    let (_, record) = canonical("salesforce", "opportunity.outbound_message", &opportunity);
+    assert_eq!(
+        (record["stage"].as_str(), record["company_id"].as_str()),
+        (Some("won"), Some("001000000000001AAA"))
+    );
+    assert_eq!(
+        record["amount"],
+        json!({"minor_units": 2500050, "currency": "USD"})
+    );
+}
+
+#[test]
+fn mailchimp_unsubscribes_and_cleaned_addresses_withdraw_consent() {
+    let fields = vendor("mailchimp/cleaned.form-fields.json");
+    // Ingest nests the form's `data[...]` keys; the same nesting here.
+    let cleaned = json!({"type": fields["type"], "fired_at": fields["fired_at"], "data": {"email": fields["data[email]"], "reason": fields["data[reason]"]}});
+    let (id, record) = canonical("mailchimp", "cleaned", &cleaned);
+    assert_eq!(
+        id, "api+cleaned@mailchimp.com",
+        "no member id: the address stands in"
+    );
+    assert_eq!(record["marketing_consent"], false);
+}
+
+#[test]
+fn decimal_amounts_become_minor_units_exactly() {
+    use super::transforms::resolve;
+    let spec = |t: &str| -> super::FieldSpec {
+        serde_yaml_ng::from_str(&format!("{{ paths: [a], transforms: [{t}] }}")).expect("spec")
+    };
+    let run = |t: &str, v: Value| resolve(&spec(t), &json!({"a": v}), &ctx());
+    assert_eq!(run("minor_units", json!("19.99")), Ok(Some(json!(1999))));
+    assert_eq!(run("minor_units", json!(0.1)), Ok(Some(json!(10))));
+    assert_eq!(
+        run("minor_units", json!(148062.76)),
+        Ok(Some(json!(14806276)))
+    );
+    assert_eq!(
+        run("{ minor_units: 0 }", json!("1500")),
+        Ok(Some(json!(1500)))
+    );
+    assert!(
+        run("minor_units", json!("1.999")).is_err(),
+        "a third decimal is refused, not rounded"
+    );
+    assert!(run("minor_units", json!("ten")).is_err());
+    assert_eq!(
+        run("date", json!("2026-11-27T23:30:00-05:00")),
+        Ok(Some(json!("2026-11-28")))
+    );
 }

@@ -27,6 +27,11 @@ pub enum Transform {
     },
     /// `{ equals: x }`: true when the value is `x`.
     Equals { equals: Value },
+    /// `{ minor_units: n }`: a decimal amount in major units to integer minor units with `n`
+    /// decimals (0 for JPY, 3 for KWD); plain `minor_units` means 2.
+    MinorUnits { minor_units: u32 },
+    /// `{ set: x }`: any value present becomes `x` (a cancellation time means "cancelled").
+    Set { set: Value },
 }
 
 /// The named transforms.
@@ -44,6 +49,14 @@ pub enum Named {
     UnixMillis,
     ToString,
     Bool,
+    /// Any date-time or `YYYY-MM-DD` to `YYYY-MM-DD` (the UTC day of a date-time).
+    Date,
+    /// A decimal amount in major units to minor units with two decimals (`"19.99"` → 1999).
+    MinorUnits,
+    /// A number, or text holding one, to an integer (`"2"` → 2).
+    Integer,
+    /// Xero's `/Date(1573755038314+0000)/` (Unix milliseconds, UTC) to UTC RFC 3339.
+    XeroDate,
 }
 
 /// A value at a dotted path (`a.b.0.c`), if present and not null or empty.
@@ -74,9 +87,27 @@ pub fn as_text(value: &Value) -> String {
 /// Resolves a field: first non-empty path (or the constant), then the transforms, then the
 /// default. `Ok(None)` when there is nothing; `Err` names what could not be transformed.
 pub fn resolve(spec: &FieldSpec, payload: &Value, ctx: &Context) -> Result<Option<Value>, String> {
-    let found = match &spec.value {
-        Some(constant) => Some(constant.clone()),
-        None => spec.paths.iter().find_map(|p| lookup(payload, p)).cloned(),
+    let found = match (&spec.value, &spec.object, &spec.each) {
+        (Some(constant), _, _) => Some(constant.clone()),
+        (None, Some(fields), Some(list)) => match lookup(payload, list) {
+            Some(Value::Array(elements)) => {
+                let mut built = Vec::with_capacity(elements.len());
+                let wanted = |e: &Value| {
+                    spec.each_having
+                        .as_ref()
+                        .is_none_or(|p| lookup(e, p).is_some())
+                };
+                for (i, element) in elements.iter().enumerate().filter(|(_, e)| wanted(e)) {
+                    let item = object(fields, element, ctx).map_err(|e| format!("{i}.{e}"))?;
+                    built.extend(item);
+                }
+                Some(Value::Array(built))
+            }
+            Some(other) => return Err(format!("{list}: {other} is not a list")),
+            None => None,
+        },
+        (None, Some(fields), None) => object(fields, payload, ctx)?,
+        (None, None, _) => spec.paths.iter().find_map(|p| lookup(payload, p)).cloned(),
     };
     let mut value = found;
     for transform in &spec.transforms {
@@ -92,6 +123,27 @@ pub fn resolve(spec: &FieldSpec, payload: &Value, ctx: &Context) -> Result<Optio
         }
         (None, None) => Ok(spec.default.clone()),
     }
+}
+
+/// An object from sub-fields resolved against `payload`; `None` when none of them yields anything.
+fn object(
+    fields: &std::collections::BTreeMap<String, FieldSpec>,
+    payload: &Value,
+    ctx: &Context,
+) -> Result<Option<Value>, String> {
+    let mut built = serde_json::Map::new();
+    // Constants and defaults alone do not make an object: money with a default currency but no
+    // amount in the payload is no money at all.
+    let mut found = false;
+    for (name, spec) in fields {
+        if let Some(value) = resolve(spec, payload, ctx).map_err(|e| format!("{name}: {e}"))? {
+            found |= spec.value.is_none()
+                && (spec.object.is_some()
+                    || spec.paths.iter().any(|p| lookup(payload, p).is_some()));
+            built.insert(name.clone(), value);
+        }
+    }
+    Ok(found.then_some(Value::Object(built)))
 }
 
 fn apply(transform: &Transform, value: Value, ctx: &Context) -> Result<Option<Value>, String> {
@@ -167,7 +219,78 @@ fn apply(transform: &Transform, value: Value, ctx: &Context) -> Result<Option<Va
             }
         }
         Transform::Equals { equals } => Some(Value::Bool(&value == equals)),
+        Transform::Named(Named::Date) => {
+            let raw = text();
+            let raw = raw.trim();
+            let day = time::macros::format_description!("[year]-[month]-[day]");
+            if time::Date::parse(raw, day).is_ok() {
+                Some(Value::String(raw.to_owned()))
+            } else {
+                let utc = datetime_utc(raw)?;
+                Some(Value::String(utc.chars().take(10).collect()))
+            }
+        }
+        Transform::Set { set } => Some(set.clone()),
+        Transform::Named(Named::MinorUnits) => Some(minor_units(&value, 2)?),
+        Transform::MinorUnits { minor_units: scale } => Some(minor_units(&value, *scale)?),
+        Transform::Named(Named::Integer) => match value.as_i64() {
+            Some(n) => Some(Value::from(n)),
+            None => {
+                let raw = text();
+                let n =
+                    decimal(raw.trim(), 0).map_err(|_| format!("{value} is not a whole number"))?;
+                Some(Value::from(n))
+            }
+        },
+        Transform::Named(Named::XeroDate) => {
+            // The offset after the milliseconds is informational: the milliseconds are UTC.
+            let raw = text();
+            let millis = raw
+                .trim()
+                .strip_prefix("/Date(")
+                .and_then(|rest| rest.split(['+', '-', ')']).next())
+                .and_then(|n| n.parse::<i64>().ok())
+                .ok_or_else(|| format!("{raw:?} is not a Xero /Date(…)/"))?;
+            return apply(
+                &Transform::Named(Named::UnixMillis),
+                Value::from(millis),
+                ctx,
+            );
+        }
     })
+}
+
+/// A decimal amount (number or text, no float rounding) in minor units with `scale` decimals.
+fn minor_units(value: &Value, scale: u32) -> Result<Value, String> {
+    let raw = as_text(value);
+    decimal(raw.trim(), scale)
+        .map(Value::from)
+        .map_err(|why| format!("{value} is not an amount: {why}"))
+}
+
+/// Parses `-12.5` with `scale` decimals into an integer (`-1250` for scale 2) exactly.
+fn decimal(raw: &str, scale: u32) -> Result<i64, &'static str> {
+    let (negative, digits) = match raw.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, raw),
+    };
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    let scale = usize::try_from(scale).map_err(|_| "scale too large")?;
+    let fraction = fraction.trim_end_matches('0');
+    if whole.is_empty() && fraction.is_empty()
+        || !whole
+            .bytes()
+            .chain(fraction.bytes())
+            .all(|b| b.is_ascii_digit())
+    {
+        return Err("not a decimal number");
+    }
+    if fraction.len() > scale {
+        return Err("more decimals than the currency has");
+    }
+    let text = format!("{whole}{fraction:0<scale$}");
+    let n: i64 = text.parse().map_err(|_| "out of range")?;
+    Ok(if negative { -n } else { n })
 }
 
 /// RFC 3339, `YYYY-MM-DD HH:MM:SS` (taken as UTC), or a `±HHMM` offset without colon, to UTC RFC 3339.
