@@ -9,6 +9,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod admin;
 mod audit;
 mod demo;
+mod suggest;
 mod up;
 
 use std::net::SocketAddr;
@@ -60,7 +61,10 @@ enum Command {
     /// Data contracts and mappings.
     #[command(subcommand)]
     Contracts(admin::ContractsCommand),
-    /// Ask monitor's admin API (flows, health, dead letters, audit log).
+    /// Mapping files: propose one from a sample payload (`suggest`).
+    #[command(subcommand)]
+    Mappings(suggest::MappingsCommand),
+    /// Ask monitor's admin API (flows, health, dead letters, identity conflicts and merges, audit log).
     Admin {
         #[command(flatten)]
         args: admin::AdminArgs,
@@ -95,6 +99,7 @@ async fn run() -> anyhow::Result<()> {
             secret_env,
         } => demo::send(&ingest, &source, &secret_env).await,
         Command::Contracts(command) => admin::contracts(command),
+        Command::Mappings(command) => suggest::run(command),
         Command::Admin { args, command } => admin::admin(args, command).await,
         Command::Audit(args) => audit::run(&args).await,
     }
