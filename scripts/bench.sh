@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# `make bench`: measures ingest alone (verified webhooks into JetStream, file storage) on this
-# machine, with NATS and PostgreSQL on the same machine, and prints the figures with the machine,
-# date and commit, ready for docs/benchmarks.md.
+# `make bench`: measures ingest alone (verified webhooks into JetStream, file storage) and dedupe
+# alone (canonical contacts resolved into golden records in PostgreSQL) on this machine, with NATS
+# and PostgreSQL on the same machine, and prints the figures with the machine, date and commit,
+# ready for docs/benchmarks.md.
 set -euo pipefail
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/switchyard-target}"
 cd "$(dirname "$0")/.."
 target="$CARGO_TARGET_DIR"
-cargo build --release -p switchyard-ingest -p switchyard-loadgen >&2
+cargo build --release -p switchyard-ingest -p switchyard-dedupe -p switchyard-loadgen >&2
 bin="$target/release"
 
 prefix="bench$(date +%s)"
@@ -43,3 +44,38 @@ echo "date: $(date -u +%Y-%m-%dT%H:%MZ)  commit: $(git rev-parse --short HEAD 2>
 "$bin/switchyard-loadgen" ingest --url "$url" --rate 1000 --duration 15s --connections 64 --label "ingest at 1000/s"
 rss=$(awk '/VmRSS/ {print $2}' "/proc/$ingest/status")
 echo "ingest RSS after the runs: $((rss / 1024)) MiB"
+
+# Dedupe: preload contacts while it is stopped (it creates its consumer first), then time it.
+kill "$ingest" 2>/dev/null || true
+wait "$ingest" 2>/dev/null || true
+db="bench_dedupe_$(date +%s)"
+psql -q "host=/var/run/postgresql user=$(id -un) dbname=postgres" -c "CREATE DATABASE $db"
+dedupe_config="$(mktemp --suffix .yaml)"
+cat > "$dedupe_config" <<YAML
+prefix: $prefix
+database: { url: "host=/var/run/postgresql user=$(id -un) dbname=$db", pool_size: 16 }
+telemetry: { log_format: json, log_filter: warn }
+dedupe: { ops_listen: "127.0.0.1:19103", default_region: US }
+YAML
+start_dedupe() {
+  "$bin/switchyard-dedupe" --config "$dedupe_config" >> /tmp/switchyard-bench-dedupe.log 2>&1 &
+  dedupe=$!
+  for _ in $(seq 1 300); do
+    curl -sf http://127.0.0.1:19103/readyz >/dev/null && return
+    sleep 0.1
+  done
+  echo "bench: dedupe did not become ready; see /tmp/switchyard-bench-dedupe.log" >&2
+  exit 1
+}
+stop_dedupe() {
+  kill "$dedupe" 2>/dev/null || true
+  wait "$dedupe" 2>/dev/null || true
+}
+trap 'stop_dedupe; cleanup; rm -f "$dedupe_config"; psql -q "host=/var/run/postgresql user=$(id -un) dbname=postgres" -c "DROP DATABASE IF EXISTS $db" || true' EXIT
+start_dedupe
+stop_dedupe
+"$bin/switchyard-loadgen" dedupe-load --prefix "$prefix" --count 60000 --people 30000
+start_dedupe
+"$bin/switchyard-loadgen" dedupe-drain --prefix "$prefix" --label "dedupe: 30,000 new contacts then 30,000 updates"
+rss=$(awk '/VmRSS/ {print $2}' "/proc/$dedupe/status")
+echo "dedupe RSS after the run: $((rss / 1024)) MiB"

@@ -17,6 +17,8 @@ use hdrhistogram::Histogram;
 use secrecy::SecretString;
 use switchyard_chassis::signing::SigningKey;
 
+mod dedupe;
+
 #[derive(Debug, Parser)]
 #[command(name = "switchyard-loadgen", version)]
 struct Cli {
@@ -44,6 +46,28 @@ enum Command {
         connections: usize,
         /// A label for the printed result line.
         #[arg(long, default_value = "run")]
+        label: String,
+    },
+    /// Preload canonical contacts for dedupe (run while dedupe is stopped): `people` new people,
+    /// then updates to them until `count` events.
+    DedupeLoad {
+        #[arg(long, default_value = "nats://127.0.0.1:4222")]
+        nats: String,
+        #[arg(long)]
+        prefix: String,
+        #[arg(long, default_value_t = 50_000)]
+        count: u64,
+        #[arg(long, default_value_t = 25_000)]
+        people: u64,
+    },
+    /// Time dedupe draining what is in its consumer: from the first message it takes to the last
+    /// it acknowledges; prints contacts resolved per second.
+    DedupeDrain {
+        #[arg(long, default_value = "nats://127.0.0.1:4222")]
+        nats: String,
+        #[arg(long)]
+        prefix: String,
+        #[arg(long, default_value = "dedupe")]
         label: String,
     },
     /// Delete the streams of a benchmark prefix.
@@ -82,6 +106,17 @@ async fn main() -> anyhow::Result<()> {
             let key = Arc::new(SigningKey::from_secret(&SecretString::from(secret))?);
             run(&url, key, rate, duration, connections, &label).await
         }
+        Command::DedupeLoad {
+            nats,
+            prefix,
+            count,
+            people,
+        } => dedupe::load(&nats, &prefix, count, people).await,
+        Command::DedupeDrain {
+            nats,
+            prefix,
+            label,
+        } => dedupe::drain(&nats, &prefix, &label).await,
         Command::Purge { nats, prefix } => {
             switchyard_chassis_purge(&nats, &prefix).await;
             Ok(())

@@ -16,7 +16,9 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prost::Message as _;
 use serde_json::Value;
-use switchyard_chassis::bus::{Bus, ConsumerSpec, Delivery, StreamKind, run_consumer, settled};
+use switchyard_chassis::bus::{
+    Bus, ConsumerSpec, Delivery, StreamKind, run_consumer_concurrently, settled,
+};
 use switchyard_chassis::config::Config;
 use switchyard_chassis::retry::RedeliveryPolicy;
 use switchyard_chassis::{CancellationToken, Error, Runtime};
@@ -30,6 +32,11 @@ use mapping::{Context, Registry};
 const STAGE: &str = "transform";
 /// Redeliveries of a message whose publish failed before it is dead-lettered.
 const MAX_ATTEMPTS: u64 = 20;
+/// Messages pulled per request.
+const BATCH: usize = 256;
+/// Events transformed at once: each mostly waits on a publish acknowledgement or a vendor API, and
+/// their order does not matter downstream (dedupe orders changes by source time).
+const CONCURRENCY: usize = 32;
 
 mod migrations {
     refinery::embed_migrations!("migrations");
@@ -90,7 +97,7 @@ impl App {
                 filter: runtime.bus.names().stream_subjects(StreamKind::Raw),
                 max_deliver: i64::try_from(MAX_ATTEMPTS).unwrap_or(20) + 5,
                 ack_wait: std::time::Duration::from_secs(30),
-                batch: 64,
+                batch: BATCH,
             })
             .await?;
         let events = Family::<Labels, Counter>::default();
@@ -137,7 +144,10 @@ impl App {
         let consumer = self.consumer;
         self.runtime
             .run(async move {
-                run_consumer(consumer, STAGE, 64, shutdown, |d| handler.clone().handle(d)).await;
+                run_consumer_concurrently(consumer, STAGE, BATCH, CONCURRENCY, shutdown, |d| {
+                    handler.clone().handle(d)
+                })
+                .await;
                 Ok(())
             })
             .await

@@ -120,12 +120,33 @@ pub async fn run_consumer<H, F>(
     stage: &'static str,
     batch: usize,
     shutdown: CancellationToken,
+    handler: H,
+) where
+    H: FnMut(Delivery) -> F,
+    F: Future<Output = ()>,
+{
+    run_consumer_concurrently(consumer, stage, batch, 1, shutdown, handler).await;
+}
+
+/// Like [`run_consumer`], with up to `concurrency` messages in hand at once — for stages whose
+/// handling is safe in any order (dedupe serialises records sharing a key with database locks and
+/// orders their changes by source time; transform's output order is re-established the same way).
+/// Each message is still acknowledged by its own handler after its side effect is committed; on
+/// shutdown the messages in hand are finished first.
+pub async fn run_consumer_concurrently<H, F>(
+    consumer: jetstream::consumer::PullConsumer,
+    stage: &'static str,
+    batch: usize,
+    concurrency: usize,
+    shutdown: CancellationToken,
     mut handler: H,
 ) where
     H: FnMut(Delivery) -> F,
     F: Future<Output = ()>,
 {
     let durable = consumer.cached_info().name.clone();
+    let concurrency = concurrency.max(1);
+    let mut in_hand = futures::stream::FuturesUnordered::new();
     'outer: while !shutdown.is_cancelled() {
         let stream = consumer
             .stream()
@@ -145,9 +166,14 @@ pub async fn run_consumer<H, F>(
             }
         };
         loop {
+            if in_hand.len() >= concurrency {
+                in_hand.next().await;
+                continue;
+            }
             let next = tokio::select! {
                 biased;
                 () = shutdown.cancelled() => break 'outer,
+                Some(()) = in_hand.next(), if !in_hand.is_empty() => continue,
                 next = messages.next() => next,
             };
             match next {
@@ -173,11 +199,13 @@ pub async fn run_consumer<H, F>(
                     );
                     crate::telemetry::adopt_context(&span, delivery.headers());
                     // Boxed: handlers hold database transactions and HTTP calls, too big to inline here.
-                    Box::pin(handler(delivery)).instrument(span).await;
+                    in_hand.push(Box::pin(handler(delivery)).instrument(span));
                 }
             }
         }
     }
+    // What is in hand finishes (and acknowledges) before the consumer stops.
+    while in_hand.next().await.is_some() {}
     tracing::info!(consumer = %durable, "consumer stopped");
 }
 
