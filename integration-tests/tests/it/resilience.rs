@@ -121,6 +121,7 @@ async fn a_change_committed_but_not_published_is_delivered_after_restart() {
         golden_subject: format!("{}.golden.contact", pipeline.prefix),
         conflict_subject: format!("{}.ops.conflict.contact", pipeline.prefix),
         default_region: "US".parse().expect("region"),
+        write_rules: Default::default(),
     };
     // The state and the outbox row commit together; nothing is published (the "crash").
     let resolution = store::resolve_contact(&pool, &rules, &envelope, &contact)

@@ -1,13 +1,15 @@
 //! `switchyard contracts check` (local: the contract and mapping files) and the admin commands
-//! over monitor's gRPC API: `flows`, `health`, `dlq list|replay`, `audit-log`.
+//! over monitor's gRPC API: `flows`, `health`, `dlq list|replay`, `conflicts`, `merge`,
+//! `unmerge`, `audit-log`.
 
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use switchyard_proto::v1::admin_client::AdminClient;
 use switchyard_proto::v1::{
-    GetFlowHealthRequest, ListAuditRequest, ListDeadLettersRequest, ListFlowsRequest,
-    ReplayDeadLetterRequest,
+    GetFlowHealthRequest, IdentityCommandReply, ListAuditRequest, ListConflictsRequest,
+    ListDeadLettersRequest, ListFlowsRequest, MergeGoldenRequest, ReplayDeadLetterRequest,
+    UnmergeGoldenRequest,
 };
 
 use crate::demo::say;
@@ -103,6 +105,33 @@ pub enum AdminCommand {
     /// Dead letters.
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// Identity conflicts dedupe recorded (open ones unless --all).
+    Conflicts {
+        /// Only this object (contact, company, ...).
+        #[arg(long, default_value = "")]
+        object: String,
+        /// Resolved conflicts too.
+        #[arg(long)]
+        all: bool,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// Merge the golden record MERGED into SURVIVOR (operator token; audited).
+    Merge {
+        #[arg(long)]
+        object: String,
+        survivor: String,
+        merged: String,
+        /// Why (kept in the audit log).
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Undo the merge with this command id (operator token; audited).
+    Unmerge {
+        command_id: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
     /// The most recent operator actions.
     AuditLog {
         #[arg(long, default_value_t = 20)]
@@ -177,6 +206,65 @@ pub async fn admin(args: AdminArgs, command: AdminCommand) -> anyhow::Result<()>
                 .into_inner();
             say(&format!("replayed #{sequence} to {}", replayed.subject));
         }
+        AdminCommand::Conflicts { object, all, limit } => {
+            let conflicts = client
+                .list_conflicts(request(
+                    ListConflictsRequest {
+                        object,
+                        open_only: !all,
+                        limit,
+                    },
+                    &token,
+                )?)
+                .await?
+                .into_inner()
+                .conflicts;
+            for c in conflicts {
+                let state = if c.resolved_by.is_empty() && c.resolved_at.is_none() {
+                    "open".to_owned()
+                } else {
+                    format!("resolved by {}", c.resolved_by)
+                };
+                say(&format!(
+                    "{:<8} a={} b={} event={} {} ({})",
+                    c.object, c.golden_a, c.golden_b, c.event_id, c.detail, state
+                ));
+            }
+        }
+        AdminCommand::Merge {
+            object,
+            survivor,
+            merged,
+            reason,
+        } => {
+            let reply = client
+                .merge_golden(request(
+                    MergeGoldenRequest {
+                        object,
+                        survivor,
+                        merged,
+                        reason,
+                    },
+                    &token,
+                )?)
+                .await?
+                .into_inner();
+            command_reply("merge", &reply)?;
+        }
+        AdminCommand::Unmerge { command_id, reason } => {
+            let reply = client
+                .unmerge_golden(request(
+                    UnmergeGoldenRequest {
+                        command_id,
+                        reason,
+                        ..Default::default()
+                    },
+                    &token,
+                )?)
+                .await?
+                .into_inner();
+            command_reply("unmerge", &reply)?;
+        }
         AdminCommand::AuditLog { limit } => {
             for e in client
                 .list_audit(request(ListAuditRequest { limit }, &token)?)
@@ -194,6 +282,50 @@ pub async fn admin(args: AdminArgs, command: AdminCommand) -> anyhow::Result<()>
                 ));
             }
         }
+    }
+    Ok(())
+}
+
+/// Prints what dedupe did with a merge or un-merge; a refusal is an error (non-zero exit).
+fn command_reply(what: &str, reply: &IdentityCommandReply) -> anyhow::Result<()> {
+    let Some(result) = &reply.result else {
+        say(&format!(
+            "{what} {} is pending: dedupe has not answered yet; it is applied when dedupe gets to it",
+            reply.command_id
+        ));
+        return Ok(());
+    };
+    if !result.applied {
+        anyhow::bail!("{what} {} refused: {}", reply.command_id, result.error);
+    }
+    let fields = if result.filled_fields.is_empty() {
+        "none".to_owned()
+    } else {
+        result.filled_fields.join(", ")
+    };
+    if what == "merge" {
+        say(&format!(
+            "merged {} {} into {}: {} source ids moved, fields filled: {fields}",
+            result.object,
+            result.merged,
+            result.survivor,
+            result.moved_refs.len()
+        ));
+    } else {
+        say(&format!(
+            "un-merged {} {} from {} (merge {}): {} source ids moved back, fields cleared: {fields}",
+            result.object,
+            result.merged,
+            result.survivor,
+            result.merge_command_id,
+            result.moved_refs.len()
+        ));
+    }
+    if what == "merge" {
+        say(&format!(
+            "undo with: switchyard admin unmerge {}",
+            result.merge_command_id
+        ));
     }
     Ok(())
 }

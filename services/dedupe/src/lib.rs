@@ -2,8 +2,11 @@
 //! Only real changes leave this service; each source event is applied once however often it
 //! arrives.
 
+pub mod merge;
 pub mod normalize;
+pub mod records;
 pub mod store;
+pub mod survivorship;
 
 use std::net::SocketAddr;
 
@@ -12,18 +15,24 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prost::Message as _;
-use switchyard_chassis::bus::{Bus, ConsumerSpec, Delivery, StreamKind, run_consumer, settled};
+use switchyard_chassis::bus::{
+    Bus, ConsumerSpec, Delivery, StreamKind, run_consumer_concurrently, settled,
+};
 use switchyard_chassis::config::Config;
 use switchyard_chassis::deadpool_postgres::Pool;
 use switchyard_chassis::retry::RedeliveryPolicy;
 use switchyard_chassis::{CancellationToken, Error, Runtime};
-use switchyard_proto::v1::{CanonicalObject, canonical_object};
+use switchyard_proto::v1::{CanonicalObject, IdentityCommand, canonical_object};
 
 use store::{ContactRules, Pending};
 
 const STAGE: &str = "dedupe";
 /// Attempts at a message that keeps failing (database or bus down) before it is dead-lettered.
 const MAX_ATTEMPTS: u64 = 20;
+/// Messages pulled per request.
+const BATCH: usize = 256;
+/// Messages resolved at once (each holds one pooled connection while it runs).
+const CONCURRENCY: usize = 64;
 
 mod migrations {
     refinery::embed_migrations!("migrations");
@@ -50,6 +59,7 @@ struct Handler {
     events: Family<Labels, Counter>,
     retry: RedeliveryPolicy,
     contacts: ContactRules,
+    records: records::RecordRules,
 }
 
 impl App {
@@ -80,21 +90,33 @@ impl App {
                 filter: runtime.bus.names().stream_subjects(StreamKind::Canonical),
                 max_deliver: i64::try_from(MAX_ATTEMPTS).unwrap_or(20) + 5,
                 ack_wait: std::time::Duration::from_secs(30),
-                batch: 64,
+                batch: BATCH,
             })
             .await?;
         let events = Family::<Labels, Counter>::default();
         runtime.registry.register(
             "dedupe_events",
-            "Canonical objects resolved, by object and outcome (created, updated, noop, stale, conflict, duplicate, failed)",
+            "Canonical objects resolved and operator identity commands applied, by object and outcome (created, updated, noop, stale, conflict, duplicate, failed; merged, unmerged, refused)",
             events.clone(),
         );
         let pool = runtime.pool()?;
         let names = runtime.bus.names();
+        let contracts =
+            switchyard_proto::contracts::load(config.transform.contracts_dir.as_deref())
+                .map_err(|e| Error::Other(e.to_string()))?;
+        let write_rules = survivorship::WriteRules::from_contracts(&contracts);
         let contacts = ContactRules {
             golden_subject: names.golden("contact"),
             conflict_subject: names.ops_conflict("contact"),
             default_region,
+            write_rules: write_rules.clone(),
+        };
+        let records = records::RecordRules {
+            subjects: ["lead", "company", "product", "deal", "order", "invoice"]
+                .into_iter()
+                .map(|object| (object, (names.golden(object), names.ops_conflict(object))))
+                .collect(),
+            write_rules,
         };
         let handler = Handler {
             bus: runtime.bus.clone(),
@@ -102,6 +124,7 @@ impl App {
             events,
             retry: RedeliveryPolicy::default(),
             contacts,
+            records,
         };
         Ok(Self {
             runtime,
@@ -122,7 +145,12 @@ impl App {
         let consumer = self.consumer;
         self.runtime
             .run(async move {
-                run_consumer(consumer, STAGE, 64, shutdown, |d| handler.clone().handle(d)).await;
+                // Records sharing a key are serialised by advisory locks, so messages can be in
+                // hand at once; the pool bounds how many reach the database together.
+                run_consumer_concurrently(consumer, STAGE, BATCH, CONCURRENCY, shutdown, |d| {
+                    handler.clone().handle(d)
+                })
+                .await;
                 Ok(())
             })
             .await
@@ -135,6 +163,9 @@ impl Handler {
     }
 
     async fn handle(self, delivery: Delivery) {
+        if delivery.subject() == self.bus.names().identity_command() {
+            return self.handle_command(delivery).await;
+        }
         let object = match CanonicalObject::decode(delivery.payload()) {
             Ok(object) => object,
             Err(error) => {
@@ -146,10 +177,17 @@ impl Handler {
             }
         };
         let envelope = object.envelope.clone().unwrap_or_default();
-        let contact = match &object.object {
-            Some(canonical_object::Object::Contact(contact)) => contact,
-            _ => {
-                let reason = "no identity rules for this object type yet".to_owned();
+        let (name, result) = match &object.object {
+            Some(canonical_object::Object::Contact(contact)) => (
+                "contact",
+                store::resolve_contact(&self.pool, &self.contacts, &envelope, contact).await,
+            ),
+            Some(other) => (
+                records::object_name(other),
+                records::resolve(&self.pool, &self.records, &envelope, other).await,
+            ),
+            None => {
+                let reason = "canonical message without an object".to_owned();
                 self.bus
                     .dead_letter_then_ack(
                         delivery,
@@ -163,30 +201,69 @@ impl Handler {
                 return;
             }
         };
-        let result = store::resolve_contact(&self.pool, &self.contacts, &envelope, contact).await;
         let resolution = match result {
             Ok(resolution) => resolution,
             Err(error) => {
                 return self
-                    .retry_later(delivery, &envelope.source_system, &error.to_string())
+                    .retry_later(delivery, name, &envelope.source_system, &error.to_string())
                     .await;
             }
         };
         tracing::debug!(
             event_id = %envelope.event_id,
+            object = name,
             outcome = resolution.outcome.as_str(),
-            "contact resolved"
+            "resolved"
         );
         if let Some(pending) = &resolution.pending
             && let Err(error) = self.publish(pending).await
         {
             {
                 return self
-                    .retry_later(delivery, &envelope.source_system, &error)
+                    .retry_later(delivery, name, &envelope.source_system, &error)
                     .await;
             }
         }
-        self.count("contact", resolution.outcome.as_str());
+        self.count(name, resolution.outcome.as_str());
+        settled(delivery.ack().await);
+    }
+
+    /// Applies an operator's merge or un-merge (see [`merge`]), publishes its golden changes and
+    /// its result, then acks.
+    async fn handle_command(self, delivery: Delivery) {
+        let command = match IdentityCommand::decode(delivery.payload()) {
+            Ok(command) if merge::valid_command_id(&command.command_id) => command,
+            Ok(_) => {
+                let reason = "identity command without a valid command_id".to_owned();
+                self.bus
+                    .dead_letter_then_ack(delivery, STAGE, "admin", &reason, 0, &self.retry)
+                    .await;
+                return;
+            }
+            Err(error) => {
+                let reason = format!("undecodable identity command: {error}");
+                self.bus
+                    .dead_letter_then_ack(delivery, STAGE, "admin", &reason, 0, &self.retry)
+                    .await;
+                return;
+            }
+        };
+        let object = merge::object_label(&command.object);
+        let applied = match merge::apply(&self.pool, self.bus.names(), &command).await {
+            Ok(applied) => applied,
+            Err(error) => {
+                return self
+                    .retry_later(delivery, object, "admin", &error.to_string())
+                    .await;
+            }
+        };
+        // Changes first, the result last: once monitor sees the result, the changes are out.
+        for pending in &applied.pending {
+            if let Err(error) = self.publish(pending).await {
+                return self.retry_later(delivery, object, "admin", &error).await;
+            }
+        }
+        self.count(object, applied.outcome);
         settled(delivery.ack().await);
     }
 
@@ -207,8 +284,14 @@ impl Handler {
             .map_err(|e| e.to_string())
     }
 
-    async fn retry_later(&self, delivery: Delivery, source: &str, reason: &str) {
-        self.count("contact", "failed");
+    async fn retry_later(
+        &self,
+        delivery: Delivery,
+        object: &'static str,
+        source: &str,
+        reason: &str,
+    ) {
+        self.count(object, "failed");
         if delivery.attempt() >= MAX_ATTEMPTS {
             let reason = format!("gave up after {} attempts: {reason}", delivery.attempt());
             self.bus

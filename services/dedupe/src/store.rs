@@ -76,17 +76,19 @@ pub struct ContactRules {
     pub conflict_subject: String,
     /// Region assumed for phone numbers written without a country code.
     pub default_region: phonenumber::country::Id,
+    /// Which kind of system owns which field (the contracts' write rules).
+    pub write_rules: crate::survivorship::WriteRules,
 }
 
 /// The stored golden contact.
 #[derive(Debug, Clone, PartialEq)]
-struct Golden {
-    id: Uuid,
-    contact: Contact,
+pub(crate) struct Golden {
+    pub(crate) id: Uuid,
+    pub(crate) contact: Contact,
     /// The E.164 match key of `contact.phone`; `None` when the phone is missing or unparseable.
-    phone_key: Option<String>,
-    source_updated_at: OffsetDateTime,
-    version: i64,
+    pub(crate) phone_key: Option<String>,
+    pub(crate) source_updated_at: OffsetDateTime,
+    pub(crate) version: i64,
 }
 
 /// Resolves one canonical contact into the golden record, atomically.
@@ -135,23 +137,33 @@ pub async fn resolve_contact(
         )
         .await?
         .map(|row| row.get(0));
-    let by_email: Option<Uuid> = if email.is_empty() {
+    // A key held by a record merged into another (merge.rs) leads to the survivor; the flag says
+    // the key is such an alias.
+    let by_email: Option<(Uuid, bool)> = if email.is_empty() {
         None
     } else {
-        tx.query_opt("SELECT id FROM golden_contacts WHERE email = $1", &[&email])
-            .await?
-            .map(|row| row.get(0))
+        tx.query_opt(
+            "SELECT coalesce(merged_into, id), merged_into IS NOT NULL FROM golden_contacts WHERE email = $1",
+            &[&email],
+        )
+        .await?
+        .map(|row| (row.get(0), row.get(1)))
     };
-    let by_phone: Option<Uuid> = match &phone_key {
+    let by_phone: Option<(Uuid, bool)> = match &phone_key {
         Some(key) => tx
             .query_opt(
-                "SELECT id FROM golden_contacts WHERE phone_key = $1",
+                "SELECT coalesce(merged_into, id), merged_into IS NOT NULL FROM golden_contacts WHERE phone_key = $1",
                 &[key],
             )
             .await?
-            .map(|row| row.get(0)),
+            .map(|row| (row.get(0), row.get(1))),
         None => None,
     };
+    // An alias stays with the merged record: it never replaces the survivor's own key (and the
+    // unique indexes allow one holder).
+    let aliased = |found: Option<(Uuid, bool)>| found.is_some_and(|(_, alias)| alias);
+    let (email_alias, phone_alias) = (aliased(by_email), aliased(by_phone));
+    let (by_email, by_phone) = (by_email.map(|(id, _)| id), by_phone.map(|(id, _)| id));
     let matches: Vec<(&'static str, Uuid)> = [
         ("source id", by_xref),
         ("email", by_email),
@@ -217,7 +229,19 @@ pub async fn resolve_contact(
             } else if occurred_at < stored.source_updated_at {
                 (Outcome::Stale, None, Vec::new())
             } else {
-                let (merged, changed) = merge(&stored.contact, &incoming);
+                let may = |field: &str| {
+                    rules
+                        .write_rules
+                        .may_overwrite("contact", field, &envelope.source_kind)
+                };
+                let mut update = incoming.clone();
+                if email_alias {
+                    update.email.clear();
+                }
+                if phone_alias {
+                    update.phone.clear();
+                }
+                let (merged, changed) = merge(&stored.contact, &update, &may);
                 if changed.is_empty() {
                     (Outcome::NoOp, None, Vec::new())
                 } else {
@@ -374,7 +398,7 @@ pub async fn mark_published(pool: &Pool, event_id: &str) -> Result<(), StoreErro
     Ok(())
 }
 
-async fn already_processed(
+pub(crate) async fn already_processed(
     tx: &Transaction<'_>,
     event_id: &str,
 ) -> Result<Option<Resolution>, StoreError> {
@@ -409,7 +433,7 @@ async fn already_processed(
 const COLUMNS: &str = "id, email, phone, first_name, last_name, company_name, job_title, \
     lifecycle_stage, marketing_consent, consent_source, source_updated_at, version, phone_key";
 
-async fn load_for_update(tx: &Transaction<'_>, id: Uuid) -> Result<Golden, StoreError> {
+pub(crate) async fn load_for_update(tx: &Transaction<'_>, id: Uuid) -> Result<Golden, StoreError> {
     let row = tx
         .query_one(
             &format!("SELECT {COLUMNS} FROM golden_contacts WHERE id = $1 FOR UPDATE"),
@@ -465,7 +489,7 @@ async fn insert_golden(tx: &Transaction<'_>, g: &Golden) -> Result<(), StoreErro
     Ok(())
 }
 
-async fn update_golden(tx: &Transaction<'_>, g: &Golden) -> Result<(), StoreError> {
+pub(crate) async fn update_golden(tx: &Transaction<'_>, g: &Golden) -> Result<(), StoreError> {
     let c = &g.contact;
     let consent = c.consent.as_ref();
     tx.execute(
@@ -493,7 +517,10 @@ async fn update_golden(tx: &Transaction<'_>, g: &Golden) -> Result<(), StoreErro
     Ok(())
 }
 
-async fn external_refs(tx: &Transaction<'_>, id: Uuid) -> Result<Vec<ExternalRef>, StoreError> {
+pub(crate) async fn external_refs(
+    tx: &Transaction<'_>,
+    id: Uuid,
+) -> Result<Vec<ExternalRef>, StoreError> {
     let rows = tx
         .query(
             "SELECT system, object, external_id FROM crosswalk WHERE golden_id = $1 ORDER BY system, external_id",
@@ -510,8 +537,13 @@ async fn external_refs(tx: &Transaction<'_>, id: Uuid) -> Result<Vec<ExternalRef
         .collect())
 }
 
-/// Newer non-empty values win field by field; returns the merged contact and the changed fields.
-fn merge(stored: &Contact, incoming: &Contact) -> (Contact, Vec<String>) {
+/// Newer non-empty values win field by field, except that a field another kind of system owns
+/// is only filled, never overwritten (`may`); returns the merged contact and the changed fields.
+pub(crate) fn merge(
+    stored: &Contact,
+    incoming: &Contact,
+    may: &dyn Fn(&str) -> bool,
+) -> (Contact, Vec<String>) {
     let mut merged = stored.clone();
     let mut changed = Vec::new();
     let fields: [(&str, &String, &mut String); 7] = [
@@ -532,7 +564,7 @@ fn merge(stored: &Contact, incoming: &Contact) -> (Contact, Vec<String>) {
         ),
     ];
     for (name, new, current) in fields {
-        if !new.is_empty() && new != current {
+        if !new.is_empty() && new != current && (may(name) || current.is_empty()) {
             current.clone_from(new);
             changed.push(name.to_owned());
         }
@@ -542,7 +574,7 @@ fn merge(stored: &Contact, incoming: &Contact) -> (Contact, Vec<String>) {
             .consent
             .as_ref()
             .is_some_and(|c| c.marketing == consent.marketing && c.source == consent.source);
-        if !same {
+        if !same && (may("marketing_consent") || merged.consent.is_none()) {
             merged.consent = Some(Consent {
                 given_at: None,
                 ..consent.clone()
@@ -553,7 +585,7 @@ fn merge(stored: &Contact, incoming: &Contact) -> (Contact, Vec<String>) {
     (merged, changed)
 }
 
-fn to_time(ts: Option<&switchyard_proto::Timestamp>) -> OffsetDateTime {
+pub(crate) fn to_time(ts: Option<&switchyard_proto::Timestamp>) -> OffsetDateTime {
     ts.and_then(|t| {
         let nanos = i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos);
         OffsetDateTime::from_unix_timestamp_nanos(nanos).ok()
@@ -587,9 +619,9 @@ mod tests {
     #[test]
     fn merge_reports_only_real_changes() {
         let stored = contact("Jane", "+4420");
-        let (_, changed) = merge(&stored, &contact("Jane", "+4420"));
+        let (_, changed) = merge(&stored, &contact("Jane", "+4420"), &|_| true);
         assert!(changed.is_empty());
-        let (merged, changed) = merge(&stored, &contact("Janet", ""));
+        let (merged, changed) = merge(&stored, &contact("Janet", ""), &|_| true);
         assert_eq!(changed, vec!["first_name".to_owned()]);
         assert_eq!(
             merged.phone, "+4420",

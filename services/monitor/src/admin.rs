@@ -1,8 +1,9 @@
 //! The admin gRPC API (tonic) behind the `switchyard` CLI: flows, flow health, dead letters and
-//! their replay, the audit log. Bearer tokens carry one of two roles: read-only and operator; every
-//! operator action is written to the audit log before it is answered.
+//! their replay, identity conflicts and manual merges, the audit log. Bearer tokens carry one of
+//! two roles: read-only and operator; every operator action is written to the audit log before it
+//! is carried out.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use secrecy::{ExposeSecret as _, SecretString};
 use subtle::ConstantTimeEq as _;
@@ -14,10 +15,17 @@ use switchyard_proto::Message as _;
 use switchyard_proto::v1::admin_server::Admin;
 use switchyard_proto::v1::{
     AuditEntry, DeadLetter, DeadLetterSummary, Flow, FlowHealth, GetFlowHealthRequest,
-    ListAuditRequest, ListAuditResponse, ListDeadLettersRequest, ListDeadLettersResponse,
-    ListFlowsRequest, ListFlowsResponse, ReplayDeadLetterRequest, ReplayDeadLetterResponse,
+    IdentityCommand, IdentityCommandKind, IdentityCommandReply, ListAuditRequest,
+    ListAuditResponse, ListConflictsRequest, ListConflictsResponse, ListDeadLettersRequest,
+    ListDeadLettersResponse, ListFlowsRequest, ListFlowsResponse, MergeGoldenRequest,
+    ReplayDeadLetterRequest, ReplayDeadLetterResponse, UnmergeGoldenRequest,
 };
 use tonic::{Request, Response, Status};
+
+use crate::identity;
+
+/// How long a merge or un-merge call waits for dedupe's result before answering "pending".
+const COMMAND_WAIT: Duration = Duration::from_secs(5);
 
 /// What a token allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +53,8 @@ pub enum AdminError {
     #[error("{0} not found")]
     NotFound(String),
     #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{0}")]
     Unavailable(String),
 }
 
@@ -54,6 +64,7 @@ impl From<AdminError> for Status {
             AdminError::Unauthenticated => Status::unauthenticated(error.to_string()),
             AdminError::Forbidden => Status::permission_denied(error.to_string()),
             AdminError::NotFound(_) => Status::not_found(error.to_string()),
+            AdminError::InvalidArgument(_) => Status::invalid_argument(error.to_string()),
             AdminError::Unavailable(_) => Status::unavailable(error.to_string()),
         }
     }
@@ -114,6 +125,14 @@ fn role<T>(request: &Request<T>) -> Result<Role, AdminError> {
         .ok_or(AdminError::Unauthenticated)
 }
 
+/// A field the call cannot do without, trimmed.
+fn required<'a>(name: &str, value: &'a str) -> Result<&'a str, AdminError> {
+    match value.trim() {
+        "" => Err(AdminError::InvalidArgument(format!("{name} is required"))),
+        value => Ok(value),
+    }
+}
+
 /// The admin service.
 #[derive(Debug, Clone)]
 pub struct AdminService {
@@ -146,6 +165,31 @@ impl AdminService {
             .await
             .map_err(|e| AdminError::Unavailable(e.to_string()))?;
         Ok(())
+    }
+
+    /// Sends an identity command to dedupe (on the canonical stream, see
+    /// `Names::identity_command`) and waits a few seconds for its result.
+    async fn send_command(
+        &self,
+        command: IdentityCommand,
+    ) -> Result<IdentityCommandReply, AdminError> {
+        self.bus
+            .publish(
+                self.bus.names().identity_command(),
+                &format!("command:{}", command.command_id),
+                Default::default(),
+                command.encode_to_vec().into(),
+            )
+            .await
+            .map_err(|e| AdminError::Unavailable(e.to_string()))?;
+        let result = identity::wait_for_result(&self.pool, &command.command_id, COMMAND_WAIT)
+            .await
+            .map_err(AdminError::Unavailable)?;
+        Ok(IdentityCommandReply {
+            command_id: command.command_id,
+            pending: result.is_none(),
+            result,
+        })
     }
 
     async fn dead_letters(
@@ -295,6 +339,98 @@ impl Admin for AdminService {
             replayed: true,
             subject,
         }))
+    }
+
+    async fn list_conflicts(
+        &self,
+        request: Request<ListConflictsRequest>,
+    ) -> Result<Response<ListConflictsResponse>, Status> {
+        role(&request)?;
+        let query = request.into_inner();
+        let limit = i64::from(match query.limit {
+            0 => 100,
+            n => n.min(1000),
+        });
+        let conflicts =
+            identity::list_conflicts(&self.pool, query.object.trim(), query.open_only, limit)
+                .await
+                .map_err(AdminError::Unavailable)?;
+        Ok(Response::new(ListConflictsResponse { conflicts }))
+    }
+
+    async fn merge_golden(
+        &self,
+        request: Request<MergeGoldenRequest>,
+    ) -> Result<Response<IdentityCommandReply>, Status> {
+        let role = role(&request)?;
+        if role != Role::Operator {
+            return Err(AdminError::Forbidden.into());
+        }
+        let asked = request.into_inner();
+        let (object, survivor, merged) = (
+            required("object", &asked.object)?,
+            required("survivor", &asked.survivor)?,
+            required("merged", &asked.merged)?,
+        );
+        let command = IdentityCommand {
+            command_id: uuid::Uuid::now_v7().to_string(),
+            object: object.to_owned(),
+            survivor: survivor.to_owned(),
+            merged: merged.to_owned(),
+            actor: role.as_str().to_owned(),
+            reason: asked.reason,
+            kind: IdentityCommandKind::Merge.into(),
+            merge_command_id: String::new(),
+        };
+        // Written first: an action that cannot be audited is not taken.
+        self.audit(
+            role,
+            "identity.merge",
+            &format!("{object}:{merged}->{survivor}"),
+            &format!("command {}: {}", command.command_id, command.reason),
+        )
+        .await?;
+        Ok(Response::new(self.send_command(command).await?))
+    }
+
+    async fn unmerge_golden(
+        &self,
+        request: Request<UnmergeGoldenRequest>,
+    ) -> Result<Response<IdentityCommandReply>, Status> {
+        let role = role(&request)?;
+        if role != Role::Operator {
+            return Err(AdminError::Forbidden.into());
+        }
+        let asked = request.into_inner();
+        let merge_command_id = asked.command_id.trim().to_owned();
+        let target = if merge_command_id.is_empty() {
+            let pair = (
+                required("object (or command_id)", &asked.object)?,
+                required("survivor (or command_id)", &asked.survivor)?,
+                required("merged (or command_id)", &asked.merged)?,
+            );
+            format!("{}:{}->{}", pair.0, pair.2, pair.1)
+        } else {
+            format!("merge:{merge_command_id}")
+        };
+        let command = IdentityCommand {
+            command_id: uuid::Uuid::now_v7().to_string(),
+            object: asked.object.trim().to_owned(),
+            survivor: asked.survivor.trim().to_owned(),
+            merged: asked.merged.trim().to_owned(),
+            actor: role.as_str().to_owned(),
+            reason: asked.reason,
+            kind: IdentityCommandKind::Unmerge.into(),
+            merge_command_id,
+        };
+        self.audit(
+            role,
+            "identity.unmerge",
+            &target,
+            &format!("command {}: {}", command.command_id, command.reason),
+        )
+        .await?;
+        Ok(Response::new(self.send_command(command).await?))
     }
 
     async fn list_audit(

@@ -1,8 +1,9 @@
 //! Monitor: turns delivery reports into per-flow health — received, delivered, failed and
 //! dead-lettered counts, end-to-end latency and freshness — on `/metrics`, kept in PostgreSQL so
-//! they survive restarts.
+//! they survive restarts; keeps dedupe's identity conflicts and merge results for the admin API.
 
 pub mod admin;
+mod identity;
 
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
@@ -19,7 +20,9 @@ use switchyard_chassis::config::Config;
 use switchyard_chassis::deadpool_postgres::Pool;
 use switchyard_chassis::retry::RedeliveryPolicy;
 use switchyard_chassis::{CancellationToken, Error, Runtime};
-use switchyard_proto::v1::{DeliveryOutcome, DeliveryResult};
+use switchyard_proto::v1::{
+    DeliveryOutcome, DeliveryResult, IdentityCommandResult, IdentityConflict,
+};
 
 const STAGE: &str = "monitor";
 const MAX_ATTEMPTS: u64 = 20;
@@ -247,6 +250,10 @@ fn outcome_label(outcome: DeliveryOutcome) -> &'static str {
 
 impl Handler {
     async fn handle(self, delivery: Delivery) {
+        let conflicts = format!("{}.ops.conflict.", self.bus.names().prefix());
+        if delivery.subject().starts_with(&conflicts) {
+            return self.handle_identity(delivery).await;
+        }
         if !delivery.subject().contains(".ops.delivery.") {
             // Other OPS traffic (notices, alerts) is not counted here yet.
             settled(delivery.ack().await);
@@ -303,6 +310,45 @@ impl Handler {
                     .await;
             }
         }
+    }
+
+    /// Keeps an identity conflict notice or, on `.command` subjects, a merge command's result.
+    async fn handle_identity(self, delivery: Delivery) {
+        let stored = if delivery.subject().ends_with(".command") {
+            match IdentityCommandResult::decode(delivery.payload()) {
+                Ok(result) => identity::store_result(&self.pool, &result).await,
+                Err(error) => {
+                    let reason = format!("undecodable identity command result: {error}");
+                    return self.dead_letter(delivery, &reason).await;
+                }
+            }
+        } else {
+            match IdentityConflict::decode(delivery.payload()) {
+                Ok(conflict) => identity::store_conflict(&self.pool, &conflict).await,
+                Err(error) => {
+                    let reason = format!("undecodable identity conflict: {error}");
+                    return self.dead_letter(delivery, &reason).await;
+                }
+            }
+        };
+        match stored {
+            Ok(()) => settled(delivery.ack().await),
+            Err(error) if delivery.attempt() < MAX_ATTEMPTS => {
+                tracing::warn!(%error, "identity notice not stored; will retry");
+                let delay = self.retry.delay(delivery.attempt(), None);
+                settled(delivery.nak(Some(delay)).await);
+            }
+            Err(error) => {
+                let reason = format!("notice not stored after {MAX_ATTEMPTS} attempts: {error}");
+                self.dead_letter(delivery, &reason).await;
+            }
+        }
+    }
+
+    async fn dead_letter(&self, delivery: Delivery, reason: &str) {
+        self.bus
+            .dead_letter_then_ack(delivery, STAGE, "ops", reason, 0, &self.retry)
+            .await;
     }
 
     /// Stores the count; false when this report was counted before.

@@ -113,6 +113,19 @@ impl Names {
         format!("{}.ops.conflict.{}", self.prefix, token(object))
     }
 
+    /// `<prefix>.ops.conflict.<object>.command`: what dedupe did with an operator's identity
+    /// command (merge, un-merge). Below `ops.conflict.`, which dedupe may already publish to.
+    pub fn identity_command_result(&self, object: &str) -> String {
+        format!("{}.command", self.ops_conflict(object))
+    }
+
+    /// `<prefix>.canonical.command.admin`: operator identity commands (merge, un-merge). They
+    /// ride the canonical stream so they are durable, ordered with the events they affect, and
+    /// need no extra permission (monitor may publish there, dedupe consumes it all).
+    pub fn identity_command(&self) -> String {
+        format!("{}.canonical.command.admin", self.prefix)
+    }
+
     /// `<prefix>.ops.drift.<source>`: schema-drift notices from transform.
     pub fn ops_drift(&self, source: &str) -> String {
         format!("{}.ops.drift.{}", self.prefix, token(source))
@@ -174,5 +187,10 @@ mod tests {
         assert_eq!(n.raw("demo", ""), "t-42.raw.demo.unknown");
         assert_eq!(n.dlq("deliver", "my.flow"), "t-42.dlq.deliver.my_flow");
         assert_eq!(n.ops_conflict("contact"), "t-42.ops.conflict.contact");
+        assert_eq!(n.identity_command(), "t-42.canonical.command.admin");
+        assert_eq!(
+            n.identity_command_result("contact"),
+            "t-42.ops.conflict.contact.command"
+        );
     }
 }

@@ -252,6 +252,11 @@ mod tests {
         let dedupe = for_service(Service::Dedupe, "p", &["f"]);
         assert!(allowed(&dedupe.publish, &n.golden("contact")));
         assert!(allowed(&dedupe.publish, &n.ops_conflict("contact")));
+        // Results of operators' merge commands need no permission of their own.
+        assert!(allowed(
+            &dedupe.publish,
+            &n.identity_command_result("contact")
+        ));
         assert!(!allowed(&dedupe.publish, &n.ops_delivery("f")));
 
         let deliver = for_service(Service::Deliver, "p", &["f", "g"]);
@@ -276,6 +281,7 @@ mod tests {
         ));
         assert!(allowed(&monitor.publish, "$JS.API.STREAM.MSG.GET.P_DLQ"));
         assert!(allowed(&monitor.publish, &n.raw("demo", "contact.created")));
+        assert!(allowed(&monitor.publish, &n.identity_command()));
         assert!(!allowed(&monitor.publish, &n.dlq("deliver", "f")));
         assert!(!allowed(
             &monitor.publish,
