@@ -389,15 +389,27 @@ async fn email_and_phone_pointing_at_different_people_is_a_conflict_not_a_merge(
         Some("conflict:demo:c".to_owned()),
         "a republished notice is dropped by JetStream"
     );
-    let published: bool = db
-        .query_one(
-            "SELECT published FROM processed_events WHERE event_id = 'demo:c'",
-            &[],
-        )
-        .await
-        .expect("outbox")
-        .get(0);
-    assert!(published, "the notice left the outbox");
+    // The published mark is written just after the acknowledgement, off the message path.
+    let marked = async {
+        loop {
+            let published: bool = db
+                .query_one(
+                    "SELECT published FROM processed_events WHERE event_id = 'demo:c'",
+                    &[],
+                )
+                .await
+                .expect("outbox")
+                .get(0);
+            if published {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    assert!(
+        tokio::time::timeout(WAIT, marked).await.is_ok(),
+        "the notice left the outbox"
+    );
     assert_eq!(
         pipeline
             .metric(Service::Dedupe, &dedupe_count("conflict"))

@@ -60,6 +60,7 @@ struct Handler {
     retry: RedeliveryPolicy,
     contacts: ContactRules,
     records: records::RecordRules,
+    marks: store::PublishedMarks,
 }
 
 impl App {
@@ -120,6 +121,7 @@ impl App {
         };
         let handler = Handler {
             bus: runtime.bus.clone(),
+            marks: store::PublishedMarks::spawn(pool.clone()),
             pool,
             events,
             retry: RedeliveryPolicy::default(),
@@ -267,8 +269,8 @@ impl Handler {
         settled(delivery.ack().await);
     }
 
-    /// Publishes an outbox entry, then marks it published. The `Nats-Msg-Id` is the change id, so
-    /// publishing twice (crash between publish and mark) is dropped by JetStream.
+    /// Publishes an outbox entry, then queues its published mark. The `Nats-Msg-Id` is the change
+    /// id, so publishing twice (a crash before the mark is written) is dropped by JetStream.
     async fn publish(&self, pending: &Pending) -> Result<(), String> {
         self.bus
             .publish(
@@ -279,9 +281,8 @@ impl Handler {
             )
             .await
             .map_err(|e| e.to_string())?;
-        store::mark_published(&self.pool, &pending.event_id)
-            .await
-            .map_err(|e| e.to_string())
+        self.marks.mark(pending.event_id.clone());
+        Ok(())
     }
 
     async fn retry_later(

@@ -15,7 +15,8 @@ use uuid::Uuid;
 
 use crate::normalize;
 use crate::store::{
-    Outcome, Pending, Resolution, StoreError, already_processed, external_refs, to_time,
+    Outcome, Pending, Resolution, StoreError, already_processed, exec, external_refs, lock_keys,
+    query_one_cached, query_opt_cached, to_time,
 };
 use crate::survivorship::WriteRules;
 
@@ -211,29 +212,23 @@ pub async fn resolve(
             .map(|(kind, value)| format!("{name}:{kind}:{value}")),
     );
     locks.sort();
-    for lock in &locks {
-        tx.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-            &[lock],
-        )
-        .await?;
-    }
-    let by_xref: Option<Uuid> = tx
-        .query_opt(
-            "SELECT golden_id FROM crosswalk WHERE system = $1 AND object = $2 AND external_id = $3",
-            &[&system, &name, &external_id],
-        )
-        .await?
-        .map(|row| row.get(0));
+    lock_keys(&tx, &locks).await?;
+    let by_xref: Option<Uuid> = query_opt_cached(
+        &tx,
+        "SELECT golden_id FROM crosswalk WHERE system = $1 AND object = $2 AND external_id = $3",
+        &[&system, &name, &external_id],
+    )
+    .await?
+    .map(|row| row.get(0));
     let mut matches: Vec<(&'static str, Uuid)> =
         by_xref.map(|id| ("source id", id)).into_iter().collect();
     for (kind, value) in &keys {
-        let row = tx
-            .query_opt(
-                "SELECT golden_id FROM golden_keys WHERE object = $1 AND kind = $2 AND value = $3",
-                &[&name, kind, value],
-            )
-            .await?;
+        let row = query_opt_cached(
+            &tx,
+            "SELECT golden_id FROM golden_keys WHERE object = $1 AND kind = $2 AND value = $3",
+            &[&name, kind, value],
+        )
+        .await?;
         if let Some(row) = row {
             matches.push((kind, row.get(0)));
         }
@@ -250,7 +245,7 @@ pub async fn resolve(
     let (outcome, golden, changed) = match candidates.as_slice() {
         [] => {
             let id = Uuid::now_v7();
-            tx.execute(
+            exec(&tx,
                 "INSERT INTO golden_records (id, object, record, source_updated_at, version) VALUES ($1, $2, $3, $4, 1)",
                 &[&id, &name, &encode(&incoming), &occurred_at],
             )
@@ -262,8 +257,7 @@ pub async fn resolve(
             )
         }
         [id] => {
-            let row = tx
-                .query_one(
+            let row = query_one_cached(&tx,
                     "SELECT record, source_updated_at, version FROM golden_records WHERE id = $1 FOR UPDATE",
                     &[id],
                 )
@@ -283,7 +277,7 @@ pub async fn resolve(
                 if changed.is_empty() {
                     (Outcome::NoOp, None, Vec::new())
                 } else {
-                    tx.execute(
+                    exec(&tx,
                         "UPDATE golden_records SET record = $2, source_updated_at = $3, version = $4, updated_at = now() WHERE id = $1",
                         &[id, &encode(&stored), &occurred_at, &(version + 1)],
                     )
@@ -296,7 +290,7 @@ pub async fn resolve(
             let detected_at = OffsetDateTime::now_utc();
             for b in others {
                 let detail = detail(&matches, *a, *b);
-                tx.execute(
+                exec(&tx,
                     "INSERT INTO identity_conflicts (event_id, object, golden_a, golden_b, detail, detected_at) \
                      VALUES ($1, $2, $3, $4, $5, $6)",
                     &[&envelope.event_id, &name, a, b, &detail, &detected_at],
@@ -327,7 +321,7 @@ pub async fn resolve(
         && outcome != Outcome::Conflict
     {
         if by_xref.is_none() {
-            tx.execute(
+            exec(&tx,
                 "INSERT INTO crosswalk (system, object, external_id, golden_id) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT DO NOTHING",
                 &[&system, &name, &external_id, &id],
@@ -336,7 +330,8 @@ pub async fn resolve(
         }
         // Keys this record brought that no record holds yet now lead to it.
         for (kind, value) in &keys {
-            tx.execute(
+            exec(
+                &tx,
                 "INSERT INTO golden_keys (object, kind, value, golden_id) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT DO NOTHING",
                 &[&name, kind, value, &id],
@@ -381,7 +376,7 @@ pub async fn resolve(
         }),
         (None, None) => None,
     };
-    tx.execute(
+    exec(&tx,
         "INSERT INTO processed_events (event_id, outcome, golden_id, change_subject, change_msg_id, change_payload) \
          VALUES ($1, $2, $3, $4, $5, $6)",
         &[

@@ -123,42 +123,45 @@ pub async fn resolve_contact(
         keys.push(format!("contact:phone:{key}"));
     }
     keys.sort();
-    for key in &keys {
-        tx.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-            &[key],
-        )
-        .await?;
-    }
-    let by_xref: Option<Uuid> = tx
-        .query_opt(
-            "SELECT golden_id FROM crosswalk WHERE system = $1 AND object = 'contact' AND external_id = $2",
-            &[&system, &external_id],
-        )
-        .await?
-        .map(|row| row.get(0));
-    // A key held by a record merged into another (merge.rs) leads to the survivor; the flag says
-    // the key is such an alias.
-    let by_email: Option<(Uuid, bool)> = if email.is_empty() {
-        None
-    } else {
-        tx.query_opt(
-            "SELECT coalesce(merged_into, id), merged_into IS NOT NULL FROM golden_contacts WHERE email = $1",
-            &[&email],
-        )
-        .await?
-        .map(|row| (row.get(0), row.get(1)))
-    };
-    let by_phone: Option<(Uuid, bool)> = match &phone_key {
-        Some(key) => tx
-            .query_opt(
-                "SELECT coalesce(merged_into, id), merged_into IS NOT NULL FROM golden_contacts WHERE phone_key = $1",
-                &[key],
-            )
-            .await?
-            .map(|row| (row.get(0), row.get(1))),
-        None => None,
-    };
+    // The look-ups are pipelined behind the locks on the one connection: PostgreSQL runs a
+    // connection's statements in the order they were sent, so they see the state once the locks
+    // are held — one round trip instead of four. The statements are prepared first, so nothing
+    // but the executions is in flight and their order is the order below.
+    let (lock, xref, by_email, by_phone) = tokio::try_join!(
+        tx.prepare_cached(LOCK_KEYS),
+        tx.prepare_cached(
+            "SELECT golden_id FROM crosswalk WHERE system = $1 AND object = 'contact' AND external_id = $2"
+        ),
+        // A key held by a record merged into another (merge.rs) leads to the survivor; the flag
+        // says the key is such an alias.
+        tx.prepare_cached(
+            "SELECT coalesce(merged_into, id), merged_into IS NOT NULL FROM golden_contacts WHERE email = $1"
+        ),
+        tx.prepare_cached(
+            "SELECT coalesce(merged_into, id), merged_into IS NOT NULL FROM golden_contacts WHERE phone_key = $1"
+        ),
+    )?;
+    let (lock_params, xref_params): (Params<'_>, Params<'_>) = (&[&keys], &[&system, &external_id]);
+    let (_, by_xref, by_email, by_phone) = tokio::try_join!(
+        tx.execute(&lock, lock_params),
+        tx.query_opt(&xref, xref_params),
+        async {
+            if email.is_empty() {
+                Ok(None)
+            } else {
+                tx.query_opt(&by_email, &[&email]).await
+            }
+        },
+        async {
+            match &phone_key {
+                Some(key) => tx.query_opt(&by_phone, &[key]).await,
+                None => Ok(None),
+            }
+        },
+    )?;
+    let by_xref: Option<Uuid> = by_xref.map(|row| row.get(0));
+    let by_email: Option<(Uuid, bool)> = by_email.map(|row| (row.get(0), row.get(1)));
+    let by_phone: Option<(Uuid, bool)> = by_phone.map(|row| (row.get(0), row.get(1)));
     // An alias stays with the merged record: it never replaces the survivor's own key (and the
     // unique indexes allow one holder).
     let aliased = |found: Option<(Uuid, bool)>| found.is_some_and(|(_, alias)| alias);
@@ -217,7 +220,7 @@ pub async fn resolve_contact(
                     version: 1,
                 };
                 insert_golden(&tx, &golden).await?;
-                tx.execute(
+                exec(&tx,
                     "INSERT INTO identity_conflicts (event_id, object, golden_a, golden_b, detail) \
                      VALUES ($1, 'contact', $2, $3, 'phone matched golden_a but the email differs; kept apart as golden_b')",
                     &[&envelope.event_id, &id, &golden.id],
@@ -268,7 +271,7 @@ pub async fn resolve_contact(
             let detected_at = OffsetDateTime::now_utc();
             for b in others {
                 let detail = conflict_detail(&matches, *a, *b);
-                tx.execute(
+                exec(&tx,
                     "INSERT INTO identity_conflicts (event_id, object, golden_a, golden_b, detail, detected_at) \
                      VALUES ($1, 'contact', $2, $3, $4, $5)",
                     &[&envelope.event_id, a, b, &detail, &detected_at],
@@ -305,7 +308,7 @@ pub async fn resolve_contact(
         && outcome != Outcome::Conflict
     {
         {
-            tx.execute(
+            exec(&tx,
                 "INSERT INTO crosswalk (system, object, external_id, golden_id) VALUES ($1, 'contact', $2, $3) \
                  ON CONFLICT DO NOTHING",
                 &[&system, &external_id, &id],
@@ -352,7 +355,7 @@ pub async fn resolve_contact(
         }),
         (None, None) => None,
     };
-    tx.execute(
+    exec(&tx,
         "INSERT INTO processed_events (event_id, outcome, golden_id, change_subject, change_msg_id, change_payload) \
          VALUES ($1, $2, $3, $4, $5, $6)",
         &[
@@ -386,15 +389,101 @@ fn conflict_detail(matches: &[(&'static str, Uuid)], a: Uuid, b: Uuid) -> String
     )
 }
 
-/// Marks an outbox entry as published.
-pub async fn mark_published(pool: &Pool, event_id: &str) -> Result<(), StoreError> {
+/// Parameters of a statement.
+type Params<'a> = &'a [&'a (dyn tokio_postgres::types::ToSql + Sync)];
+
+// Statements are prepared once per pooled connection (deadpool's statement cache): a bare SQL
+// string would cost a parse round trip on every call, and dedupe's throughput is round trips.
+
+/// Executes `sql`, prepared once per connection.
+pub(crate) async fn exec(
+    tx: &Transaction<'_>,
+    sql: &str,
+    params: Params<'_>,
+) -> Result<u64, StoreError> {
+    let statement = tx.prepare_cached(sql).await?;
+    Ok(tx.execute(&statement, params).await?)
+}
+
+/// At most one row of `sql`, prepared once per connection.
+pub(crate) async fn query_opt_cached(
+    tx: &Transaction<'_>,
+    sql: &str,
+    params: Params<'_>,
+) -> Result<Option<tokio_postgres::Row>, StoreError> {
+    let statement = tx.prepare_cached(sql).await?;
+    Ok(tx.query_opt(&statement, params).await?)
+}
+
+/// Exactly one row of `sql`, prepared once per connection.
+pub(crate) async fn query_one_cached(
+    tx: &Transaction<'_>,
+    sql: &str,
+    params: Params<'_>,
+) -> Result<tokio_postgres::Row, StoreError> {
+    let statement = tx.prepare_cached(sql).await?;
+    Ok(tx.query_one(&statement, params).await?)
+}
+
+/// The rows of `sql`, prepared once per connection.
+pub(crate) async fn query_cached(
+    tx: &Transaction<'_>,
+    sql: &str,
+    params: Params<'_>,
+) -> Result<Vec<tokio_postgres::Row>, StoreError> {
+    let statement = tx.prepare_cached(sql).await?;
+    Ok(tx.query(&statement, params).await?)
+}
+
+/// Takes transaction-scoped advisory locks on `keys` (sorted by the caller), in their order, in
+/// one round trip: `WITH ORDINALITY` keeps the array's order.
+pub(crate) async fn lock_keys(tx: &Transaction<'_>, keys: &[String]) -> Result<(), StoreError> {
+    exec(tx, LOCK_KEYS, &[&keys]).await?;
+    Ok(())
+}
+
+/// Locks the sorted text keys of `$1` in their order (`WITH ORDINALITY` keeps the array's order).
+const LOCK_KEYS: &str = "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) \
+     FROM unnest($1::text[]) WITH ORDINALITY AS t(k, n) ORDER BY n";
+
+/// Marks outbox entries published in batches, off the message path. The flag only spares an
+/// event that is delivered again a second publish — which JetStream's duplicate window and
+/// deliver's change-id check absorb anyway — so the acknowledgement need not wait for it.
+#[derive(Debug, Clone)]
+pub struct PublishedMarks {
+    queue: tokio::sync::mpsc::UnboundedSender<String>,
+}
+
+impl PublishedMarks {
+    /// Starts the task that writes the marks; it ends when every sender is gone.
+    pub fn spawn(pool: Pool) -> Self {
+        let (queue, mut marks) = tokio::sync::mpsc::unbounded_channel::<String>();
+        tokio::spawn(async move {
+            let mut batch = Vec::new();
+            while marks.recv_many(&mut batch, 1024).await > 0 {
+                if let Err(error) = mark_published(&pool, &batch).await {
+                    tracing::warn!(%error, count = batch.len(), "outbox entries not marked published; a redelivery republishes them harmlessly");
+                }
+                batch.clear();
+            }
+        });
+        Self { queue }
+    }
+
+    /// Queues the mark of one published entry.
+    pub fn mark(&self, event_id: String) {
+        // The task ends only with the process; a lost mark costs a harmless republish.
+        let _ = self.queue.send(event_id);
+    }
+}
+
+/// Marks outbox entries as published, in one statement.
+async fn mark_published(pool: &Pool, event_ids: &[String]) -> Result<(), StoreError> {
     let client = pool.get().await?;
-    client
-        .execute(
-            "UPDATE processed_events SET published = true WHERE event_id = $1",
-            &[&event_id],
-        )
+    let statement = client
+        .prepare_cached("UPDATE processed_events SET published = true WHERE event_id = ANY($1)")
         .await?;
+    client.execute(&statement, &[&event_ids]).await?;
     Ok(())
 }
 
@@ -402,8 +491,7 @@ pub(crate) async fn already_processed(
     tx: &Transaction<'_>,
     event_id: &str,
 ) -> Result<Option<Resolution>, StoreError> {
-    let row = tx
-        .query_opt(
+    let row = query_opt_cached(tx,
             "SELECT change_subject, change_msg_id, change_payload, published FROM processed_events WHERE event_id = $1",
             &[&event_id],
         )
@@ -434,12 +522,12 @@ const COLUMNS: &str = "id, email, phone, first_name, last_name, company_name, jo
     lifecycle_stage, marketing_consent, consent_source, source_updated_at, version, phone_key";
 
 pub(crate) async fn load_for_update(tx: &Transaction<'_>, id: Uuid) -> Result<Golden, StoreError> {
-    let row = tx
-        .query_one(
-            &format!("SELECT {COLUMNS} FROM golden_contacts WHERE id = $1 FOR UPDATE"),
-            &[&id],
-        )
-        .await?;
+    let row = query_one_cached(
+        tx,
+        &format!("SELECT {COLUMNS} FROM golden_contacts WHERE id = $1 FOR UPDATE"),
+        &[&id],
+    )
+    .await?;
     let marketing: Option<bool> = row.get(8);
     Ok(Golden {
         id: row.get(0),
@@ -467,7 +555,7 @@ pub(crate) async fn load_for_update(tx: &Transaction<'_>, id: Uuid) -> Result<Go
 async fn insert_golden(tx: &Transaction<'_>, g: &Golden) -> Result<(), StoreError> {
     let c = &g.contact;
     let consent = c.consent.as_ref();
-    tx.execute(
+    exec(tx,
         &format!("INSERT INTO golden_contacts ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"),
         &[
             &g.id,
@@ -492,7 +580,8 @@ async fn insert_golden(tx: &Transaction<'_>, g: &Golden) -> Result<(), StoreErro
 pub(crate) async fn update_golden(tx: &Transaction<'_>, g: &Golden) -> Result<(), StoreError> {
     let c = &g.contact;
     let consent = c.consent.as_ref();
-    tx.execute(
+    exec(
+        tx,
         "UPDATE golden_contacts SET email = $2, phone = $3, first_name = $4, last_name = $5, \
          company_name = $6, job_title = $7, lifecycle_stage = $8, marketing_consent = $9, \
          consent_source = $10, source_updated_at = $11, version = $12, phone_key = $13, \
@@ -521,8 +610,7 @@ pub(crate) async fn external_refs(
     tx: &Transaction<'_>,
     id: Uuid,
 ) -> Result<Vec<ExternalRef>, StoreError> {
-    let rows = tx
-        .query(
+    let rows = query_cached(tx,
             "SELECT system, object, external_id FROM crosswalk WHERE golden_id = $1 ORDER BY system, external_id",
             &[&id],
         )
