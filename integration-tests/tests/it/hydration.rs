@@ -216,6 +216,13 @@ async fn thin_vendor_events_become_contacts_with_the_records_read_from_the_vendo
         .await;
     }
     send(&pipeline, Vendor::Xero, &sample("xero/contact.update.json")).await;
+    // A credit note is not a customer invoice: no mapping, so no read, counted as unmapped.
+    send(
+        &pipeline,
+        Vendor::Xero,
+        &sample("xero/creditnote.create.json"),
+    )
+    .await;
     pipeline.wait_drained(WAIT).await;
 
     let found = contacts(&pipeline).await;
@@ -311,9 +318,20 @@ async fn thin_vendor_events_become_contacts_with_the_records_read_from_the_vendo
     assert_eq!(xero[0].xero_tenant_id.as_deref(), Some(XERO_TENANT));
     assert_eq!(xero[0].bearer.as_deref(), Some(XERO_FIRST_ACCESS_TOKEN));
     assert!(
-        !seen.iter().any(|s| s.path.contains("/class/")),
+        !seen
+            .iter()
+            .any(|s| s.path.contains("/class/") || s.path.contains("/CreditNotes/")),
         "no read for an event type without a mapping"
     );
+    for source in ["quickbooks", "xero"] {
+        let line =
+            format!(r#"switchyard_transform_events_total{{source="{source}",outcome="unmapped"}}"#);
+        assert_eq!(
+            pipeline.metric(Service::Transform, &line).await,
+            Some(1.0),
+            "{line}: the QuickBooks class and the Xero credit note"
+        );
+    }
 
     // QuickBooks had no access token: one refresh served both reads, and the rotated refresh
     // token is kept for the next start.

@@ -324,6 +324,14 @@ async fn a_drifted_payload_raises_exactly_one_notice() {
             .0,
         200
     );
+    // The baseline's lifecycle stage left out, twice: one "missing field" notice.
+    for i in 7..9 {
+        let mut missing = event(i, json!({}));
+        if let Some(data) = missing["data"].as_object_mut() {
+            data.remove("lifecycle_stage");
+        }
+        assert_eq!(pipeline.send(&format!("missing{i}"), &missing).await.0, 200);
+    }
     pipeline.wait_drained(WAIT).await;
 
     let notices: Vec<SchemaDrift> = pipeline
@@ -333,23 +341,39 @@ async fn a_drifted_payload_raises_exactly_one_notice() {
         .filter(|m| m.subject.as_str() == format!("{}.ops.drift.demo", pipeline.prefix))
         .map(|m| SchemaDrift::decode(m.payload.as_ref()).expect("notice"))
         .collect();
-    let summary: Vec<(String, String)> = notices
+    // Transform handles several events at once, so the notices' order is not the sending order.
+    let mut summary: Vec<(String, String)> = notices
         .iter()
         .map(|n| (n.path.clone(), n.change.clone()))
         .collect();
+    summary.sort();
+    let expected = [
+        ("data.id", "re-typed field"),
+        ("data.lifecycle_stage", "missing field"),
+        ("data.loyalty_tier", "new field"),
+        ("lifecycle_stage=customer", "new enum value"),
+    ];
     assert_eq!(
         summary,
-        vec![
-            ("data.loyalty_tier".to_owned(), "new field".to_owned()),
-            ("data.id".to_owned(), "re-typed field".to_owned()),
-            (
-                "lifecycle_stage=customer".to_owned(),
-                "new enum value".to_owned()
-            ),
-        ],
+        expected.map(|(p, c)| (p.to_owned(), c.to_owned())),
         "one notice per change, not per event"
     );
-    assert_eq!(notices[1].previous_types, vec!["string".to_owned()]);
+    let retyped = notices
+        .iter()
+        .find(|n| n.path == "data.id")
+        .expect("re-typed");
+    assert_eq!(retyped.previous_types, vec!["string".to_owned()]);
+    let missing = notices
+        .iter()
+        .find(|n| n.change == "missing field")
+        .expect("missing");
+    assert_eq!(
+        (
+            missing.previous_types.clone(),
+            missing.observed_type.as_str()
+        ),
+        (vec!["string".to_owned()], "absent")
+    );
     assert!(
         !notices.iter().any(|n| n.example.contains("example.com")),
         "no personal data in notices"

@@ -1,7 +1,8 @@
 //! Schema drift: per (source, event type), the field paths and JSON types seen so far and the enum
-//! values of the canonical record. A new field, a re-typed field or a new enum value produces one
-//! notice on `<prefix>.ops.drift.<source>` — one per change across all replicas (the database row
-//! decides who announces it), not one per event. The first event of a kind sets the baseline.
+//! values of the canonical record. A new field, a re-typed field, a new enum value or a missing
+//! field (one the baseline and every event since had) produces one notice on
+//! `<prefix>.ops.drift.<source>` — one per change across all replicas (the database row decides
+//! who announces it), not one per event. The first event of a kind sets the baseline.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -22,12 +23,19 @@ const MAX_DEPTH: usize = 8;
 
 type Shape = BTreeMap<String, BTreeSet<String>>;
 
+/// What is known of one (source, event type): its shape, and the fields every event had.
+#[derive(Debug, Default)]
+struct Known {
+    shape: Shape,
+    always: BTreeSet<String>,
+}
+
 /// The drift detector, shared by every message handler.
 #[derive(Debug, Clone)]
 pub struct Drift {
     pool: Pool,
     bus: Bus,
-    known: Arc<Mutex<HashMap<(String, String), Shape>>>,
+    known: Arc<Mutex<HashMap<(String, String), Known>>>,
     notices: Family<Vec<(String, String)>, Counter>,
 }
 
@@ -69,8 +77,15 @@ impl Drift {
         if !known.contains_key(&key) {
             known.insert(key.clone(), self.load(source, event_type).await?);
         }
-        let shape = known.entry(key).or_default();
+        let known = known.entry(key).or_default();
+        let (shape, always) = (&mut known.shape, &mut known.always);
         let baseline = shape.is_empty();
+        // Fields every earlier event had and this one lacks (enum values come and go).
+        let missing: Vec<String> = always
+            .iter()
+            .filter(|path| !observed.contains_key(*path))
+            .cloned()
+            .collect();
         let mut fresh = Vec::new();
         for (path, kinds) in &observed {
             for kind in kinds {
@@ -83,18 +98,51 @@ impl Drift {
                 }
             }
         }
-        if fresh.is_empty() {
+        if fresh.is_empty() && missing.is_empty() {
             return Ok(());
         }
         let client = self.pool.get().await.map_err(|e| e.to_string())?;
-        for (path, kind, previous) in fresh {
-            let inserted = client
+        for path in missing {
+            always.remove(&path);
+            // The flag clears once, across replicas: only the one that cleared it announces.
+            let cleared = client
                 .execute(
-                    "INSERT INTO observed_shapes (source, event_type, path, kind) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                    &[&source, &event_type, &path, &kind],
+                    "UPDATE observed_shapes SET always_seen = false \
+                     WHERE source = $1 AND event_type = $2 AND path = $3 AND always_seen",
+                    &[&source, &event_type, &path],
                 )
                 .await
                 .map_err(|e| e.to_string())?;
+            if cleared > 0 {
+                let previous: Vec<String> = shape
+                    .get(&path)
+                    .map(|k| k.iter().cloned().collect())
+                    .unwrap_or_default();
+                self.announce(
+                    source,
+                    event_type,
+                    &path,
+                    "missing field",
+                    previous,
+                    "absent",
+                )
+                .await;
+            }
+        }
+        for (path, kind, previous) in fresh {
+            // Only the baseline's fields can go missing: a field that appeared later was already
+            // absent from earlier events.
+            let always_seen = baseline && kind != "enum value";
+            let inserted = client
+                .execute(
+                    "INSERT INTO observed_shapes (source, event_type, path, kind, always_seen) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                    &[&source, &event_type, &path, &kind, &always_seen],
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            if always_seen {
+                always.insert(path.clone());
+            }
             shape.entry(path.clone()).or_default().insert(kind.clone());
             // The first event of a kind is the baseline; a row another replica wrote first is its
             // notice to give.
@@ -114,20 +162,24 @@ impl Drift {
         Ok(())
     }
 
-    async fn load(&self, source: &str, event_type: &str) -> Result<Shape, String> {
+    async fn load(&self, source: &str, event_type: &str) -> Result<Known, String> {
         let client = self.pool.get().await.map_err(|e| e.to_string())?;
         let rows = client
             .query(
-                "SELECT path, kind FROM observed_shapes WHERE source = $1 AND event_type = $2",
+                "SELECT path, kind, always_seen FROM observed_shapes WHERE source = $1 AND event_type = $2",
                 &[&source, &event_type],
             )
             .await
             .map_err(|e| e.to_string())?;
-        let mut shape = Shape::new();
+        let mut known = Known::default();
         for row in rows {
-            shape.entry(row.get(0)).or_default().insert(row.get(1));
+            let path: String = row.get(0);
+            if row.get::<_, bool>(2) {
+                known.always.insert(path.clone());
+            }
+            known.shape.entry(path).or_default().insert(row.get(1));
         }
-        Ok(shape)
+        Ok(known)
     }
 
     async fn announce(

@@ -109,7 +109,7 @@ impl App {
         let notices = Family::<Vec<(String, String)>, Counter>::default();
         runtime.registry.register(
             "transform_schema_drift_notices",
-            "Schema-drift notices, by source and change (new field, re-typed field, new enum value)",
+            "Schema-drift notices, by source and change (new field, re-typed field, new enum value, missing field)",
             notices.clone(),
         );
         let pool = runtime.pool()?;

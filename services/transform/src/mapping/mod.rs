@@ -43,6 +43,12 @@ pub struct FieldSpec {
     /// first name is given.
     #[serde(default)]
     pub or: Option<Box<FieldSpec>>,
+    /// Concatenates the values at these paths that are present (a full name from first and last
+    /// names), separated by `separator` (a space unless given).
+    #[serde(default)]
+    pub join: Vec<String>,
+    #[serde(default)]
+    pub separator: Option<String>,
     /// Builds an object from sub-fields, e.g. money as `{ minor_units, currency }`.
     #[serde(default)]
     pub object: Option<BTreeMap<String, FieldSpec>>,
@@ -124,9 +130,10 @@ impl Mapping {
                 && spec.default.is_none()
                 && spec.or.is_none()
                 && spec.object.is_none()
+                && spec.join.is_empty()
             {
                 return Err(fail(format!(
-                    "{name}: give paths, a value, an object or a default"
+                    "{name}: give paths, a value, join, an object or a default"
                 )));
             }
             if spec.each.is_some() && spec.object.is_none() {

@@ -426,3 +426,24 @@ fn decimal_amounts_become_minor_units_exactly() {
         Ok(Some(json!("2026-11-28")))
     );
 }
+
+#[test]
+fn names_are_joined_from_their_parts() {
+    use super::transforms::resolve;
+    let spec: super::FieldSpec =
+        serde_yaml_ng::from_str("{ join: [first, middle, last], transforms: [trim] }")
+            .expect("spec");
+    let run = |v: Value| resolve(&spec, &v, &ctx());
+    assert_eq!(
+        run(json!({"first": " Ada ", "middle": "", "last": "Lovelace"})),
+        Ok(Some(json!("Ada Lovelace")))
+    );
+    assert_eq!(run(json!({"last": "Hopper"})), Ok(Some(json!("Hopper"))));
+    assert_eq!(run(json!({})), Ok(None));
+    let dashed: super::FieldSpec =
+        serde_yaml_ng::from_str("{ join: [a, b], separator: \"-\" }").expect("spec");
+    assert_eq!(
+        resolve(&dashed, &json!({"a": "GB", "b": 42}), &ctx()),
+        Ok(Some(json!("GB-42")))
+    );
+}

@@ -107,6 +107,17 @@ pub fn resolve(spec: &FieldSpec, payload: &Value, ctx: &Context) -> Result<Optio
             None => None,
         },
         (None, Some(fields), None) => object(fields, payload, ctx)?,
+        (None, None, _) if !spec.join.is_empty() => {
+            let parts: Vec<String> = spec
+                .join
+                .iter()
+                .filter_map(|p| lookup(payload, p))
+                .map(|v| as_text(v).trim().to_owned())
+                .filter(|t| !t.is_empty())
+                .collect();
+            let separator = spec.separator.as_deref().unwrap_or(" ");
+            (!parts.is_empty()).then(|| Value::String(parts.join(separator)))
+        }
         (None, None, _) => spec.paths.iter().find_map(|p| lookup(payload, p)).cloned(),
     };
     let mut value = found;
