@@ -10,7 +10,7 @@ BIN := $(CARGO_TARGET_DIR)/debug
 # Demo secrets: generated once per checkout, kept out of the repository (.gitignore).
 DEMO_ENV := .demo.env
 
-.PHONY: all deps build run demo test bench lint fmt check-config chart-check clean
+.PHONY: all deps build run demo test bench fuzz lint fmt check-config chart-check clean
 
 all: build
 
@@ -41,6 +41,10 @@ test: deps lint chart-check
 ## Benchmarks (release build); figures go to docs/benchmarks.md.
 bench: deps
 	@bash scripts/bench.sh
+
+## Fuzz every signature verifier, payload parser and mapping input (FUZZ_SECONDS per target).
+fuzz:
+	@bash scripts/fuzz.sh
 
 ## Helm chart: lint, render (default and full values), validate against Kubernetes schemas, offline.
 chart-check:

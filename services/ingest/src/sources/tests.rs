@@ -569,3 +569,42 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn standard_webhooks_bodies_that_are_not_json_are_refused_at_the_edge() {
+    // Found by the ingest_parse fuzz target: the envelope parsed (serde_json skips the fields it
+    // does not build without checking them), and transform then met a body that is not JSON.
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let s = source(SourceKind::StandardWebhooks, &[secret]);
+    let key = switchyard_chassis::signing::SigningKey::from_secret(&SecretString::from(
+        secret.to_owned(),
+    ))
+    .expect("key");
+    let body = b"{\"type\": \"contact.updated\", \"note\": \"\xff\xfe\"}";
+    let now = 1_795_000_000;
+    let signed = key.headers("msg_1", now, body);
+    let h = headers(&[
+        (signed[0].0, signed[0].1.as_str()),
+        (signed[1].0, signed[1].1.as_str()),
+        (signed[2].0, signed[2].1.as_str()),
+        ("content-type", "application/json"),
+    ]);
+    let refused = run(&s, &Method::POST, "https://x/", &h, body, now * 1000, None);
+    assert!(
+        matches!(&refused, Err(IngestError::MalformedJson(_))),
+        "{refused:?}"
+    );
+    let body = b"{ \"type\": \"contact.updated\", \"a\": 1.2e9148 }";
+    let signed = key.headers("msg_2", now, body);
+    let h = headers(&[
+        (signed[0].0, signed[0].1.as_str()),
+        (signed[1].0, signed[1].1.as_str()),
+        (signed[2].0, signed[2].1.as_str()),
+        ("content-type", "application/json"),
+    ]);
+    let refused = run(&s, &Method::POST, "https://x/", &h, body, now * 1000, None);
+    assert!(
+        matches!(&refused, Err(IngestError::MalformedJson(reason)) if reason.contains("number out of range")),
+        "{refused:?}"
+    );
+}

@@ -101,7 +101,8 @@ pub struct Mapped {
 }
 
 impl Mapping {
-    fn parse(file: &str, text: &str, contracts: &[Contract]) -> Result<Self, MappingError> {
+    /// Parses and checks one mapping file against the contracts.
+    pub fn parse(file: &str, text: &str, contracts: &[Contract]) -> Result<Self, MappingError> {
         let fail = |reason: String| MappingError {
             file: file.to_owned(),
             reason,
