@@ -124,12 +124,13 @@ async fn a_change_committed_but_not_published_is_delivered_after_restart() {
         write_rules: Default::default(),
     };
     // The state and the outbox row commit together; nothing is published (the "crash").
-    let resolution = store::resolve_contact(&pool, &rules, &envelope, &contact)
-        .await
-        .expect("resolved");
-    assert_eq!(resolution.outcome, Outcome::Created);
+    let resolutions =
+        store::resolve_contacts(&pool, &rules, &[(envelope.clone(), contact.clone())])
+            .await
+            .expect("resolved");
+    assert_eq!(resolutions[0].outcome, Outcome::Created);
     assert!(
-        resolution.pending.is_some(),
+        resolutions[0].pending.is_some(),
         "the change waits in the outbox"
     );
 

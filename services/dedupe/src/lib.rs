@@ -11,28 +11,35 @@ pub mod survivorship;
 use std::net::SocketAddr;
 
 use bytes::Bytes;
+use futures::future::join_all;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prost::Message as _;
 use switchyard_chassis::bus::{
-    Bus, ConsumerSpec, Delivery, StreamKind, run_consumer_concurrently, settled,
+    Bus, ConsumerSpec, Delivery, StreamKind, run_batch_consumer, settled,
 };
 use switchyard_chassis::config::Config;
 use switchyard_chassis::deadpool_postgres::Pool;
 use switchyard_chassis::retry::RedeliveryPolicy;
 use switchyard_chassis::{CancellationToken, Error, Runtime};
-use switchyard_proto::v1::{CanonicalObject, IdentityCommand, canonical_object};
+use switchyard_proto::v1::{
+    CanonicalObject, Contact, Envelope, IdentityCommand, canonical_object::Object,
+};
+use tracing::Instrument as _;
 
-use store::{ContactRules, Pending};
+use store::{ContactRules, Pending, Resolution};
 
 const STAGE: &str = "dedupe";
 /// Attempts at a message that keeps failing (database or bus down) before it is dead-lettered.
 const MAX_ATTEMPTS: u64 = 20;
-/// Messages pulled per request.
+/// Messages handled together: the contacts among them are resolved in one transaction. Each
+/// batch holds up to three advisory locks per contact; PostgreSQL's lock table (64 ×
+/// `max_connections` by default) has room for several such batches.
 const BATCH: usize = 256;
-/// Messages resolved at once (each holds one pooled connection while it runs).
-const CONCURRENCY: usize = 64;
+/// Batches in hand at once (each holds one pooled connection for its contacts while it runs):
+/// one is written and committed while the next is looked up and the last one published.
+const BATCHES: usize = 3;
 
 mod migrations {
     refinery::embed_migrations!("migrations");
@@ -50,6 +57,13 @@ pub struct App {
     runtime: Runtime,
     consumer: switchyard_chassis::async_nats::jetstream::consumer::PullConsumer,
     handler: Handler,
+}
+
+/// Canonical objects of a batch between two operator commands.
+#[derive(Default)]
+struct Run {
+    contacts: Vec<(Delivery, Envelope, Contact)>,
+    records: Vec<(Delivery, Envelope, Object)>,
 }
 
 #[derive(Debug, Clone)]
@@ -147,10 +161,10 @@ impl App {
         let consumer = self.consumer;
         self.runtime
             .run(async move {
-                // Records sharing a key are serialised by advisory locks, so messages can be in
+                // Records sharing a key are serialised by advisory locks, so batches can be in
                 // hand at once; the pool bounds how many reach the database together.
-                run_consumer_concurrently(consumer, STAGE, BATCH, CONCURRENCY, shutdown, |d| {
-                    handler.clone().handle(d)
+                run_batch_consumer(consumer, STAGE, BATCH, BATCHES, shutdown, |batch| {
+                    handler.clone().handle_batch(batch)
                 })
                 .await;
                 Ok(())
@@ -164,46 +178,171 @@ impl Handler {
         self.events.get_or_create(&Labels { object, outcome }).inc();
     }
 
-    async fn handle(self, delivery: Delivery) {
-        if delivery.subject() == self.bus.names().identity_command() {
-            return self.handle_command(delivery).await;
+    /// Handles one batch of messages in their order. Runs of canonical objects are resolved
+    /// together — all their contacts in one transaction, every other object on its own beside
+    /// it; an operator command waits for what came before it and is applied before what comes
+    /// after, so it affects exactly the events behind it.
+    async fn handle_batch(self, deliveries: Vec<Delivery>) {
+        let mut run = Run::default();
+        for delivery in deliveries {
+            if delivery.subject() == self.bus.names().identity_command() {
+                self.resolve_run(std::mem::take(&mut run)).await;
+                let span = delivery.span().clone();
+                self.handle_command(delivery).instrument(span).await;
+                continue;
+            }
+            let object = match CanonicalObject::decode(delivery.payload()) {
+                Ok(object) => object,
+                Err(error) => {
+                    // Dead-lettered alone: the messages around it are fine.
+                    let reason = format!("undecodable canonical object: {error}");
+                    let span = delivery.span().clone();
+                    self.bus
+                        .dead_letter_then_ack(delivery, STAGE, "unknown", &reason, 0, &self.retry)
+                        .instrument(span)
+                        .await;
+                    continue;
+                }
+            };
+            let envelope = object.envelope.unwrap_or_default();
+            match object.object {
+                Some(Object::Contact(contact)) => run.contacts.push((delivery, envelope, contact)),
+                Some(other) => run.records.push((delivery, envelope, other)),
+                None => {
+                    let reason = "canonical message without an object".to_owned();
+                    let span = delivery.span().clone();
+                    self.bus
+                        .dead_letter_then_ack(
+                            delivery,
+                            STAGE,
+                            &envelope.source_system,
+                            &reason,
+                            0,
+                            &self.retry,
+                        )
+                        .instrument(span)
+                        .await;
+                }
+            }
         }
-        let object = match CanonicalObject::decode(delivery.payload()) {
-            Ok(object) => object,
-            Err(error) => {
-                let reason = format!("undecodable canonical object: {error}");
-                self.bus
-                    .dead_letter_then_ack(delivery, STAGE, "unknown", &reason, 0, &self.retry)
-                    .await;
-                return;
-            }
+        self.resolve_run(run).await;
+    }
+
+    /// Resolves a run of canonical objects: the contacts as one batch, the other objects each in
+    /// its own transaction, all at once (records sharing a key wait for each other's locks).
+    async fn resolve_run(&self, run: Run) {
+        let records = run.records.into_iter().map(|(delivery, envelope, object)| {
+            let span = delivery.span().clone();
+            self.resolve_record(delivery, envelope, object)
+                .instrument(span)
+        });
+        tokio::join!(self.resolve_contacts(run.contacts), join_all(records));
+    }
+
+    /// Resolves contacts in one transaction, then publishes their changes and settles them. When
+    /// the database refuses the batch, each contact is tried again alone, so one event the
+    /// database cannot take never fails (and after enough attempts dead-letters) the others.
+    async fn resolve_contacts(&self, contacts: Vec<(Delivery, Envelope, Contact)>) {
+        if contacts.is_empty() {
+            return;
+        }
+        let (deliveries, events): (Vec<Delivery>, Vec<(Envelope, Contact)>) = contacts
+            .into_iter()
+            .map(|(delivery, envelope, contact)| (delivery, (envelope, contact)))
+            .unzip();
+        let error = match store::resolve_contacts(&self.pool, &self.contacts, &events).await {
+            Ok(resolutions) => return self.settle_contacts(deliveries, &events, resolutions).await,
+            Err(error) => error,
         };
-        let envelope = object.envelope.clone().unwrap_or_default();
-        let (name, result) = match &object.object {
-            Some(canonical_object::Object::Contact(contact)) => (
-                "contact",
-                store::resolve_contact(&self.pool, &self.contacts, &envelope, contact).await,
-            ),
-            Some(other) => (
-                records::object_name(other),
-                records::resolve(&self.pool, &self.records, &envelope, other).await,
-            ),
-            None => {
-                let reason = "canonical message without an object".to_owned();
-                self.bus
-                    .dead_letter_then_ack(
+        if deliveries.len() == 1 || !error.is_refusal() {
+            let reason = error.to_string();
+            let retries = deliveries
+                .into_iter()
+                .zip(&events)
+                .map(|(delivery, (envelope, _))| {
+                    let span = delivery.span().clone();
+                    self.retry_later(delivery, "contact", &envelope.source_system, &reason)
+                        .instrument(span)
+                });
+            join_all(retries).await;
+            return;
+        }
+        tracing::warn!(%error, count = deliveries.len(), "batch of contacts refused; resolving them one by one");
+        for (delivery, event) in deliveries.into_iter().zip(events) {
+            let event = [event];
+            match store::resolve_contacts(&self.pool, &self.contacts, &event).await {
+                Ok(resolutions) => {
+                    self.settle_contacts(vec![delivery], &event, resolutions)
+                        .await
+                }
+                Err(error) => {
+                    let span = delivery.span().clone();
+                    self.retry_later(
                         delivery,
-                        STAGE,
-                        &envelope.source_system,
-                        &reason,
-                        0,
-                        &self.retry,
+                        "contact",
+                        &event[0].0.source_system,
+                        &error.to_string(),
                     )
+                    .instrument(span)
                     .await;
-                return;
+                }
             }
-        };
-        let resolution = match result {
+        }
+    }
+
+    /// After commit: publishes every change of the batch (in flight together, in order), then
+    /// acknowledges each message whose change is out; a message whose change could not be
+    /// published is retried, and its redelivery publishes the change from the outbox.
+    async fn settle_contacts(
+        &self,
+        deliveries: Vec<Delivery>,
+        events: &[(Envelope, Contact)],
+        resolutions: Vec<Resolution>,
+    ) {
+        let published = join_all(deliveries.iter().zip(&resolutions).map(
+            |(delivery, resolution)| {
+                async move {
+                    match &resolution.pending {
+                        Some(pending) => self.publish(pending).await,
+                        None => Ok(()),
+                    }
+                }
+                // Inside the message's span: the change carries its trace on to deliver.
+                .instrument(delivery.span().clone())
+            },
+        ))
+        .await;
+        let settled_all = deliveries
+            .into_iter()
+            .zip(events)
+            .zip(resolutions.iter().zip(published))
+            .map(|((delivery, (envelope, _)), (resolution, published))| {
+                let span = delivery.span().clone();
+                async move {
+                    if let Err(error) = published {
+                        return self
+                            .retry_later(delivery, "contact", &envelope.source_system, &error)
+                            .await;
+                    }
+                    tracing::debug!(
+                        event_id = %envelope.event_id,
+                        object = "contact",
+                        outcome = resolution.outcome.as_str(),
+                        "resolved"
+                    );
+                    self.count("contact", resolution.outcome.as_str());
+                    settled(delivery.ack().await);
+                }
+                .instrument(span)
+            });
+        join_all(settled_all).await;
+    }
+
+    /// Resolves one canonical object other than a contact, publishes its change, then acks.
+    async fn resolve_record(&self, delivery: Delivery, envelope: Envelope, object: Object) {
+        let name = records::object_name(&object);
+        let resolution = match records::resolve(&self.pool, &self.records, &envelope, &object).await
+        {
             Ok(resolution) => resolution,
             Err(error) => {
                 return self
@@ -220,11 +359,9 @@ impl Handler {
         if let Some(pending) = &resolution.pending
             && let Err(error) = self.publish(pending).await
         {
-            {
-                return self
-                    .retry_later(delivery, name, &envelope.source_system, &error)
-                    .await;
-            }
+            return self
+                .retry_later(delivery, name, &envelope.source_system, &error)
+                .await;
         }
         self.count(name, resolution.outcome.as_str());
         settled(delivery.ack().await);
@@ -232,7 +369,7 @@ impl Handler {
 
     /// Applies an operator's merge or un-merge (see [`merge`]), publishes its golden changes and
     /// its result, then acks.
-    async fn handle_command(self, delivery: Delivery) {
+    async fn handle_command(&self, delivery: Delivery) {
         let command = match IdentityCommand::decode(delivery.payload()) {
             Ok(command) if merge::valid_command_id(&command.command_id) => command,
             Ok(_) => {

@@ -1,16 +1,16 @@
 //! Golden contacts in PostgreSQL: match, merge with survivorship, suppress no-ops, and record the
-//! outcome per source event in the same transaction as the change (outbox).
+//! outcome per source event in the same transaction as the change (outbox). Contacts are resolved
+//! a batch at a time ([`resolve_contacts`], in `batch`); what lives here is shared with the other
+//! objects (`records`) and the operator commands (`merge`).
 
-use prost::Message as _;
 use switchyard_chassis::deadpool_postgres::{Pool, Transaction};
-use switchyard_proto::v1::{
-    CanonicalObject, ChangeKind, Consent, Contact, Envelope, ExternalRef, GoldenChange,
-    IdentityConflict, canonical_object,
-};
+use switchyard_proto::v1::{Consent, Contact, ExternalRef};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::normalize;
+mod batch;
+
+pub use batch::resolve_contacts;
 
 /// Database failures; all transient from the pipeline's point of view (the message is retried).
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +19,22 @@ pub enum StoreError {
     Db(#[from] tokio_postgres::Error),
     #[error("database pool: {0}")]
     Pool(#[from] switchyard_chassis::deadpool_postgres::PoolError),
+    /// A key led to a golden contact that is not there (a crosswalk row without its record).
+    #[error("golden contact {0} is referenced but missing")]
+    Missing(Uuid),
+}
+
+impl StoreError {
+    /// Whether the database refused a statement (a constraint, a deadlock, a missing row) rather
+    /// than being out of reach: such a failure may be one event's doing, so the events of a failed
+    /// batch are worth trying again one by one; an unreachable database fails them all anyway.
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            Self::Db(error) => error.code().is_some(),
+            Self::Missing(_) => true,
+            Self::Pool(_) => false,
+        }
+    }
 }
 
 /// What resolving one canonical contact did.
@@ -59,7 +75,7 @@ pub struct Pending {
     pub payload: Vec<u8>,
 }
 
-/// The result of [`resolve_contact`].
+/// What resolving one event did ([`resolve_contacts`], and the other objects' `records::resolve`).
 #[derive(Debug)]
 pub struct Resolution {
     pub outcome: Outcome,
@@ -67,7 +83,7 @@ pub struct Resolution {
     pub pending: Option<Pending>,
 }
 
-/// What [`resolve_contact`] needs besides the record: where its outcomes go and how phones read.
+/// What [`resolve_contacts`] needs besides the records: where its outcomes go and how phones read.
 #[derive(Debug, Clone)]
 pub struct ContactRules {
     /// `<prefix>.golden.contact`.
@@ -89,287 +105,6 @@ pub(crate) struct Golden {
     pub(crate) phone_key: Option<String>,
     pub(crate) source_updated_at: OffsetDateTime,
     pub(crate) version: i64,
-}
-
-/// Resolves one canonical contact into the golden record, atomically.
-///
-/// A contact matches a golden record by its source id (crosswalk), its normalised email or its
-/// E.164 phone — any one suffices. When those keys point at more than one golden record, nothing
-/// is merged: the conflict is recorded and an OPS notice goes out through the outbox.
-pub async fn resolve_contact(
-    pool: &Pool,
-    rules: &ContactRules,
-    envelope: &Envelope,
-    incoming: &Contact,
-) -> Result<Resolution, StoreError> {
-    let mut client = pool.get().await?;
-    let tx = client.transaction().await?;
-    if let Some(resolution) = already_processed(&tx, &envelope.event_id).await? {
-        tx.commit().await?;
-        return Ok(resolution);
-    }
-    let email = normalize::email(&incoming.email);
-    let phone = normalize::phone(&incoming.phone, rules.default_region);
-    let phone_key = phone.key().map(str::to_owned);
-    let system = envelope.source_system.as_str();
-    let external_id = envelope.source_object_id.as_str();
-    // Events sharing a key must not race: lock every key, in sorted order to avoid deadlocks.
-    // Missing keys are not locked: '' is not an identity, and locking it would serialise strangers.
-    let mut keys = vec![format!("contact:xref:{system}:{external_id}")];
-    if !email.is_empty() {
-        keys.push(format!("contact:email:{email}"));
-    }
-    if let Some(key) = &phone_key {
-        keys.push(format!("contact:phone:{key}"));
-    }
-    keys.sort();
-    // The look-ups are pipelined behind the locks on the one connection: PostgreSQL runs a
-    // connection's statements in the order they were sent, so they see the state once the locks
-    // are held — one round trip instead of four. The statements are prepared first, so nothing
-    // but the executions is in flight and their order is the order below.
-    let (lock, xref, by_email, by_phone) = tokio::try_join!(
-        tx.prepare_cached(LOCK_KEYS),
-        tx.prepare_cached(
-            "SELECT golden_id FROM crosswalk WHERE system = $1 AND object = 'contact' AND external_id = $2"
-        ),
-        // A key held by a record merged into another (merge.rs) leads to the survivor; the flag
-        // says the key is such an alias.
-        tx.prepare_cached(
-            "SELECT coalesce(merged_into, id), merged_into IS NOT NULL FROM golden_contacts WHERE email = $1"
-        ),
-        tx.prepare_cached(
-            "SELECT coalesce(merged_into, id), merged_into IS NOT NULL FROM golden_contacts WHERE phone_key = $1"
-        ),
-    )?;
-    let (lock_params, xref_params): (Params<'_>, Params<'_>) = (&[&keys], &[&system, &external_id]);
-    let (_, by_xref, by_email, by_phone) = tokio::try_join!(
-        tx.execute(&lock, lock_params),
-        tx.query_opt(&xref, xref_params),
-        async {
-            if email.is_empty() {
-                Ok(None)
-            } else {
-                tx.query_opt(&by_email, &[&email]).await
-            }
-        },
-        async {
-            match &phone_key {
-                Some(key) => tx.query_opt(&by_phone, &[key]).await,
-                None => Ok(None),
-            }
-        },
-    )?;
-    let by_xref: Option<Uuid> = by_xref.map(|row| row.get(0));
-    let by_email: Option<(Uuid, bool)> = by_email.map(|row| (row.get(0), row.get(1)));
-    let by_phone: Option<(Uuid, bool)> = by_phone.map(|row| (row.get(0), row.get(1)));
-    // An alias stays with the merged record: it never replaces the survivor's own key (and the
-    // unique indexes allow one holder).
-    let aliased = |found: Option<(Uuid, bool)>| found.is_some_and(|(_, alias)| alias);
-    let (email_alias, phone_alias) = (aliased(by_email), aliased(by_phone));
-    let (by_email, by_phone) = (by_email.map(|(id, _)| id), by_phone.map(|(id, _)| id));
-    let matches: Vec<(&'static str, Uuid)> = [
-        ("source id", by_xref),
-        ("email", by_email),
-        ("phone", by_phone),
-    ]
-    .into_iter()
-    .filter_map(|(key, id)| id.map(|id| (key, id)))
-    .collect();
-    let mut candidates: Vec<Uuid> = Vec::new();
-    for (_, id) in &matches {
-        if !candidates.contains(id) {
-            candidates.push(*id);
-        }
-    }
-    let occurred_at = to_time(envelope.occurred_at.as_ref());
-    let mut incoming = incoming.clone();
-    incoming.email = email;
-    incoming.phone = phone.value().to_owned();
-
-    let mut conflict = None;
-    let (outcome, golden, changed) = match candidates.as_slice() {
-        [] => {
-            let golden = Golden {
-                id: Uuid::now_v7(),
-                contact: incoming.clone(),
-                phone_key,
-                source_updated_at: occurred_at,
-                version: 1,
-            };
-            insert_golden(&tx, &golden).await?;
-            (Outcome::Created, Some(golden), Vec::new())
-        }
-        [id] => {
-            let id = *id;
-            let stored = load_for_update(&tx, id).await?;
-            let phone_only = by_xref.is_none() && by_email.is_none();
-            if phone_only
-                && !incoming.email.is_empty()
-                && !stored.contact.email.is_empty()
-                && stored.contact.email != incoming.email
-            {
-                // The phone matched, the email says someone else: a shared line (a household, a
-                // switchboard) or a changed address — never merged silently. The newcomer gets a
-                // record of their own, without the phone key the other already holds, and the
-                // pair is recorded for review.
-                let golden = Golden {
-                    id: Uuid::now_v7(),
-                    contact: incoming.clone(),
-                    phone_key: None,
-                    source_updated_at: occurred_at,
-                    version: 1,
-                };
-                insert_golden(&tx, &golden).await?;
-                exec(&tx,
-                    "INSERT INTO identity_conflicts (event_id, object, golden_a, golden_b, detail) \
-                     VALUES ($1, 'contact', $2, $3, 'phone matched golden_a but the email differs; kept apart as golden_b')",
-                    &[&envelope.event_id, &id, &golden.id],
-                )
-                .await?;
-                tracing::warn!(event_id = %envelope.event_id, golden_a = %id, golden_b = %golden.id,
-                    "phone shared by a different email; new record kept apart and conflict recorded");
-                (Outcome::Created, Some(golden), Vec::new())
-            } else if occurred_at < stored.source_updated_at {
-                (Outcome::Stale, None, Vec::new())
-            } else {
-                let may = |field: &str| {
-                    rules
-                        .write_rules
-                        .may_overwrite("contact", field, &envelope.source_kind)
-                };
-                let mut update = incoming.clone();
-                if email_alias {
-                    update.email.clear();
-                }
-                if phone_alias {
-                    update.phone.clear();
-                }
-                let (merged, changed) = merge(&stored.contact, &update, &may);
-                if changed.is_empty() {
-                    (Outcome::NoOp, None, Vec::new())
-                } else {
-                    // The key follows the stored phone: it moves only when this event's phone
-                    // (normalised, locked and looked up above) replaced it.
-                    let phone_key = if changed.iter().any(|field| field == "phone") {
-                        phone_key
-                    } else {
-                        stored.phone_key
-                    };
-                    let golden = Golden {
-                        id,
-                        contact: merged,
-                        phone_key,
-                        source_updated_at: occurred_at,
-                        version: stored.version + 1,
-                    };
-                    update_golden(&tx, &golden).await?;
-                    (Outcome::Updated, Some(golden), changed)
-                }
-            }
-        }
-        [a, others @ ..] => {
-            let detected_at = OffsetDateTime::now_utc();
-            for b in others {
-                let detail = conflict_detail(&matches, *a, *b);
-                exec(&tx,
-                    "INSERT INTO identity_conflicts (event_id, object, golden_a, golden_b, detail, detected_at) \
-                     VALUES ($1, 'contact', $2, $3, $4, $5)",
-                    &[&envelope.event_id, a, b, &detail, &detected_at],
-                )
-                .await?;
-                tracing::warn!(
-                    event_id = %envelope.event_id,
-                    golden_a = %a,
-                    golden_b = %b,
-                    %detail,
-                    "identity conflict recorded; records kept apart"
-                );
-                // One notice per event (the outbox holds one message); every pair is in the table.
-                conflict.get_or_insert_with(|| IdentityConflict {
-                    event_id: envelope.event_id.clone(),
-                    object_type: "contact".to_owned(),
-                    golden_a: a.to_string(),
-                    golden_b: b.to_string(),
-                    detail,
-                    detected_at: Some(switchyard_proto::Timestamp {
-                        seconds: detected_at.unix_timestamp(),
-                        nanos: i32::try_from(detected_at.nanosecond()).unwrap_or(0),
-                    }),
-                });
-            }
-            (Outcome::Conflict, None, Vec::new())
-        }
-    };
-    let golden_id = golden
-        .as_ref()
-        .map(|g| g.id)
-        .or_else(|| candidates.first().copied());
-    if let (Some(id), None) = (golden_id, by_xref)
-        && outcome != Outcome::Conflict
-    {
-        {
-            exec(&tx,
-                "INSERT INTO crosswalk (system, object, external_id, golden_id) VALUES ($1, 'contact', $2, $3) \
-                 ON CONFLICT DO NOTHING",
-                &[&system, &external_id, &id],
-            )
-            .await?;
-        }
-    }
-    let pending = match (&golden, conflict) {
-        (Some(golden), _) => {
-            let refs = external_refs(&tx, golden.id).await?;
-            let kind = if outcome == Outcome::Created {
-                ChangeKind::Created
-            } else {
-                ChangeKind::Updated
-            };
-            let change = GoldenChange {
-                change_id: format!("{}:{}", golden.id, golden.version),
-                golden_id: golden.id.to_string(),
-                object_type: "contact".to_owned(),
-                kind: kind.into(),
-                version: golden.version,
-                changed_fields: changed,
-                cause: Some(envelope.clone()),
-                record: Some(CanonicalObject {
-                    envelope: Some(envelope.clone()),
-                    object: Some(canonical_object::Object::Contact(golden.contact.clone())),
-                }),
-                external_refs: refs,
-            };
-            Some(Pending {
-                event_id: envelope.event_id.clone(),
-                subject: rules.golden_subject.clone(),
-                msg_id: format!("golden:{}", change.change_id),
-                payload: change.encode_to_vec(),
-            })
-        }
-        // The conflict notice rides the same outbox as golden changes: published after commit,
-        // republished from here if the service dies in between.
-        (None, Some(conflict)) => Some(Pending {
-            event_id: envelope.event_id.clone(),
-            subject: rules.conflict_subject.clone(),
-            msg_id: format!("conflict:{}", envelope.event_id),
-            payload: conflict.encode_to_vec(),
-        }),
-        (None, None) => None,
-    };
-    exec(&tx,
-        "INSERT INTO processed_events (event_id, outcome, golden_id, change_subject, change_msg_id, change_payload) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
-        &[
-            &envelope.event_id,
-            &outcome.as_str(),
-            &golden_id,
-            &pending.as_ref().map(|p| p.subject.as_str()),
-            &pending.as_ref().map(|p| p.msg_id.as_str()),
-            &pending.as_ref().map(|p| p.payload.as_slice()),
-        ],
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(Resolution { outcome, pending })
 }
 
 /// Which keys of the incoming record matched which record, without the personal data itself.
@@ -528,8 +263,13 @@ pub(crate) async fn load_for_update(tx: &Transaction<'_>, id: Uuid) -> Result<Go
         &[&id],
     )
     .await?;
+    Ok(golden_from_row(&row))
+}
+
+/// A golden contact from a row of [`COLUMNS`].
+fn golden_from_row(row: &tokio_postgres::Row) -> Golden {
     let marketing: Option<bool> = row.get(8);
-    Ok(Golden {
+    Golden {
         id: row.get(0),
         contact: Contact {
             email: row.get(1),
@@ -549,32 +289,7 @@ pub(crate) async fn load_for_update(tx: &Transaction<'_>, id: Uuid) -> Result<Go
         phone_key: row.get(12),
         source_updated_at: row.get(10),
         version: row.get(11),
-    })
-}
-
-async fn insert_golden(tx: &Transaction<'_>, g: &Golden) -> Result<(), StoreError> {
-    let c = &g.contact;
-    let consent = c.consent.as_ref();
-    exec(tx,
-        &format!("INSERT INTO golden_contacts ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"),
-        &[
-            &g.id,
-            &c.email,
-            &c.phone,
-            &c.first_name,
-            &c.last_name,
-            &c.company_name,
-            &c.job_title,
-            &c.lifecycle_stage,
-            &consent.map(|c| c.marketing),
-            &consent.map(|c| c.source.as_str()).unwrap_or_default(),
-            &g.source_updated_at,
-            &g.version,
-            &g.phone_key,
-        ],
-    )
-    .await?;
-    Ok(())
+    }
 }
 
 pub(crate) async fn update_golden(tx: &Transaction<'_>, g: &Golden) -> Result<(), StoreError> {
@@ -606,12 +321,15 @@ pub(crate) async fn update_golden(tx: &Transaction<'_>, g: &Golden) -> Result<()
     Ok(())
 }
 
+/// The source ids of a golden record, ordered by system, then id, then object, byte-wise
+/// (`COLLATE "C"`, as Rust orders strings: contacts keep this list in memory while a batch
+/// resolves).
 pub(crate) async fn external_refs(
     tx: &Transaction<'_>,
     id: Uuid,
 ) -> Result<Vec<ExternalRef>, StoreError> {
     let rows = query_cached(tx,
-            "SELECT system, object, external_id FROM crosswalk WHERE golden_id = $1 ORDER BY system, external_id",
+            r#"SELECT system, object, external_id FROM crosswalk WHERE golden_id = $1 ORDER BY system COLLATE "C", external_id COLLATE "C", object COLLATE "C""#,
             &[&id],
         )
         .await?;

@@ -1,5 +1,6 @@
 //! Consuming: a guard around each delivered message that naks when dropped unsettled, and the
-//! loop that feeds a durable pull consumer to a handler until shutdown.
+//! loops that feed a durable pull consumer to a handler until shutdown — one message at a time,
+//! several at once, or in batches.
 
 use std::future::Future;
 use std::time::Duration;
@@ -18,19 +19,43 @@ pub struct Delivery {
     msg: Option<jetstream::Message>,
     attempt: u64,
     stream_sequence: u64,
+    span: tracing::Span,
 }
 
 impl Delivery {
-    fn new(msg: jetstream::Message) -> Self {
+    /// Wraps a pulled message, with its `consume` span already joined to the trace context the
+    /// publisher sent along.
+    fn new(msg: jetstream::Message, stage: &'static str, durable: &str) -> Self {
         let (attempt, stream_sequence) = msg
             .info()
             .map(|i| (u64::try_from(i.delivered).unwrap_or(1), i.stream_sequence))
             .unwrap_or((1, 0));
-        Self {
+        let mut delivery = Self {
             msg: Some(msg),
             attempt,
             stream_sequence,
-        }
+            span: tracing::Span::none(),
+        };
+        delivery.span = tracing::info_span!(
+            "consume",
+            otel.kind = "consumer",
+            otel.name = format!("{stage} process"),
+            messaging.system = "nats",
+            messaging.operation = "process",
+            messaging.destination.name = delivery.subject(),
+            messaging.message.id = delivery.msg_id().unwrap_or_default(),
+            messaging.consumer.group.name = %durable,
+            attempt,
+        );
+        crate::telemetry::adopt_context(&delivery.span, delivery.headers());
+        delivery
+    }
+
+    /// This message's `consume` span (a child of the publisher's trace context): work done for
+    /// this message alone — its publishes above all, which carry the trace on — runs inside it.
+    /// The loops enter it for their handler; a batch handler enters each message's span itself.
+    pub fn span(&self) -> &tracing::Span {
+        &self.span
     }
 
     fn message(&self) -> &async_nats::Message {
@@ -129,8 +154,8 @@ pub async fn run_consumer<H, F>(
 }
 
 /// Like [`run_consumer`], with up to `concurrency` messages in hand at once — for stages whose
-/// handling is safe in any order (dedupe serialises records sharing a key with database locks and
-/// orders their changes by source time; transform's output order is re-established the same way).
+/// handling is safe in any order (transform's output order is re-established downstream: dedupe
+/// serialises records sharing a key with database locks and orders their changes by source time).
 /// Each message is still acknowledged by its own handler after its side effect is committed; on
 /// shutdown the messages in hand are finished first.
 pub async fn run_consumer_concurrently<H, F>(
@@ -185,22 +210,123 @@ pub async fn run_consumer_concurrently<H, F>(
                     }
                 }
                 Some(Ok(msg)) => {
-                    let delivery = Delivery::new(msg);
-                    let span = tracing::info_span!(
-                        "consume",
-                        otel.kind = "consumer",
-                        otel.name = format!("{stage} process"),
-                        messaging.system = "nats",
-                        messaging.operation = "process",
-                        messaging.destination.name = delivery.subject(),
-                        messaging.message.id = delivery.msg_id().unwrap_or_default(),
-                        messaging.consumer.group.name = %durable,
-                        attempt = delivery.attempt(),
-                    );
-                    crate::telemetry::adopt_context(&span, delivery.headers());
-                    // Boxed: handlers hold database transactions and HTTP calls, too big to inline here.
+                    let delivery = Delivery::new(msg, stage, &durable);
+                    let span = delivery.span().clone();
                     in_hand.push(Box::pin(handler(delivery)).instrument(span));
                 }
+            }
+        }
+    }
+    // What is in hand finishes (and acknowledges) before the consumer stops.
+    while in_hand.next().await.is_some() {}
+    tracing::info!(consumer = %durable, "consumer stopped");
+}
+
+/// How long a batch that holds a message waits for more to arrive before it is handed over: long
+/// enough to gather what the server is already sending, short enough to add no latency worth the
+/// name when traffic is light.
+const BATCH_LINGER: Duration = Duration::from_millis(2);
+
+/// Like [`run_consumer_concurrently`], for stages that handle messages a batch at a time (dedupe
+/// resolves a batch in one transaction): the messages available together, up to `batch` of them,
+/// are handed to `handler` at once (once a message is in hand, what arrives within a couple of
+/// milliseconds joins it; a full batch goes at once), with up to `concurrency` batches in hand. The handler settles
+/// every message of its batch; each [`Delivery`] carries its own `consume` span, joined to its
+/// publisher's trace exactly as with the other loops, and the handler runs inside a `consume
+/// batch` span linked to them. On shutdown the batches in hand are finished first.
+pub async fn run_batch_consumer<H, F>(
+    consumer: jetstream::consumer::PullConsumer,
+    stage: &'static str,
+    batch: usize,
+    concurrency: usize,
+    shutdown: CancellationToken,
+    mut handler: H,
+) where
+    H: FnMut(Vec<Delivery>) -> F,
+    F: Future<Output = ()>,
+{
+    let durable = consumer.cached_info().name.clone();
+    let batch = batch.max(1);
+    let concurrency = concurrency.max(1);
+    let mut in_hand = futures::stream::FuturesUnordered::new();
+    'outer: while !shutdown.is_cancelled() {
+        // Pull for every batch that may be in hand: the client asks for more once half of one pull
+        // has arrived, so a pull of a single batch would leave the other batches waiting.
+        let stream = consumer
+            .stream()
+            .max_messages_per_batch(batch.saturating_mul(concurrency))
+            .heartbeat(Duration::from_secs(5))
+            .expires(Duration::from_secs(30))
+            .messages()
+            .await;
+        let mut messages = match stream {
+            Ok(messages) => messages,
+            Err(error) => {
+                tracing::warn!(%error, consumer = %durable, "cannot pull messages; retrying");
+                if wait_or_cancelled(&shutdown, Duration::from_secs(1)).await {
+                    break;
+                }
+                continue;
+            }
+        };
+        loop {
+            if in_hand.len() >= concurrency {
+                in_hand.next().await;
+                continue;
+            }
+            let next = tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break 'outer,
+                Some(()) = in_hand.next(), if !in_hand.is_empty() => continue,
+                next = messages.next() => next,
+            };
+            let mut deliveries = match next {
+                None => continue 'outer,
+                Some(Err(error)) => {
+                    tracing::warn!(%error, consumer = %durable, "pull consumer error");
+                    if wait_or_cancelled(&shutdown, Duration::from_millis(200)).await {
+                        break 'outer;
+                    }
+                    continue;
+                }
+                Some(Ok(msg)) => vec![Delivery::new(msg, stage, &durable)],
+            };
+            let linger = tokio::time::Instant::now() + BATCH_LINGER;
+            let mut ended = false;
+            while deliveries.len() < batch {
+                match tokio::time::timeout_at(linger, messages.next()).await {
+                    Ok(Some(Ok(msg))) => deliveries.push(Delivery::new(msg, stage, &durable)),
+                    // What is gathered goes now; the error is met again on the next pull.
+                    Ok(Some(Err(error))) => {
+                        tracing::warn!(%error, consumer = %durable, "pull consumer error");
+                        break;
+                    }
+                    Ok(None) => {
+                        ended = true;
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            let span = tracing::info_span!(
+                parent: None,
+                "consume batch",
+                otel.kind = "consumer",
+                otel.name = format!("{stage} process batch"),
+                messaging.system = "nats",
+                messaging.operation = "process",
+                messaging.consumer.group.name = %durable,
+                messaging.batch.message_count = deliveries.len(),
+            );
+            // The batch is its own unit of work, linked to each message's trace rather than
+            // parented by one of them.
+            for delivery in &deliveries {
+                span.follows_from(delivery.span());
+            }
+            // Boxed: handlers hold database transactions, too big to inline here.
+            in_hand.push(Box::pin(handler(deliveries)).instrument(span));
+            if ended {
+                continue 'outer;
             }
         }
     }

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use prost::Message as _;
 use switchyard_proto::v1::DeadLetter;
 
-pub use consume::{Delivery, run_consumer, run_consumer_concurrently, settled};
+pub use consume::{Delivery, run_batch_consumer, run_consumer, run_consumer_concurrently, settled};
 pub use names::{Names, StreamKind};
 pub use replay::replay_dead_letter;
 

@@ -1,0 +1,1099 @@
+//! Canonical contacts resolved a batch at a time, in one transaction per batch: every lock, every
+//! look-up and every candidate record in a few statements up front; then the events, in their
+//! order, applied in memory by the matching rules of docs/dedupe.md, each seeing what the events
+//! before it did; then every write as one multi-row statement per table. Per-event statements and
+//! commits were what bounded dedupe's throughput (docs/benchmarks.md). A batch of one event is the
+//! same code: there is no other path for contacts.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use prost::Message as _;
+use switchyard_chassis::deadpool_postgres::{Pool, Transaction};
+use switchyard_proto::v1::{
+    CanonicalObject, ChangeKind, Contact, Envelope, ExternalRef, GoldenChange, IdentityConflict,
+    canonical_object,
+};
+use time::OffsetDateTime;
+use tokio_postgres::types::ToSql;
+use uuid::Uuid;
+
+use super::{
+    COLUMNS, ContactRules, Golden, LOCK_KEYS, Outcome, Params, Pending, Resolution, StoreError,
+    conflict_detail, golden_from_row, merge, to_time,
+};
+use crate::normalize;
+
+/// Resolves canonical contacts into golden records, atomically: the events of `events`, in their
+/// order, each exactly as if it had been resolved alone after the ones before it, all in one
+/// transaction. Either every event is applied and recorded (with its outbox entry), or none is.
+///
+/// A contact matches a golden record by its source id (crosswalk), its normalised email or its
+/// E.164 phone — any one suffices. When those keys point at more than one golden record, nothing
+/// is merged: the conflict is recorded and an OPS notice goes out through the outbox.
+pub async fn resolve_contacts(
+    pool: &Pool,
+    rules: &ContactRules,
+    events: &[(Envelope, Contact)],
+) -> Result<Vec<Resolution>, StoreError> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let events: Vec<Event<'_>> = events
+        .iter()
+        .map(|(envelope, contact)| Event::new(envelope, contact, rules))
+        .collect();
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let mut batch = look_up(&tx, &events).await?;
+    let resolutions = events
+        .iter()
+        .map(|event| batch.resolve(rules, event))
+        .collect::<Result<Vec<_>, _>>()?;
+    batch.write(&tx).await?;
+    tx.commit().await?;
+    Ok(resolutions)
+}
+
+/// One incoming event, normalised.
+struct Event<'a> {
+    envelope: &'a Envelope,
+    /// The contact as it is stored and delivered: email and phone normalised.
+    contact: Contact,
+    /// The E.164 match key of the phone; `None` when the phone is missing or unparseable.
+    phone_key: Option<String>,
+    occurred_at: OffsetDateTime,
+}
+
+impl<'a> Event<'a> {
+    fn new(envelope: &'a Envelope, incoming: &Contact, rules: &ContactRules) -> Self {
+        let phone = normalize::phone(&incoming.phone, rules.default_region);
+        let mut contact = incoming.clone();
+        contact.email = normalize::email(&incoming.email);
+        contact.phone = phone.value().to_owned();
+        Self {
+            envelope,
+            contact,
+            phone_key: phone.key().map(str::to_owned),
+            occurred_at: to_time(envelope.occurred_at.as_ref()),
+        }
+    }
+
+    fn xref(&self) -> (String, String) {
+        (
+            self.envelope.source_system.clone(),
+            self.envelope.source_object_id.clone(),
+        )
+    }
+
+    /// The advisory lock keys of this event. Missing keys are not locked: '' is not an identity,
+    /// and locking it would serialise strangers.
+    fn lock_keys(&self) -> impl Iterator<Item = String> + '_ {
+        let xref = format!(
+            "contact:xref:{}:{}",
+            self.envelope.source_system, self.envelope.source_object_id
+        );
+        let email = (!self.contact.email.is_empty())
+            .then(|| format!("contact:email:{}", self.contact.email));
+        let phone = self
+            .phone_key
+            .as_ref()
+            .map(|key| format!("contact:phone:{key}"));
+        std::iter::once(xref).chain(email).chain(phone)
+    }
+}
+
+/// Everything a batch's events can reach — every key they carry and every record those lead to,
+/// all locked — as the events applied so far left it, and what the batch will write.
+#[derive(Default)]
+struct Batch {
+    /// Event ids processed before this batch → their change if it was never published.
+    processed: HashMap<String, Option<Pending>>,
+    /// Event ids applied in this batch.
+    seen: HashSet<String>,
+    /// (system, external id) → golden id.
+    xrefs: HashMap<(String, String), Uuid>,
+    /// Email → (the record it leads to, whether it is an alias held by a record merged into it).
+    emails: HashMap<String, (Uuid, bool)>,
+    /// Phone key → (the record it leads to, whether it is an alias).
+    phones: HashMap<String, (Uuid, bool)>,
+    /// Every record the keys lead to, current.
+    records: HashMap<Uuid, Golden>,
+    /// The email and phone key of each loaded record as stored, to spot keys that move.
+    stored_keys: HashMap<Uuid, (String, Option<String>)>,
+    /// The source ids of each record, current, ordered as [`sort_refs`] orders them.
+    refs: HashMap<Uuid, Vec<ExternalRef>>,
+    /// Records created in this batch, in order.
+    created: Vec<Uuid>,
+    /// Loaded records this batch changed, in order of their first change.
+    updated: Vec<Uuid>,
+    written: HashSet<Uuid>,
+    /// New crosswalk rows: (system, external id, golden id).
+    links: Vec<(String, String, Uuid)>,
+    conflicts: Vec<ConflictRow>,
+    outbox: Vec<OutboxRow>,
+}
+
+struct ConflictRow {
+    event_id: String,
+    golden_a: Uuid,
+    golden_b: Uuid,
+    detail: String,
+    /// `None`: the transaction's time (`now()`).
+    detected_at: Option<OffsetDateTime>,
+}
+
+/// A `processed_events` row.
+struct OutboxRow {
+    event_id: String,
+    outcome: Outcome,
+    golden_id: Option<Uuid>,
+    pending: Option<Pending>,
+}
+
+const PHONE_SHARED: &str = "phone matched golden_a but the email differs; kept apart as golden_b";
+
+/// Takes the batch's locks, then reads everything its events can reach, in two round trips.
+async fn look_up(tx: &Transaction<'_>, events: &[Event<'_>]) -> Result<Batch, StoreError> {
+    // Events sharing a key must not race: every key of every event is locked up front, in one
+    // sorted, de-duplicated list, so no two transactions (batches, replicas, operator commands)
+    // ever wait on each other in a cycle.
+    let keys: Vec<String> = events
+        .iter()
+        .flat_map(Event::lock_keys)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let event_ids: Vec<&str> = events
+        .iter()
+        .map(|e| e.envelope.event_id.as_str())
+        .collect();
+    let (systems, external_ids): (Vec<&str>, Vec<&str>) = events
+        .iter()
+        .map(|e| {
+            (
+                e.envelope.source_system.as_str(),
+                e.envelope.source_object_id.as_str(),
+            )
+        })
+        .unzip();
+    let emails: Vec<&str> = events
+        .iter()
+        .map(|e| e.contact.email.as_str())
+        .filter(|email| !email.is_empty())
+        .collect();
+    let phones: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e.phone_key.as_deref())
+        .collect();
+    // The look-ups are pipelined behind the locks on the one connection: PostgreSQL runs a
+    // connection's statements in the order they were sent, so they see the state once every lock
+    // is held (and the idempotency check sees an event a concurrent batch just committed). The
+    // statements are prepared first, so nothing but the executions is in flight and their order
+    // is the order below.
+    let (lock, processed, xref, by_email, by_phone) = tokio::try_join!(
+        tx.prepare_cached(LOCK_KEYS),
+        tx.prepare_cached(
+            "SELECT event_id, change_subject, change_msg_id, change_payload, published \
+             FROM processed_events WHERE event_id = ANY($1)"
+        ),
+        tx.prepare_cached(
+            "SELECT system, external_id, golden_id FROM crosswalk WHERE object = 'contact' \
+             AND (system, external_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))"
+        ),
+        // A key held by a record merged into another (merge.rs) leads to the survivor; the flag
+        // says the key is such an alias. The `<> ''` and `IS NOT NULL` let the planner use the
+        // partial unique indexes whatever the array holds.
+        tx.prepare_cached(
+            "SELECT email, coalesce(merged_into, id), merged_into IS NOT NULL \
+             FROM golden_contacts WHERE email = ANY($1) AND email <> ''"
+        ),
+        tx.prepare_cached(
+            "SELECT phone_key, coalesce(merged_into, id), merged_into IS NOT NULL \
+             FROM golden_contacts WHERE phone_key = ANY($1) AND phone_key IS NOT NULL"
+        ),
+    )?;
+    let params: [Params<'_>; 5] = [
+        &[&keys],
+        &[&event_ids],
+        &[&systems, &external_ids],
+        &[&emails],
+        &[&phones],
+    ];
+    let (locked, processed, xref, by_email, by_phone) = tokio::join!(
+        tx.execute(&lock, params[0]),
+        tx.query(&processed, params[1]),
+        tx.query(&xref, params[2]),
+        tx.query(&by_email, params[3]),
+        tx.query(&by_phone, params[4]),
+    );
+    // In the order sent: after a failure the later statements only say the transaction aborted.
+    locked?;
+    let (processed, xref, by_email, by_phone) = (processed?, xref?, by_email?, by_phone?);
+
+    let mut batch = Batch::default();
+    for row in &processed {
+        let event_id: String = row.get(0);
+        let published: bool = row.get(4);
+        let pending = match (
+            row.get::<_, Option<String>>(1),
+            row.get::<_, Option<String>>(2),
+            row.get::<_, Option<Vec<u8>>>(3),
+        ) {
+            (Some(subject), Some(msg_id), Some(payload)) if !published => Some(Pending {
+                event_id: event_id.clone(),
+                subject,
+                msg_id,
+                payload,
+            }),
+            _ => None,
+        };
+        batch.processed.insert(event_id, pending);
+    }
+    let mut candidates = BTreeSet::new();
+    for row in &xref {
+        let id: Uuid = row.get(2);
+        batch.xrefs.insert((row.get(0), row.get(1)), id);
+        candidates.insert(id);
+    }
+    for (rows, keys) in [
+        (&by_email, &mut batch.emails),
+        (&by_phone, &mut batch.phones),
+    ] {
+        for row in rows {
+            let id: Uuid = row.get(1);
+            keys.insert(row.get(0), (id, row.get(2)));
+            candidates.insert(id);
+        }
+    }
+    if candidates.is_empty() {
+        return Ok(batch);
+    }
+    // Every record a key leads to, locked in id order (so two batches reaching the same records
+    // through different keys lock them in the same order), and its source ids.
+    let ids: Vec<Uuid> = candidates.into_iter().collect();
+    let load =
+        format!("SELECT {COLUMNS} FROM golden_contacts WHERE id = ANY($1) ORDER BY id FOR UPDATE");
+    let (load, refs) = tokio::try_join!(
+        tx.prepare_cached(&load),
+        tx.prepare_cached(
+            "SELECT golden_id, system, object, external_id FROM crosswalk WHERE golden_id = ANY($1)"
+        ),
+    )?;
+    let params: Params<'_> = &[&ids];
+    let (rows, refs) = tokio::join!(tx.query(&load, params), tx.query(&refs, params));
+    let (rows, refs) = (rows?, refs?);
+    for row in &rows {
+        let golden = golden_from_row(row);
+        batch.stored_keys.insert(
+            golden.id,
+            (golden.contact.email.clone(), golden.phone_key.clone()),
+        );
+        batch.refs.insert(golden.id, Vec::new());
+        batch.records.insert(golden.id, golden);
+    }
+    for row in &refs {
+        batch.refs.entry(row.get(0)).or_default().push(ExternalRef {
+            system: row.get(1),
+            object: row.get(2),
+            id: row.get(3),
+        });
+    }
+    batch.refs.values_mut().for_each(|refs| sort_refs(refs));
+    Ok(batch)
+}
+
+/// Source ids in the order `store::external_refs` reads them: system, id, object, byte-wise.
+fn sort_refs(refs: &mut [ExternalRef]) {
+    refs.sort_by(|a, b| (&a.system, &a.id, &a.object).cmp(&(&b.system, &b.id, &b.object)));
+}
+
+impl Batch {
+    /// Applies one event to the batch's state, exactly as resolving it alone would have applied it
+    /// to the database, and records what is to be written.
+    fn resolve(
+        &mut self,
+        rules: &ContactRules,
+        event: &Event<'_>,
+    ) -> Result<Resolution, StoreError> {
+        let envelope = event.envelope;
+        if let Some(pending) = self.processed.get(&envelope.event_id) {
+            return Ok(Resolution {
+                outcome: Outcome::Duplicate,
+                pending: pending.clone(),
+            });
+        }
+        if !self.seen.insert(envelope.event_id.clone()) {
+            // Twice in one batch: the first one's change is published with the batch, before
+            // either message is acknowledged.
+            return Ok(Resolution {
+                outcome: Outcome::Duplicate,
+                pending: None,
+            });
+        }
+        let xref = event.xref();
+        let by_xref = self.xrefs.get(&xref).copied();
+        let email = event.contact.email.as_str();
+        let by_email = if email.is_empty() {
+            None
+        } else {
+            self.emails.get(email).copied()
+        };
+        let by_phone = event
+            .phone_key
+            .as_ref()
+            .and_then(|key| self.phones.get(key).copied());
+        // An alias stays with the merged record: it never replaces the survivor's own key (and the
+        // unique indexes allow one holder).
+        let aliased = |found: Option<(Uuid, bool)>| found.is_some_and(|(_, alias)| alias);
+        let (email_alias, phone_alias) = (aliased(by_email), aliased(by_phone));
+        let (by_email, by_phone) = (by_email.map(|(id, _)| id), by_phone.map(|(id, _)| id));
+        let matches: Vec<(&'static str, Uuid)> = [
+            ("source id", by_xref),
+            ("email", by_email),
+            ("phone", by_phone),
+        ]
+        .into_iter()
+        .filter_map(|(key, id)| id.map(|id| (key, id)))
+        .collect();
+        let mut candidates: Vec<Uuid> = Vec::new();
+        for (_, id) in &matches {
+            if !candidates.contains(id) {
+                candidates.push(*id);
+            }
+        }
+
+        let mut conflict = None;
+        let (outcome, golden, changed) = match candidates.as_slice() {
+            [] => {
+                let golden = Golden {
+                    id: Uuid::now_v7(),
+                    contact: event.contact.clone(),
+                    phone_key: event.phone_key.clone(),
+                    source_updated_at: event.occurred_at,
+                    version: 1,
+                };
+                self.create(&golden);
+                (Outcome::Created, Some(golden), Vec::new())
+            }
+            [id] => {
+                let id = *id;
+                let stored = self.records.get(&id).ok_or(StoreError::Missing(id))?;
+                let phone_only = by_xref.is_none() && by_email.is_none();
+                if phone_only
+                    && !event.contact.email.is_empty()
+                    && !stored.contact.email.is_empty()
+                    && stored.contact.email != event.contact.email
+                {
+                    // The phone matched, the email says someone else: a shared line (a household,
+                    // a switchboard) or a changed address — never merged silently. The newcomer
+                    // gets a record of their own, without the phone key the other already holds,
+                    // and the pair is recorded for review.
+                    let golden = Golden {
+                        id: Uuid::now_v7(),
+                        contact: event.contact.clone(),
+                        phone_key: None,
+                        source_updated_at: event.occurred_at,
+                        version: 1,
+                    };
+                    self.create(&golden);
+                    self.conflicts.push(ConflictRow {
+                        event_id: envelope.event_id.clone(),
+                        golden_a: id,
+                        golden_b: golden.id,
+                        detail: PHONE_SHARED.to_owned(),
+                        detected_at: None,
+                    });
+                    tracing::warn!(event_id = %envelope.event_id, golden_a = %id, golden_b = %golden.id,
+                        "phone shared by a different email; new record kept apart and conflict recorded");
+                    (Outcome::Created, Some(golden), Vec::new())
+                } else if event.occurred_at < stored.source_updated_at {
+                    (Outcome::Stale, None, Vec::new())
+                } else {
+                    let may = |field: &str| {
+                        rules
+                            .write_rules
+                            .may_overwrite("contact", field, &envelope.source_kind)
+                    };
+                    let mut update = event.contact.clone();
+                    if email_alias {
+                        update.email.clear();
+                    }
+                    if phone_alias {
+                        update.phone.clear();
+                    }
+                    let (merged, changed) = merge(&stored.contact, &update, &may);
+                    if changed.is_empty() {
+                        (Outcome::NoOp, None, Vec::new())
+                    } else {
+                        // The key follows the stored phone: it moves only when this event's phone
+                        // (normalised, locked and looked up above) replaced it.
+                        let phone_key = if changed.iter().any(|field| field == "phone") {
+                            event.phone_key.clone()
+                        } else {
+                            stored.phone_key.clone()
+                        };
+                        let golden = Golden {
+                            id,
+                            contact: merged,
+                            phone_key,
+                            source_updated_at: event.occurred_at,
+                            version: stored.version + 1,
+                        };
+                        self.update(golden.clone());
+                        (Outcome::Updated, Some(golden), changed)
+                    }
+                }
+            }
+            [a, others @ ..] => {
+                let detected_at = OffsetDateTime::now_utc();
+                for b in others {
+                    let detail = conflict_detail(&matches, *a, *b);
+                    tracing::warn!(
+                        event_id = %envelope.event_id,
+                        golden_a = %a,
+                        golden_b = %b,
+                        %detail,
+                        "identity conflict recorded; records kept apart"
+                    );
+                    // One notice per event (the outbox holds one message); every pair is in the
+                    // table.
+                    conflict.get_or_insert_with(|| IdentityConflict {
+                        event_id: envelope.event_id.clone(),
+                        object_type: "contact".to_owned(),
+                        golden_a: a.to_string(),
+                        golden_b: b.to_string(),
+                        detail: detail.clone(),
+                        detected_at: Some(switchyard_proto::Timestamp {
+                            seconds: detected_at.unix_timestamp(),
+                            nanos: i32::try_from(detected_at.nanosecond()).unwrap_or(0),
+                        }),
+                    });
+                    self.conflicts.push(ConflictRow {
+                        event_id: envelope.event_id.clone(),
+                        golden_a: *a,
+                        golden_b: *b,
+                        detail,
+                        detected_at: Some(detected_at),
+                    });
+                }
+                (Outcome::Conflict, None, Vec::new())
+            }
+        };
+        let golden_id = golden
+            .as_ref()
+            .map(|g| g.id)
+            .or_else(|| candidates.first().copied());
+        // Unless it was a conflict, the source id is linked to the record it resolved to (also for
+        // a no-op or a stale event), so its later events match by source id.
+        if let (Some(id), None) = (golden_id, by_xref)
+            && outcome != Outcome::Conflict
+        {
+            self.link(xref, id);
+        }
+        let pending = match (&golden, conflict) {
+            (Some(golden), _) => {
+                let kind = if outcome == Outcome::Created {
+                    ChangeKind::Created
+                } else {
+                    ChangeKind::Updated
+                };
+                let change = GoldenChange {
+                    change_id: format!("{}:{}", golden.id, golden.version),
+                    golden_id: golden.id.to_string(),
+                    object_type: "contact".to_owned(),
+                    kind: kind.into(),
+                    version: golden.version,
+                    changed_fields: changed,
+                    cause: Some(envelope.clone()),
+                    record: Some(CanonicalObject {
+                        envelope: Some(envelope.clone()),
+                        object: Some(canonical_object::Object::Contact(golden.contact.clone())),
+                    }),
+                    external_refs: self.refs.get(&golden.id).cloned().unwrap_or_default(),
+                };
+                Some(Pending {
+                    event_id: envelope.event_id.clone(),
+                    subject: rules.golden_subject.clone(),
+                    msg_id: format!("golden:{}", change.change_id),
+                    payload: change.encode_to_vec(),
+                })
+            }
+            // The conflict notice rides the same outbox as golden changes: published after
+            // commit, republished from there if the service dies in between.
+            (None, Some(conflict)) => Some(Pending {
+                event_id: envelope.event_id.clone(),
+                subject: rules.conflict_subject.clone(),
+                msg_id: format!("conflict:{}", envelope.event_id),
+                payload: conflict.encode_to_vec(),
+            }),
+            (None, None) => None,
+        };
+        self.outbox.push(OutboxRow {
+            event_id: envelope.event_id.clone(),
+            outcome,
+            golden_id,
+            pending: pending.clone(),
+        });
+        Ok(Resolution { outcome, pending })
+    }
+
+    /// A new record: it holds its email and phone key from now on.
+    fn create(&mut self, golden: &Golden) {
+        if !golden.contact.email.is_empty() {
+            self.emails
+                .insert(golden.contact.email.clone(), (golden.id, false));
+        }
+        if let Some(key) = &golden.phone_key {
+            self.phones.insert(key.clone(), (golden.id, false));
+        }
+        self.refs.insert(golden.id, Vec::new());
+        self.records.insert(golden.id, golden.clone());
+        self.created.push(golden.id);
+        self.written.insert(golden.id);
+    }
+
+    /// A changed record: a key it gave up leads nowhere any more, a key it took leads to it.
+    fn update(&mut self, golden: Golden) {
+        let id = golden.id;
+        let (email, phone_key) = (golden.contact.email.clone(), golden.phone_key.clone());
+        // Every record an event resolves to is in `records` (loaded or created by the batch).
+        let before = self.records.insert(id, golden);
+        let (old_email, old_key) = before
+            .map(|b| (b.contact.email, b.phone_key))
+            .unwrap_or_default();
+        if old_email != email {
+            if self.emails.get(&old_email) == Some(&(id, false)) {
+                self.emails.remove(&old_email);
+            }
+            if !email.is_empty() {
+                self.emails.insert(email, (id, false));
+            }
+        }
+        if old_key != phone_key {
+            if let Some(old) = &old_key
+                && self.phones.get(old) == Some(&(id, false))
+            {
+                self.phones.remove(old);
+            }
+            if let Some(key) = phone_key {
+                self.phones.insert(key, (id, false));
+            }
+        }
+        if self.written.insert(id) {
+            self.updated.push(id);
+        }
+    }
+
+    /// Links a source id to a record.
+    fn link(&mut self, (system, external_id): (String, String), id: Uuid) {
+        let refs = self.refs.entry(id).or_default();
+        refs.push(ExternalRef {
+            system: system.clone(),
+            object: "contact".to_owned(),
+            id: external_id.clone(),
+        });
+        sort_refs(refs);
+        self.xrefs.insert((system.clone(), external_id.clone()), id);
+        self.links.push((system, external_id, id));
+    }
+
+    /// Writes the batch's outcome: one statement per table, pipelined.
+    async fn write(&self, tx: &Transaction<'_>) -> Result<(), StoreError> {
+        // A key may move between records within a batch (a record's email replaced through its
+        // source id, then taken by a new record). Each statement checks the unique indexes row by
+        // row, so the records whose keys moved first let go of the keys they held; the final
+        // state is then written, and no intermediate state ever has two holders of a key.
+        let mut release = (Vec::new(), Vec::new(), Vec::new());
+        for id in &self.updated {
+            let golden = &self.records[id];
+            let (email_moved, phone_moved) = match self.stored_keys.get(id) {
+                Some((email, phone_key)) => (
+                    golden.contact.email != *email,
+                    golden.phone_key != *phone_key,
+                ),
+                None => (true, true),
+            };
+            if email_moved || phone_moved {
+                release.0.push(*id);
+                release.1.push(email_moved);
+                release.2.push(phone_moved);
+            }
+        }
+        let created = GoldenColumns::of(self.created.iter().map(|id| &self.records[id]));
+        let updated = GoldenColumns::of(self.updated.iter().map(|id| &self.records[id]));
+        let links = (
+            self.links.iter().map(|l| l.0.as_str()).collect::<Vec<_>>(),
+            self.links.iter().map(|l| l.1.as_str()).collect::<Vec<_>>(),
+            self.links.iter().map(|l| l.2).collect::<Vec<_>>(),
+        );
+        let conflicts = (
+            self.conflicts
+                .iter()
+                .map(|c| c.event_id.as_str())
+                .collect::<Vec<_>>(),
+            self.conflicts
+                .iter()
+                .map(|c| c.golden_a)
+                .collect::<Vec<_>>(),
+            self.conflicts
+                .iter()
+                .map(|c| c.golden_b)
+                .collect::<Vec<_>>(),
+            self.conflicts
+                .iter()
+                .map(|c| c.detail.as_str())
+                .collect::<Vec<_>>(),
+            self.conflicts
+                .iter()
+                .map(|c| c.detected_at)
+                .collect::<Vec<_>>(),
+        );
+        let outbox = (
+            self.outbox
+                .iter()
+                .map(|o| o.event_id.as_str())
+                .collect::<Vec<_>>(),
+            self.outbox
+                .iter()
+                .map(|o| o.outcome.as_str())
+                .collect::<Vec<_>>(),
+            self.outbox.iter().map(|o| o.golden_id).collect::<Vec<_>>(),
+            self.outbox
+                .iter()
+                .map(|o| o.pending.as_ref().map(|p| p.subject.as_str()))
+                .collect::<Vec<_>>(),
+            self.outbox
+                .iter()
+                .map(|o| o.pending.as_ref().map(|p| p.msg_id.as_str()))
+                .collect::<Vec<_>>(),
+            self.outbox
+                .iter()
+                .map(|o| o.pending.as_ref().map(|p| p.payload.as_slice()))
+                .collect::<Vec<_>>(),
+        );
+        let insert = format!(
+            "INSERT INTO golden_contacts ({COLUMNS}) SELECT * FROM unnest({GOLDEN_ARRAYS})"
+        );
+        let update = format!(
+            "UPDATE golden_contacts g SET email = u.email, phone = u.phone, \
+             first_name = u.first_name, last_name = u.last_name, \
+             company_name = u.company_name, job_title = u.job_title, \
+             lifecycle_stage = u.lifecycle_stage, marketing_consent = u.marketing_consent, \
+             consent_source = u.consent_source, source_updated_at = u.source_updated_at, \
+             version = u.version, phone_key = u.phone_key, updated_at = now() \
+             FROM unnest({GOLDEN_ARRAYS}) AS u({COLUMNS}) WHERE g.id = u.id"
+        );
+        let (release_stmt, insert, update, crosswalk, conflict, processed) = tokio::try_join!(
+            tx.prepare_cached(
+                "UPDATE golden_contacts g SET \
+                 email = CASE WHEN r.email THEN '' ELSE g.email END, \
+                 phone_key = CASE WHEN r.phone THEN NULL ELSE g.phone_key END \
+                 FROM unnest($1::uuid[], $2::bool[], $3::bool[]) AS r(id, email, phone) \
+                 WHERE g.id = r.id"
+            ),
+            tx.prepare_cached(&insert),
+            tx.prepare_cached(&update),
+            tx.prepare_cached(
+                "INSERT INTO crosswalk (system, object, external_id, golden_id) \
+                 SELECT s, 'contact', e, g FROM unnest($1::text[], $2::text[], $3::uuid[]) AS t(s, e, g) \
+                 ON CONFLICT DO NOTHING"
+            ),
+            tx.prepare_cached(
+                "INSERT INTO identity_conflicts (event_id, object, golden_a, golden_b, detail, detected_at) \
+                 SELECT e, 'contact', a, b, d, coalesce(t, now()) \
+                 FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::text[], $5::timestamptz[]) \
+                 WITH ORDINALITY AS c(e, a, b, d, t, n) ORDER BY n"
+            ),
+            tx.prepare_cached(
+                "INSERT INTO processed_events (event_id, outcome, golden_id, change_subject, change_msg_id, change_payload) \
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::bytea[])"
+            ),
+        )?;
+        let (created, updated) = (created.params(), updated.params());
+        let params: [Params<'_>; 6] = [
+            &[&release.0, &release.1, &release.2],
+            &created,
+            &updated,
+            &[&links.0, &links.1, &links.2],
+            &[
+                &conflicts.0,
+                &conflicts.1,
+                &conflicts.2,
+                &conflicts.3,
+                &conflicts.4,
+            ],
+            &[
+                &outbox.0, &outbox.1, &outbox.2, &outbox.3, &outbox.4, &outbox.5,
+            ],
+        ];
+        // Pipelined in this order (see `look_up`); empty statements are not sent.
+        let results = tokio::join!(
+            execute_unless(tx, &release_stmt, params[0], release.0.is_empty()),
+            execute_unless(tx, &insert, params[1], self.created.is_empty()),
+            execute_unless(tx, &update, params[2], self.updated.is_empty()),
+            execute_unless(tx, &crosswalk, params[3], links.0.is_empty()),
+            execute_unless(tx, &conflict, params[4], conflicts.0.is_empty()),
+            execute_unless(tx, &processed, params[5], outbox.0.is_empty()),
+        );
+        // The first failure is the cause; the statements after it only report the abort.
+        results.0?;
+        results.1?;
+        results.2?;
+        results.3?;
+        results.4?;
+        results.5?;
+        Ok(())
+    }
+}
+
+/// Executes `statement` unless there is nothing to write.
+async fn execute_unless(
+    tx: &Transaction<'_>,
+    statement: &tokio_postgres::Statement,
+    params: &[&(dyn ToSql + Sync)],
+    nothing: bool,
+) -> Result<u64, tokio_postgres::Error> {
+    if nothing {
+        Ok(0)
+    } else {
+        tx.execute(statement, params).await
+    }
+}
+
+/// The array parameters of a multi-row statement over golden contacts, in [`COLUMNS`] order.
+const GOLDEN_ARRAYS: &str = "$1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], \
+    $6::text[], $7::text[], $8::text[], $9::bool[], $10::text[], $11::timestamptz[], \
+    $12::bigint[], $13::text[]";
+
+/// Golden contacts as one array per column, in [`COLUMNS`] order.
+#[derive(Default)]
+struct GoldenColumns<'a> {
+    id: Vec<Uuid>,
+    email: Vec<&'a str>,
+    phone: Vec<&'a str>,
+    first_name: Vec<&'a str>,
+    last_name: Vec<&'a str>,
+    company_name: Vec<&'a str>,
+    job_title: Vec<&'a str>,
+    lifecycle_stage: Vec<&'a str>,
+    marketing_consent: Vec<Option<bool>>,
+    consent_source: Vec<&'a str>,
+    source_updated_at: Vec<OffsetDateTime>,
+    version: Vec<i64>,
+    phone_key: Vec<Option<&'a str>>,
+}
+
+impl<'a> GoldenColumns<'a> {
+    fn of(goldens: impl Iterator<Item = &'a Golden>) -> Self {
+        let mut columns = Self::default();
+        for g in goldens {
+            let c = &g.contact;
+            let consent = c.consent.as_ref();
+            columns.id.push(g.id);
+            columns.email.push(&c.email);
+            columns.phone.push(&c.phone);
+            columns.first_name.push(&c.first_name);
+            columns.last_name.push(&c.last_name);
+            columns.company_name.push(&c.company_name);
+            columns.job_title.push(&c.job_title);
+            columns.lifecycle_stage.push(&c.lifecycle_stage);
+            columns.marketing_consent.push(consent.map(|c| c.marketing));
+            columns
+                .consent_source
+                .push(consent.map(|c| c.source.as_str()).unwrap_or_default());
+            columns.source_updated_at.push(g.source_updated_at);
+            columns.version.push(g.version);
+            columns.phone_key.push(g.phone_key.as_deref());
+        }
+        columns
+    }
+
+    fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
+        vec![
+            &self.id,
+            &self.email,
+            &self.phone,
+            &self.first_name,
+            &self.last_name,
+            &self.company_name,
+            &self.job_title,
+            &self.lifecycle_stage,
+            &self.marketing_consent,
+            &self.consent_source,
+            &self.source_updated_at,
+            &self.version,
+            &self.phone_key,
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use prost::Message as _;
+    use switchyard_chassis::config::DatabaseConfig;
+    use switchyard_proto::v1::{Contact, Envelope, GoldenChange, IdentityConflict};
+
+    use super::*;
+
+    async fn database() -> Pool {
+        let url = switchyard_chassis::testkit::fresh_database("dedupe_batch")
+            .await
+            .expect("test database");
+        let pool = switchyard_chassis::db::connect(&DatabaseConfig {
+            url: url.into(),
+            pool_size: 2,
+            ca_file: None,
+        })
+        .await
+        .expect("pool");
+        switchyard_chassis::db::migrate(&pool, "dedupe", crate::migrations::migrations::runner())
+            .await
+            .expect("migrations");
+        pool
+    }
+
+    fn rules() -> ContactRules {
+        ContactRules {
+            golden_subject: "t.golden.contact".to_owned(),
+            conflict_subject: "t.ops.conflict.contact".to_owned(),
+            default_region: "US".parse().expect("region"),
+            write_rules: Default::default(),
+        }
+    }
+
+    /// A contact event: `source` is `system:external id`.
+    fn event(
+        id: &str,
+        source: &str,
+        email: &str,
+        phone: &str,
+        name: &str,
+        at: i64,
+    ) -> (Envelope, Contact) {
+        let (system, external_id) = source.split_once(':').expect("system:id");
+        let envelope = Envelope {
+            event_id: id.to_owned(),
+            source_system: system.to_owned(),
+            source_kind: "standard-webhooks".to_owned(),
+            source_object_id: external_id.to_owned(),
+            occurred_at: Some(switchyard_proto::Timestamp {
+                seconds: 1_795_000_000 + at,
+                nanos: 0,
+            }),
+            contract_version: "contact/v1".to_owned(),
+            event_type: "contact.updated".to_owned(),
+            ..Default::default()
+        };
+        let contact = Contact {
+            email: email.to_owned(),
+            phone: phone.to_owned(),
+            first_name: name.to_owned(),
+            ..Default::default()
+        };
+        (envelope, contact)
+    }
+
+    /// Everything resolution wrote, with golden ids replaced by the record's first name (random
+    /// ids differ between two databases; the names are unique in the scenario).
+    async fn transcript(pool: &Pool) -> Vec<String> {
+        let db = pool.get().await.expect("connection");
+        let names: HashMap<Uuid, String> = db
+            .query("SELECT id, first_name FROM golden_contacts", &[])
+            .await
+            .expect("names")
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        let name = |id: Option<Uuid>| id.map_or("-".to_owned(), |id| names[&id].clone());
+        let rename = |text: &str| {
+            names
+                .iter()
+                .fold(text.to_owned(), |t, (id, n)| t.replace(&id.to_string(), n))
+        };
+        let mut lines = Vec::new();
+        for r in db
+            .query(
+                "SELECT first_name, email, phone, phone_key, job_title, version, source_updated_at::text, merged_into \
+                 FROM golden_contacts ORDER BY first_name",
+                &[],
+            )
+            .await
+            .expect("goldens")
+        {
+            let (n, e, p, j, at): (String, String, String, String, String) =
+                (r.get(0), r.get(1), r.get(2), r.get(4), r.get(6));
+            let (k, v): (Option<String>, i64) = (r.get(3), r.get(5));
+            let merged = name(r.get(7));
+            lines.push(format!("golden {n} {e} {p} {k:?} {j} v{v} {at} into {merged}"));
+        }
+        for r in db
+            .query(
+                "SELECT system, object, external_id, golden_id FROM crosswalk ORDER BY 1, 2, 3",
+                &[],
+            )
+            .await
+            .expect("crosswalk")
+        {
+            let (s, o, x): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+            lines.push(format!("xref {s}:{o}:{x} -> {}", name(r.get(3))));
+        }
+        for r in db
+            .query(
+                "SELECT event_id, golden_a, golden_b, detail FROM identity_conflicts ORDER BY id",
+                &[],
+            )
+            .await
+            .expect("conflicts")
+        {
+            let e: String = r.get(0);
+            let d: String = r.get(3);
+            lines.push(format!(
+                "conflict {e} {} {} {d}",
+                name(r.get(1)),
+                name(r.get(2))
+            ));
+        }
+        for r in db
+            .query(
+                "SELECT event_id, outcome, golden_id, change_subject, change_msg_id, change_payload \
+                 FROM processed_events ORDER BY event_id",
+                &[],
+            )
+            .await
+            .expect("outbox")
+        {
+            let (e, o, s, m): (String, String, Option<String>, Option<String>) =
+                (r.get(0), r.get(1), r.get(3), r.get(4));
+            let payload: Option<Vec<u8>> = r.get(5);
+            let body = match (s.as_deref(), payload) {
+                (Some("t.golden.contact"), Some(p)) => {
+                    format!("{:?}", GoldenChange::decode(p.as_slice()).expect("change"))
+                }
+                (Some(_), Some(p)) => {
+                    let mut c = IdentityConflict::decode(p.as_slice()).expect("notice");
+                    c.detected_at = None;
+                    format!("{c:?}")
+                }
+                _ => String::new(),
+            };
+            lines.push(rename(&format!(
+                "outcome {e} {o} {} {s:?} {m:?} {body}",
+                name(r.get(2))
+            )));
+        }
+        lines
+    }
+
+    /// Two events of one new person, a conflicting event, a phone shared by a newcomer, a stale
+    /// update, a repeated event, a no-op, and an email given up then taken by someone else — all
+    /// in one batch — end exactly as they do one event at a time.
+    #[tokio::test]
+    async fn one_batch_dedupes_exactly_as_sequential_processing() {
+        let rules = rules();
+        let events = |list: &[(&str, &str, &str, &str, &str, i64)]| {
+            list.iter()
+                .map(|&(id, source, email, phone, name, at)| {
+                    event(id, source, email, phone, name, at)
+                })
+                .collect::<Vec<_>>()
+        };
+        #[rustfmt::skip]
+        let before = events(&[
+            ("s1", "crm:a", "alice@example.com", "+1 212 555 0100", "Alice", 100),
+            ("s2", "crm:b", "bert@example.com", "+44 20 7946 0958", "Bert", 100),
+            ("s3", "crm:z", "zed@example.com", "+1 212 555 0177", "Zed", 100),
+        ]);
+        #[rustfmt::skip]
+        let mut batch = events(&[
+            // A new person, then the same person again from another source id, by email.
+            ("e1", "shop:c1", " Carol@Example.com ", "+1 212 555 0199", "Carol", 200),
+            ("e2", "shop:c2", "carol@example.com", "", "Carol", 210),
+            // Alice's email with Bert's phone: a conflict, nothing merged.
+            ("e3", "web:x", "alice@example.com", "+44 (0)20 7946 0958", "Alicia", 300),
+            // Carol's phone (created in this batch) with another email: kept apart.
+            ("e4", "web:d", "dan@example.com", "212-555-0199", "Dan", 220),
+            // Older than what e1 wrote.
+            ("e5", "shop:c1", "carol@example.com", "", "Caroline", 150),
+            // e1 again.
+            ("e1", "shop:c1", "carol@example.com", "+1 212 555 0199", "Carol", 200),
+            // Nothing new.
+            ("e7", "crm:a", "alice@example.com", "", "Alice", 100),
+            // Bert's source id moves him to a new email; someone else then takes the old one.
+            ("e8", "crm:b", "bert.new@example.com", "", "Bert", 400),
+            ("e9", "web:e", "bert@example.com", "", "Eve", 410),
+            // Zed was merged into Alice: his email and phone are aliases that lead to her.
+            ("e10", "web:z1", "zed@example.com", "", "", 500),
+            ("e11", "web:z2", "", "+1 212 555 0177", "Alice", 510),
+        ]);
+        batch[1].1.job_title = "CTO".to_owned();
+        batch[9].1.job_title = "Engineer".to_owned();
+
+        let one_by_one = database().await;
+        let together = database().await;
+        for pool in [&one_by_one, &together] {
+            for e in &before {
+                resolve_contacts(pool, &rules, std::slice::from_ref(e))
+                    .await
+                    .expect("seeded");
+            }
+            // What an operator's merge of Zed into Alice leaves behind (merge.rs).
+            pool.get()
+                .await
+                .expect("connection")
+                .execute(
+                    "UPDATE golden_contacts SET merged_into = \
+                     (SELECT id FROM golden_contacts WHERE first_name = 'Alice') \
+                     WHERE first_name = 'Zed'",
+                    &[],
+                )
+                .await
+                .expect("merged");
+        }
+        let mut sequential = Vec::new();
+        for e in &batch {
+            let r = resolve_contacts(&one_by_one, &rules, std::slice::from_ref(e))
+                .await
+                .expect("resolved alone");
+            sequential.push(r[0].outcome);
+        }
+        let batched: Vec<Outcome> = resolve_contacts(&together, &rules, &batch)
+            .await
+            .expect("resolved together")
+            .iter()
+            .map(|r| r.outcome)
+            .collect();
+
+        use Outcome::*;
+        assert_eq!(
+            batched,
+            [
+                Created, Updated, Conflict, Created, Stale, Duplicate, NoOp, Updated, Created,
+                Updated, NoOp
+            ]
+        );
+        assert_eq!(batched, sequential);
+        let (batched, sequential) = (transcript(&together).await, transcript(&one_by_one).await);
+        assert_eq!(batched, sequential);
+        let carol: Vec<&String> = batched
+            .iter()
+            .filter(|l| l.starts_with("golden Carol"))
+            .collect();
+        assert_eq!(carol.len(), 1, "one record for Carol: {batched:#?}");
+        assert!(carol[0].contains(" CTO v2 "), "{}", carol[0]);
+        assert!(
+            batched
+                .iter()
+                .any(|l| l.starts_with("conflict e3 Alice Bert source id")
+                    || l.starts_with("conflict e3 Alice Bert email")),
+            "{batched:#?}"
+        );
+        assert!(
+            batched
+                .iter()
+                .any(|l| l.starts_with("conflict e4 Carol Dan phone matched")),
+            "{batched:#?}"
+        );
+    }
+}
