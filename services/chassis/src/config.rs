@@ -244,6 +244,8 @@ pub struct MonitorConfig {
     pub read_token: Option<SecretString>,
     #[serde(skip)]
     pub operator_token: Option<SecretString>,
+    /// Volume buckets, baselines, alert rules and the daily report.
+    pub alerts: AlertsConfig,
 }
 
 impl Default for MonitorConfig {
@@ -255,7 +257,128 @@ impl Default for MonitorConfig {
             operator_token_env: None,
             read_token: None,
             operator_token: None,
+            alerts: AlertsConfig::default(),
         }
+    }
+}
+
+/// Monitor's alerting: how volumes are bucketed and compared with their baselines, the rules'
+/// thresholds, and the Slack-compatible webhook that gets alerts and the daily report.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    /// How often the rules are evaluated.
+    #[serde(with = "humantime_serde")]
+    pub evaluate_every: Duration,
+    /// Width of the volume buckets baselines compare: `1h` deployed (then the same hour of past
+    /// weeks is the baseline once two weeks are known); seconds in tests.
+    #[serde(with = "humantime_serde")]
+    pub bucket: Duration,
+    /// Buckets averaged for the baseline while fewer than two past weeks are known.
+    pub trailing_buckets: u32,
+    /// How far a volume may stray from its baseline (0.2 = 20 %); also how many points an error
+    /// rate may rise above the baseline's.
+    pub deviation: f64,
+    /// Baselines under this many events per bucket raise no volume or error-rate alert (too
+    /// little traffic for a share to mean anything).
+    pub min_volume: f64,
+    /// Dead letters per bucket above which a flow's dead letters count as growing.
+    pub dlq_growth: u64,
+    /// How long a schema-drift alert stays open after the last notice for its field.
+    #[serde(with = "humantime_serde")]
+    pub drift_quiet: Duration,
+    /// Slack-compatible incoming webhook for alerts and the daily report; none sent when unset.
+    pub webhook_url: Option<String>,
+    /// Environment variable holding the `whsec_…` secret the webhook is signed with.
+    pub webhook_secret_env: Option<String>,
+    #[serde(skip)]
+    pub webhook_secret: Option<SecretString>,
+    /// Per webhook request.
+    #[serde(with = "humantime_serde")]
+    pub webhook_timeout: Duration,
+    /// Time of day (UTC, `HH:MM`) the daily report is sent.
+    pub report_at: String,
+    /// Instead of daily at `report_at`: a report every this long, covering that long (tests).
+    #[serde(with = "humantime_serde::option")]
+    pub report_every: Option<Duration>,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        Self {
+            evaluate_every: Duration::from_secs(60),
+            bucket: Duration::from_secs(3600),
+            trailing_buckets: 24,
+            deviation: 0.2,
+            min_volume: 10.0,
+            dlq_growth: 1,
+            drift_quiet: Duration::from_secs(24 * 3600),
+            webhook_url: None,
+            webhook_secret_env: None,
+            webhook_secret: None,
+            webhook_timeout: Duration::from_secs(10),
+            report_at: "08:00".to_owned(),
+            report_every: None,
+        }
+    }
+}
+
+impl AlertsConfig {
+    /// `report_at` as seconds after midnight UTC.
+    pub fn report_at_seconds(&self) -> Option<u64> {
+        let (hours, minutes) = self.report_at.split_once(':')?;
+        let (hours, minutes): (u64, u64) = (hours.parse().ok()?, minutes.parse().ok()?);
+        (hours < 24 && minutes < 60).then_some(hours * 3600 + minutes * 60)
+    }
+
+    fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.evaluate_every.is_zero() {
+            problems.push("monitor.alerts.evaluate_every: must be greater than zero".to_owned());
+        }
+        if self.bucket < Duration::from_secs(1) || self.bucket.subsec_nanos() != 0 {
+            problems.push("monitor.alerts.bucket: must be whole seconds, at least 1s".to_owned());
+        }
+        if self.trailing_buckets == 0 || self.trailing_buckets > 10_000 {
+            problems
+                .push("monitor.alerts.trailing_buckets: must be between 1 and 10000".to_owned());
+        }
+        if !(self.deviation.is_finite() && self.deviation > 0.0) {
+            problems.push("monitor.alerts.deviation: must be a share above 0, e.g. 0.2".to_owned());
+        }
+        if !(self.min_volume.is_finite() && self.min_volume >= 0.0) {
+            problems.push("monitor.alerts.min_volume: must be a number of 0 or more".to_owned());
+        }
+        match &self.webhook_url {
+            Some(url) if !(url.starts_with("http://") || url.starts_with("https://")) => problems
+                .push("monitor.alerts.webhook_url: must start with http:// or https://".to_owned()),
+            Some(_) if self.webhook_secret_env.is_none() => problems.push(
+                "monitor.alerts.webhook_secret_env: name the variable holding the webhook's signing secret"
+                    .to_owned(),
+            ),
+            _ => {}
+        }
+        if self.webhook_timeout.is_zero() {
+            problems.push("monitor.alerts.webhook_timeout: must be greater than zero".to_owned());
+        }
+        if self.report_at_seconds().is_none() {
+            problems.push(format!(
+                "monitor.alerts.report_at: {:?} must be a UTC time of day such as \"08:00\"",
+                self.report_at
+            ));
+        }
+        // A report adds up whole buckets, so its period must hold a whole number of them.
+        if self.report_every.is_some_and(|every| {
+            every < self.bucket
+                || every.subsec_nanos() != 0
+                || every.as_secs() % self.bucket.as_secs().max(1) != 0
+        }) {
+            problems.push(
+                "monitor.alerts.report_every: must be a whole multiple of monitor.alerts.bucket"
+                    .to_owned(),
+            );
+        }
+        problems
     }
 }
 
@@ -531,6 +654,67 @@ pub enum DestinationKind {
     /// A Mailchimp audience: members upserted by subscriber hash (`url` is the API base, e.g.
     /// `https://us21.api.mailchimp.com/3.0`; `secret_env` holds the API key).
     Mailchimp,
+    /// HubSpot CRM v3: contacts and companies upserted by email and domain, deals patched by id.
+    Hubspot,
+    /// Salesforce sObjects upserted by an external-id field (`url` is the instance URL).
+    Salesforce,
+    /// Klaviyo profiles imported (upserted by email), consent subscribed to a flow's list.
+    Klaviyo,
+    /// QuickBooks Online customers, invoices and sales receipts, each POST with a `requestid`.
+    Quickbooks,
+    /// Xero Accounting contacts and ACCREC invoices, each POST with an `Idempotency-Key`.
+    Xero,
+    /// Stripe customers, created with an `Idempotency-Key` or updated by id.
+    Stripe,
+}
+
+impl DestinationKind {
+    /// The name used in config files and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Webhook => "webhook",
+            Self::Mailchimp => "mailchimp",
+            Self::Hubspot => "hubspot",
+            Self::Salesforce => "salesforce",
+            Self::Klaviyo => "klaviyo",
+            Self::Quickbooks => "quickbooks",
+            Self::Xero => "xero",
+            Self::Stripe => "stripe",
+        }
+    }
+
+    /// The vendor's API host, when it is the same for every account (Salesforce has one per org,
+    /// Mailchimp one per data centre, a webhook is wherever it is).
+    pub fn default_url(self) -> Option<&'static str> {
+        match self {
+            Self::Hubspot => Some("https://api.hubapi.com"),
+            Self::Klaviyo => Some("https://a.klaviyo.com"),
+            Self::Quickbooks => Some("https://quickbooks.api.intuit.com"),
+            Self::Xero => Some("https://api.xero.com"),
+            Self::Stripe => Some("https://api.stripe.com"),
+            Self::Webhook | Self::Mailchimp | Self::Salesforce => None,
+        }
+    }
+
+    /// The vendor's OAuth2 token endpoint, for kinds that take OAuth2.
+    pub fn default_token_url(self) -> Option<&'static str> {
+        match self {
+            Self::Hubspot => SourceKind::Hubspot.default_token_url(),
+            Self::Quickbooks => SourceKind::Quickbooks.default_token_url(),
+            Self::Xero => SourceKind::Xero.default_token_url(),
+            Self::Salesforce => Some("https://login.salesforce.com/services/oauth2/token"),
+            _ => None,
+        }
+    }
+
+    /// Whether the kind authenticates with OAuth2 bearer tokens (which `secret_env` may also
+    /// hold as a static token: a HubSpot private-app token, a Salesforce session).
+    pub fn takes_oauth(self) -> bool {
+        matches!(
+            self,
+            Self::Hubspot | Self::Salesforce | Self::Quickbooks | Self::Xero
+        )
+    }
 }
 
 /// A system deliver writes to.
@@ -539,9 +723,13 @@ pub enum DestinationKind {
 pub struct DestinationConfig {
     pub name: String,
     pub kind: DestinationKind,
+    /// The webhook endpoint, or the vendor's API base (see [`DestinationConfig::base_url`]).
+    #[serde(default)]
     pub url: String,
-    /// Environment variable holding the signing secret (`whsec_…`), or the API key.
-    pub secret_env: String,
+    /// Environment variable holding the signing secret (`whsec_…`), the API key, or a static
+    /// bearer token.
+    #[serde(default)]
+    pub secret_env: Option<String>,
     #[serde(with = "humantime_serde", default = "default_timeout")]
     pub timeout: Duration,
     /// Mailchimp: the audience (list) id.
@@ -554,8 +742,70 @@ pub struct DestinationConfig {
     /// Writes allowed at once above the rate (the bucket's size); defaults to the rate.
     #[serde(default)]
     pub burst: Option<u32>,
+    /// OAuth2: the token endpoint (the vendor's by default) and the names of the environment
+    /// variables holding the client id, client secret and first refresh token (a rotated one is
+    /// kept in deliver's database and wins).
+    #[serde(default)]
+    pub token_url: Option<String>,
+    #[serde(default)]
+    pub client_id_env: Option<String>,
+    #[serde(default)]
+    pub client_secret_env: Option<String>,
+    #[serde(default)]
+    pub refresh_token_env: Option<String>,
+    /// The configured source whose record ids are this destination's ids (the same HubSpot
+    /// portal, Stripe account…): a golden record's crosswalk id from it is updated in place.
+    #[serde(default)]
+    pub source_system: Option<String>,
+    /// Salesforce: the external-id field records are upserted by (`Switchyard_Id__c`).
+    #[serde(default)]
+    pub external_id_field: Option<String>,
+    /// QuickBooks Online: the company (realm) id.
+    #[serde(default)]
+    pub realm_id: Option<String>,
+    /// QuickBooks Online: the item lines are booked to (`1`, "Services" in a new company).
+    #[serde(default)]
+    pub item_id: Option<String>,
+    /// Xero: the organisation (tenant) id.
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+    /// Xero: the sales account lines are booked to (`200`, "Sales" in the default chart).
+    #[serde(default)]
+    pub account_code: Option<String>,
     #[serde(skip)]
     pub secret: Option<SecretString>,
+    #[serde(skip)]
+    pub client_id: Option<SecretString>,
+    #[serde(skip)]
+    pub client_secret: Option<SecretString>,
+    #[serde(skip)]
+    pub refresh_token: Option<SecretString>,
+}
+
+impl DestinationConfig {
+    /// The endpoint or API base to write to: `url`, else the vendor's.
+    pub fn base_url(&self) -> &str {
+        if self.url.is_empty() {
+            self.kind.default_url().unwrap_or_default()
+        } else {
+            &self.url
+        }
+    }
+
+    /// The OAuth2 token endpoint.
+    pub fn token_url(&self) -> &str {
+        self.token_url
+            .as_deref()
+            .or(self.kind.default_token_url())
+            .unwrap_or_default()
+    }
+
+    /// Whether OAuth2 refresh is configured (client id, client secret and refresh token).
+    pub fn refreshes(&self) -> bool {
+        self.client_id_env.is_some()
+            && self.client_secret_env.is_some()
+            && self.refresh_token_env.is_some()
+    }
 }
 
 fn default_timeout() -> Duration {
@@ -586,6 +836,76 @@ impl ObjectType {
             Self::Deal => "deal",
             Self::Order => "order",
             Self::Invoice => "invoice",
+        }
+    }
+
+    /// The object's canonical fields, as its contract names them: what a flow's `fields` may
+    /// list.
+    pub fn fields(self) -> &'static [&'static str] {
+        match self {
+            Self::Lead => &[
+                "email",
+                "phone",
+                "first_name",
+                "last_name",
+                "company_name",
+                "lead_source",
+                "status",
+                "marketing_consent",
+                "consent_source",
+            ],
+            Self::Contact => &[
+                "email",
+                "phone",
+                "first_name",
+                "last_name",
+                "company_name",
+                "job_title",
+                "lifecycle_stage",
+                "marketing_consent",
+                "consent_source",
+                "country",
+            ],
+            Self::Company => &["name", "domain", "tax_id", "industry", "country"],
+            Self::Product => &[
+                "sku",
+                "name",
+                "description",
+                "unit_price",
+                "active",
+                "tax_rate_bp",
+            ],
+            Self::Deal => &[
+                "name",
+                "stage",
+                "amount",
+                "close_date",
+                "line_items",
+                "contact_id",
+                "company_id",
+            ],
+            Self::Order => &[
+                "order_number",
+                "status",
+                "total",
+                "subtotal",
+                "tax",
+                "placed_at",
+                "line_items",
+                "customer_id",
+            ],
+            Self::Invoice => &[
+                "invoice_number",
+                "status",
+                "total",
+                "amount_paid",
+                "issued_at",
+                "due_at",
+                "subtotal",
+                "tax",
+                "line_items",
+                "customer_id",
+            ],
         }
     }
 }
@@ -621,11 +941,21 @@ pub struct FlowConfig {
     pub when: BTreeMap<String, serde_json::Value>,
     /// Minutes of manual re-keying one delivered record saves (from `switchyard audit`), so
     /// monitor can report realised value.
-    #[serde(default)]
+    #[serde(default, alias = "minutes_saved_per_event")]
     pub minutes_per_record: Option<f64>,
     /// Loaded hourly cost of that manual work, for the same report.
     #[serde(default)]
     pub hourly_cost: Option<f64>,
+    /// Monitor alerts when the flow's last delivery is older than this (`30m`).
+    #[serde(with = "humantime_serde::option", default)]
+    pub freshness_sla: Option<Duration>,
+    /// Data minimisation: when given, only these canonical fields (contract names, e.g. `email`,
+    /// `first_name`, `country`) reach the destination; every other field is left out of the body.
+    #[serde(default)]
+    pub fields: Option<Vec<String>>,
+    /// Klaviyo: the list profiles with marketing consent are subscribed to.
+    #[serde(default)]
+    pub list_id: Option<String>,
 }
 
 fn default_triggers() -> Vec<Trigger> {
@@ -773,15 +1103,30 @@ impl Config {
             }
         }
         for (i, dest) in self.destinations.iter_mut().enumerate() {
-            if !scope.destinations() {
-                continue;
-            }
-            match env.get(&dest.secret_env) {
-                Some(value) => dest.secret = Some(SecretString::from(value.to_owned())),
-                None => problems.push(format!(
-                    "destinations[{i}].secret_env: environment variable {} is not set",
-                    dest.secret_env
-                )),
+            for (field, var, slot) in [
+                ("secret_env", &dest.secret_env, &mut dest.secret),
+                ("client_id_env", &dest.client_id_env, &mut dest.client_id),
+                (
+                    "client_secret_env",
+                    &dest.client_secret_env,
+                    &mut dest.client_secret,
+                ),
+                (
+                    "refresh_token_env",
+                    &dest.refresh_token_env,
+                    &mut dest.refresh_token,
+                ),
+            ] {
+                *slot = None;
+                let Some(var) = var.as_ref().filter(|_| scope.destinations()) else {
+                    continue;
+                };
+                match env.get(var) {
+                    Some(value) => *slot = Some(SecretString::from(value.to_owned())),
+                    None => problems.push(format!(
+                        "destinations[{i}].{field}: environment variable {var} is not set"
+                    )),
+                }
             }
         }
         for (field, var, slot) in [
@@ -794,6 +1139,11 @@ impl Config {
                 "monitor.operator_token_env",
                 &self.monitor.operator_token_env,
                 &mut self.monitor.operator_token,
+            ),
+            (
+                "monitor.alerts.webhook_secret_env",
+                &self.monitor.alerts.webhook_secret_env,
+                &mut self.monitor.alerts.webhook_secret,
             ),
         ] {
             if let Some(var) = var.as_ref().filter(|_| scope.admin_tokens()) {
@@ -815,7 +1165,7 @@ impl Config {
 
     /// Everything wrong with the configuration, each naming its field.
     fn problems(&self) -> Vec<String> {
-        let mut problems = Vec::new();
+        let mut problems = self.monitor.alerts.problems();
         if !is_token(&self.prefix) {
             problems.push(format!(
                 "prefix: {:?} must be 1-32 characters of a-z, 0-9, '-' or '_'",
@@ -909,23 +1259,12 @@ impl Config {
                     dest.name
                 ));
             }
-            if dest.kind == DestinationKind::Mailchimp
-                && dest.list_id.as_deref().is_none_or(str::is_empty)
-            {
-                problems.push(format!(
-                    "destinations[{i}].list_id: a mailchimp destination needs its audience id"
-                ));
-            }
             if dest.rate_per_second == Some(0) || dest.burst == Some(0) {
                 problems.push(format!(
                     "destinations[{i}].rate_per_second/burst: must be at least 1 when given"
                 ));
             }
-            if !(dest.url.starts_with("http://") || dest.url.starts_with("https://")) {
-                problems.push(format!(
-                    "destinations[{i}].url: must start with http:// or https://"
-                ));
-            }
+            problems.extend(destination_problems(i, dest, &names));
         }
         let mut flow_names = HashSet::new();
         for (i, flow) in self.flows.iter().enumerate() {
@@ -958,6 +1297,16 @@ impl Config {
             }
             if flow.on.is_empty() {
                 problems.push(format!("flows[{i}].on: name at least one trigger"));
+            }
+            let known = flow.object.fields();
+            for field in flow.fields.iter().flatten() {
+                if !known.contains(&field.as_str()) {
+                    problems.push(format!(
+                        "flows[{i}].fields: {field:?} is not a field of {} ({})",
+                        flow.object.as_str(),
+                        known.join(", ")
+                    ));
+                }
             }
             if flow.max_attempts == 0 || flow.max_attempts > 100 {
                 problems.push(format!(
@@ -1031,6 +1380,138 @@ fn api_problems(i: usize, kind: SourceKind, api: &SourceApiConfig) -> Vec<String
         problems.push(format!(
             "sources[{i}].api.timeout: must be greater than zero"
         ));
+    }
+    problems
+}
+
+/// What is wrong with a destination: its URL, credentials and the keys its kind needs.
+fn destination_problems(
+    i: usize,
+    dest: &DestinationConfig,
+    sources: &HashSet<&str>,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let kind = dest.kind.as_str();
+    let url = dest.base_url();
+    if url.is_empty() {
+        problems.push(format!(
+            "destinations[{i}].url: a {kind} destination needs its URL"
+        ));
+    } else if !(url.starts_with("http://") || url.starts_with("https://")) {
+        problems.push(format!(
+            "destinations[{i}].url: must start with http:// or https://"
+        ));
+    }
+    let oauth = [
+        &dest.client_id_env,
+        &dest.client_secret_env,
+        &dest.refresh_token_env,
+    ];
+    let named = oauth.iter().filter(|v| v.is_some()).count();
+    if dest.kind.takes_oauth() {
+        if named != 0 && named != oauth.len() {
+            problems.push(format!(
+                "destinations[{i}]: OAuth2 refresh needs client_id_env, client_secret_env and refresh_token_env together"
+            ));
+        } else if named == 0 && dest.secret_env.is_none() {
+            problems.push(format!(
+                "destinations[{i}]: a {kind} destination needs secret_env (a bearer token), or client_id_env, client_secret_env and refresh_token_env"
+            ));
+        }
+        if dest
+            .token_url
+            .as_deref()
+            .is_some_and(|u| !(u.starts_with("http://") || u.starts_with("https://")))
+        {
+            problems.push(format!(
+                "destinations[{i}].token_url: must start with http:// or https://"
+            ));
+        }
+    } else {
+        if named != 0 || dest.token_url.is_some() {
+            problems.push(format!(
+                "destinations[{i}]: a {kind} destination takes no OAuth2 settings (secret_env holds its key)"
+            ));
+        }
+        if dest.secret_env.is_none() {
+            problems.push(format!(
+                "destinations[{i}].secret_env: name the variable holding the {}",
+                if dest.kind == DestinationKind::Webhook {
+                    "signing secret"
+                } else {
+                    "API key"
+                }
+            ));
+        }
+    }
+    if dest.kind == DestinationKind::Mailchimp && dest.list_id.as_deref().is_none_or(str::is_empty)
+    {
+        problems.push(format!(
+            "destinations[{i}].list_id: a mailchimp destination needs its audience id"
+        ));
+    }
+    for (field, value, kinds) in [
+        (
+            "realm_id",
+            &dest.realm_id,
+            &[DestinationKind::Quickbooks][..],
+        ),
+        ("item_id", &dest.item_id, &[DestinationKind::Quickbooks][..]),
+        ("tenant_id", &dest.tenant_id, &[DestinationKind::Xero][..]),
+        (
+            "account_code",
+            &dest.account_code,
+            &[DestinationKind::Xero][..],
+        ),
+        (
+            "external_id_field",
+            &dest.external_id_field,
+            &[DestinationKind::Salesforce][..],
+        ),
+    ] {
+        match value {
+            Some(_) if !kinds.contains(&dest.kind) => problems.push(format!(
+                "destinations[{i}].{field}: only for {} destinations",
+                kinds[0].as_str()
+            )),
+            // These end up in URL paths and headers: plain identifiers only.
+            Some(v)
+                if v.is_empty()
+                    || v.len() > 64
+                    || !v
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') =>
+            {
+                problems.push(format!(
+                    "destinations[{i}].{field}: {v:?} must be 1-64 letters, digits, '_' or '-'"
+                ));
+            }
+            _ => {}
+        }
+    }
+    if dest.kind == DestinationKind::Quickbooks && dest.realm_id.is_none() {
+        problems.push(format!(
+            "destinations[{i}].realm_id: a quickbooks destination needs its company id"
+        ));
+    }
+    if dest.kind == DestinationKind::Xero && dest.tenant_id.is_none() {
+        problems.push(format!(
+            "destinations[{i}].tenant_id: a xero destination needs its organisation's tenant id"
+        ));
+    }
+    if let Some(system) = &dest.source_system {
+        if matches!(
+            dest.kind,
+            DestinationKind::Webhook | DestinationKind::Mailchimp | DestinationKind::Klaviyo
+        ) {
+            problems.push(format!(
+                "destinations[{i}].source_system: a {kind} destination is not written by id"
+            ));
+        } else if !sources.contains(system.as_str()) {
+            problems.push(format!(
+                "destinations[{i}].source_system: no source is named {system:?}"
+            ));
+        }
     }
     problems
 }
@@ -1221,6 +1702,102 @@ destinations:"#,
         assert!(text.contains("sources[0].api.rate_per_second"), "{text}");
         assert!(
             text.contains("sources[0].api.base_url: must start with http"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn vendor_destinations_take_oauth_for_deliver_only_and_name_what_they_lack() {
+        let yaml = YAML.replace(
+            "flows:",
+            r#"  - { name: crm, kind: hubspot, secret_env: HS_TOKEN, source_system: demo }
+  - name: books
+    kind: quickbooks
+    realm_id: "9130357992221046"
+    client_id_env: QB_ID
+    client_secret_env: QB_SECRET
+    refresh_token_env: QB_REFRESH
+  - { name: sf, kind: salesforce, url: "https://example.my.salesforce.com", client_id_env: SF_ID, client_secret_env: SF_SECRET, refresh_token_env: SF_REFRESH }
+flows:"#,
+        )
+        .replace(
+            "destination: sink",
+            "destination: sink
+    fields: [email, first_name]",
+        );
+        let env = Env::from_pairs([
+            ("DEMO_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+            ("SINK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+            ("HS_TOKEN", "pat-na1-test"),
+            ("QB_ID", "client-id"),
+            ("QB_SECRET", "client-secret"),
+            ("QB_REFRESH", "refresh-1"),
+            ("SF_ID", "client-id"),
+            ("SF_SECRET", "client-secret"),
+            ("SF_REFRESH", "refresh-1"),
+        ]);
+        let deliver = Config::from_yaml_for(&yaml, &env, Scope::Deliver).expect("valid");
+        let books = deliver.destination("books").expect("books");
+        assert!(books.refreshes());
+        assert_eq!(
+            books.refresh_token.as_ref().map(|t| t.expose_secret()),
+            Some("refresh-1")
+        );
+        assert_eq!(books.base_url(), "https://quickbooks.api.intuit.com");
+        assert_eq!(
+            books.token_url(),
+            "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer"
+        );
+        let sf = deliver.destination("sf").expect("sf");
+        assert_eq!(
+            sf.token_url(),
+            "https://login.salesforce.com/services/oauth2/token"
+        );
+        assert_eq!(
+            deliver.flows[0].fields.as_deref(),
+            Some(&["email".to_owned(), "first_name".to_owned()][..])
+        );
+        assert!(!format!("{deliver:?}").contains("refresh-1"));
+        let transform =
+            Config::from_yaml_for(&yaml, &Env::default(), Scope::Transform).expect("no secrets");
+        assert!(
+            transform
+                .destinations
+                .iter()
+                .all(|d| d.secret.is_none() && d.refresh_token.is_none()),
+            "only deliver holds destination credentials"
+        );
+
+        let bad = yaml
+            .replace("    realm_id: \"9130357992221046\"\n", "")
+            .replace("refresh_token_env: SF_REFRESH", "tenant_id: a/b")
+            .replace("source_system: demo", "source_system: nowhere")
+            .replace("[email, first_name]", "[email, shoe_size]");
+        let err = Config::from_yaml_for(&bad, &env, Scope::Deliver).expect_err("invalid");
+        let text = err.to_string();
+        for expected in [
+            "destinations[2].realm_id: a quickbooks destination needs its company id",
+            "destinations[3]: OAuth2 refresh needs client_id_env, client_secret_env and refresh_token_env together",
+            "destinations[3].tenant_id: only for xero destinations",
+            "destinations[1].source_system: no source is named \"nowhere\"",
+            "flows[0].fields: \"shoe_size\" is not a field of contact",
+        ] {
+            assert!(text.contains(expected), "{expected}\n{text}");
+        }
+        let keyless = YAML.replace(
+            "secret_env: SINK_SECRET",
+            "token_url: \"https://x.example\"",
+        );
+        let err = Config::from_yaml(&keyless, &env).expect_err("a webhook needs its secret");
+        let text = err.to_string();
+        assert!(
+            text.contains(
+                "destinations[0].secret_env: name the variable holding the signing secret"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("destinations[0]: a webhook destination takes no OAuth2 settings"),
             "{text}"
         );
     }

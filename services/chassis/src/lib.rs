@@ -1,11 +1,13 @@
 //! What every Switchyard service stands on: configuration, telemetry, the JetStream bus,
-//! PostgreSQL, the ops HTTP endpoints, graceful shutdown and the retry policy.
+//! PostgreSQL, the ops HTTP endpoints, graceful shutdown, the retry policy and OAuth2 tokens for
+//! vendor APIs.
 
 pub mod bus;
 pub mod config;
 pub mod db;
 mod db_tls;
 mod error;
+pub mod oauth;
 pub mod ops;
 pub mod retry;
 pub mod runtime;

@@ -1,5 +1,6 @@
 //! One flow: which golden changes it takes, the request it makes, and what happens on failure.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -19,8 +20,12 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::STAGE;
-use crate::destination::Destination;
+use crate::destination::{Destination, Write, Written};
+use crate::minimise::minimise;
 use crate::webhook::SendError;
+
+/// The dead-letter reason of every change of a flow whose destination answered 410.
+pub(crate) const PAUSED: &str = "destination gone (410): flow paused";
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct Labels {
@@ -32,11 +37,15 @@ pub(crate) struct Labels {
 #[derive(Debug)]
 pub(crate) struct Flow {
     pub config: FlowConfig,
-    pub destination: Destination,
+    pub destination: std::sync::Arc<Destination>,
     pub bus: Bus,
     pub pool: Pool,
     pub retry: RedeliveryPolicy,
     pub attempts: Family<Labels, Counter>,
+    /// Set when the destination answered 410 Gone: from then on (until deliver restarts with a
+    /// fixed configuration) every change is dead-lettered without calling the destination, so
+    /// nothing hammers an endpoint that no longer exists and every change stays replayable.
+    pub paused: AtomicBool,
 }
 
 impl Flow {
@@ -98,16 +107,33 @@ impl Flow {
             Ok(None) => {}
             Err(error) => return self.retry_later(delivery, &change, &error, 0, None).await,
         }
+        if self.paused.load(Ordering::Relaxed) {
+            return self.give_up(delivery, &change, 410, PAUSED).await;
+        }
         let webhook_id = format!("{flow}:{}", change.change_id);
+        // Data minimisation: the connector (and the webhook body) see only the named fields.
+        let mut minimised = change.clone();
+        if let (Some(fields), Some(object)) = (
+            &self.config.fields,
+            minimised.record.as_mut().and_then(|r| r.object.as_mut()),
+        ) {
+            minimise(object, fields);
+        }
+        let write = Write {
+            key: &webhook_id,
+            flow: &self.config,
+            change: &minimised,
+        };
+        let fields = self.config.fields.as_deref();
         match self
             .destination
-            .write(&webhook_id, &change, || payload(&change))
+            .write(&write, || payload(&minimised, fields))
             .await
         {
-            Ok(status) => {
+            Ok(Written::Done(status)) => {
                 if let Err(error) = self.record(&change.change_id, status, attempt).await {
-                    // The write happened; the retry re-sends the same webhook-id, which the
-                    // receiver drops as a repeat.
+                    // The write happened; the retry sends it again with the same idempotency
+                    // key (or upsert key), which the destination treats as a repeat.
                     return self
                         .retry_later(delivery, &change, &error, status, None)
                         .await;
@@ -115,6 +141,11 @@ impl Flow {
                 self.count("delivered");
                 tracing::info!(status, attempt, "delivered");
                 self.finish(delivery, &change, DeliveryOutcome::Delivered, status, "")
+                    .await;
+            }
+            Ok(Written::Skipped(reason)) => {
+                self.count("skipped");
+                self.finish(delivery, &change, DeliveryOutcome::Skipped, 0, &reason)
                     .await;
             }
             Err(SendError::Retryable {
@@ -125,36 +156,52 @@ impl Flow {
                 self.retry_later(delivery, &change, &reason, status.unwrap_or(0), retry_after)
                     .await;
             }
+            Err(SendError::Gone { reason }) => {
+                // Not in the dead letter: it may quote the vendor's body.
+                tracing::error!(%reason, "destination gone (410); flow paused until deliver restarts");
+                self.paused.store(true, Ordering::Relaxed);
+                self.give_up(delivery, &change, 410, PAUSED).await;
+            }
             Err(error) => {
                 let status = error.status();
                 let reason = match &error {
                     SendError::Retryable { reason, .. } => {
                         format!("gave up after {attempt} attempts: {reason}")
                     }
-                    SendError::Permanent { reason, .. } => reason.clone(),
+                    SendError::Permanent { reason, .. } | SendError::Gone { reason } => {
+                        reason.clone()
+                    }
                 };
-                tracing::warn!(status, attempt, "delivery dead-lettered");
-                self.count("dead_lettered");
-                if let Err(error) = self
-                    .bus
-                    .dead_letter(&delivery, STAGE, flow, &reason, status)
-                    .await
-                {
-                    tracing::warn!(%error, "dead letter not stored; will retry");
-                    let delay = self.retry.delay(attempt, None);
-                    settled(delivery.nak(Some(delay)).await);
-                    return;
-                }
-                self.finish(
-                    delivery,
-                    &change,
-                    DeliveryOutcome::DeadLettered,
-                    status,
-                    &reason,
-                )
-                .await;
+                self.give_up(delivery, &change, status, &reason).await;
             }
         }
+    }
+
+    /// Dead-letters the change with its reason, then reports it; if the dead letter cannot be
+    /// stored the message is retried instead (never dropped).
+    async fn give_up(&self, delivery: Delivery, change: &GoldenChange, status: u16, reason: &str) {
+        let flow = self.config.name.as_str();
+        let attempt = delivery.attempt();
+        tracing::warn!(status, attempt, "delivery dead-lettered");
+        self.count("dead_lettered");
+        if let Err(error) = self
+            .bus
+            .dead_letter(&delivery, STAGE, flow, reason, status)
+            .await
+        {
+            tracing::warn!(%error, "dead letter not stored; will retry");
+            let delay = self.retry.delay(attempt, None);
+            settled(delivery.nak(Some(delay)).await);
+            return;
+        }
+        self.finish(
+            delivery,
+            change,
+            DeliveryOutcome::DeadLettered,
+            status,
+            reason,
+        )
+        .await;
     }
 
     /// Whether the golden record has every value the flow's `when` asks for.
@@ -313,7 +360,7 @@ impl Flow {
 }
 
 /// The JSON body sent to a webhook destination: Standard Webhooks' `{type, timestamp, data}`.
-fn payload(change: &GoldenChange) -> Vec<u8> {
+fn payload(change: &GoldenChange, fields: Option<&[String]>) -> Vec<u8> {
     let kind = match ChangeKind::try_from(change.kind) {
         Ok(ChangeKind::Created) => "created",
         _ => "updated",
@@ -335,7 +382,7 @@ fn payload(change: &GoldenChange) -> Vec<u8> {
         .iter()
         .map(|r| json!({ "system": r.system, "object": r.object, "id": r.id }))
         .collect();
-    let body = json!({
+    let mut body = json!({
         "type": format!("{}.{kind}", change.object_type),
         "timestamp": timestamp,
         "data": {
@@ -353,5 +400,14 @@ fn payload(change: &GoldenChange) -> Vec<u8> {
             "external_refs": refs,
         }
     });
+    // Data minimisation: the record's fields the flow does not name are left out.
+    if let (Some(fields), Some(data)) = (fields, body["data"].as_object_mut()) {
+        data.retain(|key, _| {
+            matches!(
+                key.as_str(),
+                "id" | "version" | "changed_fields" | "external_refs"
+            ) || fields.iter().any(|f| f == key)
+        });
+    }
     serde_json::to_vec(&body).unwrap_or_default()
 }

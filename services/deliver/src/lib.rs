@@ -2,10 +2,20 @@
 //! flow, so a failing destination never blocks another; every write carries a stable idempotency
 //! key; every failure ends in a retry or a dead letter with its reason.
 
+mod api;
 mod destination;
 mod flow;
+mod hubspot;
+mod ids;
+mod klaviyo;
 pub mod mailchimp;
+mod minimise;
+mod quickbooks;
+mod salesforce;
+mod stripe;
+mod values;
 pub mod webhook;
+mod xero;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -57,12 +67,10 @@ impl App {
             "Delivery attempts, by flow and outcome (delivered, failed, dead_lettered, skipped)",
             attempts.clone(),
         );
-        // One bucket per destination, shared by all its flows.
-        let limiters: std::collections::HashMap<String, Option<Arc<destination::Limiter>>> = config
-            .destinations
-            .iter()
-            .map(|d| (d.name.clone(), destination::limiter(d)))
-            .collect();
+        // One connector per destination, shared by all its flows: one token bucket, and one
+        // OAuth2 token manager, so flows never refresh the same destination's token twice.
+        let mut destinations: std::collections::HashMap<String, Arc<Destination>> =
+            std::collections::HashMap::new();
         let mut flows = Vec::new();
         for flow_config in &config.flows {
             let dest_config = config
@@ -70,8 +78,26 @@ impl App {
                 .ok_or_else(|| {
                     Error::Other(format!("flow {}: unknown destination", flow_config.name))
                 })?;
-            let limiter = limiters.get(&dest_config.name).cloned().flatten();
-            let destination = Destination::new(dest_config, limiter).map_err(Error::Other)?;
+            if !destination::takes(dest_config.kind, flow_config.object) {
+                return Err(Error::Other(format!(
+                    "flow {}: a {} destination does not take {} changes",
+                    flow_config.name,
+                    dest_config.kind.as_str(),
+                    flow_config.object.as_str()
+                )));
+            }
+            let destination = match destinations.get(&dest_config.name) {
+                Some(destination) => destination.clone(),
+                None => {
+                    let destination = Arc::new(
+                        Destination::new(dest_config, destination::limiter(dest_config), &pool)
+                            .await
+                            .map_err(Error::Other)?,
+                    );
+                    destinations.insert(dest_config.name.clone(), destination.clone());
+                    destination
+                }
+            };
             let consumer = runtime
                 .bus
                 .consumer(&ConsumerSpec {
@@ -96,6 +122,7 @@ impl App {
                     max: flow_config.retry_max.unwrap_or(defaults.max),
                 },
                 attempts: attempts.clone(),
+                paused: Default::default(),
             };
             flows.push((Arc::new(flow), consumer));
         }

@@ -23,7 +23,7 @@ impl MailchimpDestination {
     pub fn new(config: &DestinationConfig, client: reqwest::Client) -> Result<Self, String> {
         Ok(Self {
             name: config.name.clone(),
-            base: config.url.trim_end_matches('/').to_owned(),
+            base: config.base_url().trim_end_matches('/').to_owned(),
             list_id: config
                 .list_id
                 .clone()

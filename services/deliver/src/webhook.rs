@@ -19,6 +19,10 @@ pub enum SendError {
     /// Any other non-2xx answer: the request itself is wrong; retrying cannot help.
     #[error("{reason}")]
     Permanent { status: u16, reason: String },
+    /// 410: the endpoint or account no longer exists. Nothing later can succeed either, so the
+    /// flow pauses instead of trying every change.
+    #[error("{reason}")]
+    Gone { reason: String },
 }
 
 impl SendError {
@@ -27,6 +31,7 @@ impl SendError {
         match self {
             Self::Retryable { status, .. } => status.unwrap_or(0),
             Self::Permanent { status, .. } => *status,
+            Self::Gone { .. } => 410,
         }
     }
 }
@@ -52,7 +57,7 @@ impl WebhookDestination {
         let client = http_client(config)?;
         Ok(Self {
             name: config.name.clone(),
-            url: config.url.clone(),
+            url: config.base_url().to_owned(),
             key,
             client,
         })
@@ -113,19 +118,25 @@ pub(crate) fn transport_error(error: reqwest::Error) -> SendError {
     }
 }
 
-/// Sorts an answer: 2xx is done; 408, 429 and 5xx are retried (honouring `Retry-After`); any
-/// other status is permanent. The reason keeps the start of the body.
+/// Sorts an answer: 2xx is done; 408, 429 and 5xx are retried (honouring `Retry-After`); 410
+/// pauses the flow; any other status is permanent. The reason keeps the start of the body.
 pub(crate) async fn classify(response: reqwest::Response) -> Result<u16, SendError> {
     let status = response.status().as_u16();
     tracing::Span::current().record("http.response.status_code", status);
     if response.status().is_success() {
         return Ok(status);
     }
+    Err(refusal(response).await)
+}
+
+/// The error for a non-2xx answer (see [`classify`]).
+pub(crate) async fn refusal(response: reqwest::Response) -> SendError {
+    let status = response.status().as_u16();
     let retry_after = response
         .headers()
         .get("retry-after")
         .and_then(|v| v.to_str().ok())
-        .and_then(parse_retry_after);
+        .and_then(switchyard_chassis::retry::parse_retry_after);
     // A short excerpt explains a refusal; receivers' error bodies rarely need more.
     let text = response.text().await.unwrap_or_default();
     let excerpt: String = text.trim().chars().take(200).collect();
@@ -134,40 +145,15 @@ pub(crate) async fn classify(response: reqwest::Response) -> Result<u16, SendErr
     } else {
         format!("destination answered {status}: {excerpt}")
     };
-    if status == 408 || status == 429 || status >= 500 {
-        Err(SendError::Retryable {
+    if status == 410 {
+        SendError::Gone { reason }
+    } else if status == 408 || status == 429 || status >= 500 {
+        SendError::Retryable {
             status: Some(status),
             retry_after,
             reason,
-        })
+        }
     } else {
-        Err(SendError::Permanent { status, reason })
-    }
-}
-
-/// `Retry-After` as delay-seconds or an HTTP date.
-fn parse_retry_after(value: &str) -> Option<Duration> {
-    if let Ok(seconds) = value.trim().parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let at = httpdate::parse_http_date(value.trim()).ok()?;
-    Some(
-        at.duration_since(SystemTime::now())
-            .unwrap_or(Duration::ZERO),
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn retry_after_takes_seconds_and_dates() {
-        assert_eq!(parse_retry_after("120"), Some(Duration::from_secs(120)));
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
-            Some(Duration::ZERO)
-        );
-        assert_eq!(parse_retry_after("soon"), None);
+        SendError::Permanent { status, reason }
     }
 }

@@ -1,0 +1,329 @@
+//! QuickBooks Online and Xero: customers/contacts, invoices and sales receipts as each API
+//! documents them, each write with its own stable idempotency key (`requestid`,
+//! `Idempotency-Key`); a document whose customer the destination does not know creates it first;
+//! later changes update the records written before instead of adding more.
+
+use std::collections::HashSet;
+
+use serde_json::{Value, json};
+use switchyard_integration_tests::vendor_apis::{
+    Connector, QUICKBOOKS_REALM, Request, VendorApis, XERO_TENANT,
+};
+
+use super::{
+    assert_no_problems, contact, destination, event, flow, lines, money, send, start, write_key,
+};
+
+fn invoice(
+    id: &str,
+    number: &str,
+    customer: &str,
+    status: &str,
+    second: u32,
+    lines: Value,
+) -> Value {
+    event(
+        "invoice",
+        second,
+        json!({"id": id, "invoice_number": number, "status": status, "customer_id": customer,
+            "issued_at": "2026-01-05", "due_at": "2026-02-04", "total": money(2500), "line_items": lines}),
+    )
+}
+
+fn widgets() -> Value {
+    json!([{"sku": "SKU-1", "description": "Widget", "quantity": 2, "unit_price": money(1250)}])
+}
+
+fn jane(last_name: &str) -> Value {
+    json!({"first_name": "Jane", "last_name": last_name, "phone": "+44 20 7946 0958", "country": "gb"})
+}
+
+/// Every write used a key of its own.
+fn assert_distinct_keys(c: Connector, writes: &[&Request]) {
+    let keys: HashSet<String> = writes.iter().map(|r| write_key(c, r)).collect();
+    assert_eq!(keys.len(), writes.len(), "one key per write: {keys:?}");
+}
+
+#[tokio::test]
+async fn quickbooks_writes_customers_invoices_and_sales_receipts_once_each() {
+    let c = Connector::Quickbooks;
+    let apis = VendorApis::start().await;
+    let pipeline = start(
+        &[destination(&apis, c, "books", "")],
+        &[
+            flow("qb-customers", "contact", "books", ""),
+            flow("qb-invoices", "invoice", "books", ""),
+            flow("qb-receipts", "order", "books", ""),
+            flow("qb-deals", "deal", "books", ""),
+        ],
+    )
+    .await;
+    let company = format!("/v3/company/{QUICKBOOKS_REALM}");
+    send(
+        &pipeline,
+        "c1",
+        &contact("crm-1", "jane@example.com", 1, jane("Doe")),
+    )
+    .await;
+    send(
+        &pipeline,
+        "i1",
+        &invoice("inv-1", "INV-1001", "crm-1", "open", 2, widgets()),
+    )
+    .await;
+    // A customer QuickBooks does not have yet: created first, then invoiced.
+    send(
+        &pipeline,
+        "i2",
+        &invoice("inv-2", "INV-1002", "crm-9", "open", 3, json!([])),
+    )
+    .await;
+    let order = event(
+        "order",
+        4,
+        json!({"id": "ord-1", "order_number": "1001", "status": "paid", "customer_id": "crm-1",
+            "placed_at": "2026-01-05T09:30:00Z", "total": money(4200),
+            "line_items": [{"sku": "SKU-2", "description": "Gadget", "quantity": 1, "unit_price": money(4200)}]}),
+    );
+    send(&pipeline, "o1", &order).await;
+    let deal = |stage: &str, second| {
+        event(
+            "deal",
+            second,
+            json!({"id": "deal-1", "name": "Jane's renewal", "stage": stage, "amount": money(150_000), "contact_id": "crm-1"}),
+        )
+    };
+    send(&pipeline, "d1", &deal("qualified", 5)).await;
+    let before_won = apis.requests(c).len();
+    send(&pipeline, "d2", &deal("won", 6)).await;
+
+    let seen = apis.requests(c);
+    for request in &seen {
+        assert_eq!(request.bearer(), Some(c.first_access_token().as_str()));
+        assert_eq!(request.header("accept"), Some("application/json"));
+        assert_eq!(
+            request.query.get("minorversion").map(String::as_str),
+            Some("75")
+        );
+        assert!((200..300).contains(&request.status), "{}", request.line());
+    }
+    let posts: Vec<&Request> = seen.iter().filter(|r| r.method == "POST").collect();
+    assert_eq!(
+        lines(&seen),
+        [
+            format!("POST {company}/customer"),
+            format!("POST {company}/invoice"),
+            format!("POST {company}/customer"),
+            format!("POST {company}/invoice"),
+            format!("POST {company}/salesreceipt"),
+            format!("POST {company}/invoice"),
+        ],
+        "the qualified deal writes nothing"
+    );
+    assert_eq!(before_won, 5, "nothing for the qualified deal");
+    assert_distinct_keys(c, &posts);
+    let customers = apis.records(c, "Customer");
+    let jane_id = customers
+        .iter()
+        .find(|(_, r)| r["DisplayName"] == "Jane Doe")
+        .map(|(id, _)| id.clone())
+        .expect("Jane");
+    assert_eq!(
+        posts[0].body,
+        json!({"DisplayName": "Jane Doe", "GivenName": "Jane", "FamilyName": "Doe",
+            "PrimaryEmailAddr": {"Address": "jane@example.com"}, "PrimaryPhone": {"FreeFormNumber": "+442079460958"},
+            "BillAddr": {"Country": "GB"}})
+    );
+    assert_eq!(
+        posts[1].body,
+        json!({"CustomerRef": {"value": jane_id}, "DocNumber": "INV-1001", "TxnDate": "2026-01-05", "DueDate": "2026-02-04",
+            "Line": [{"DetailType": "SalesItemLineDetail", "Amount": 25.0, "Description": "Widget",
+                      "SalesItemLineDetail": {"ItemRef": {"value": "1"}, "Qty": 2, "UnitPrice": 12.5}}]})
+    );
+    assert_eq!(posts[2].body, json!({"DisplayName": "demo customer crm-9"}));
+    let placeholder = customers
+        .iter()
+        .find(|(_, r)| r["DisplayName"] == "demo customer crm-9")
+        .map(|(id, _)| id.clone())
+        .expect("the customer created for the invoice");
+    assert_eq!(posts[3].body["CustomerRef"]["value"], json!(placeholder));
+    assert_eq!(
+        posts[3].body["Line"],
+        json!([{"DetailType": "SalesItemLineDetail", "Amount": 25.0, "Description": "INV-1002",
+                "SalesItemLineDetail": {"ItemRef": {"value": "1"}}}]),
+        "no lines: one line of the total"
+    );
+    assert_eq!(posts[4].body["CustomerRef"]["value"], json!(jane_id));
+    assert_eq!(posts[4].body["Line"][0]["Amount"], json!(42.0));
+    assert_eq!(posts[5].body["CustomerRef"]["value"], json!(jane_id));
+    assert_eq!(posts[5].body["Line"][0]["Amount"], json!(1500.0));
+
+    // Later changes: sparse updates of the same entities, each with the SyncToken read first.
+    let before = seen.len();
+    send(
+        &pipeline,
+        "c2",
+        &contact("crm-1", "jane@example.com", 7, jane("Smith")),
+    )
+    .await;
+    send(
+        &pipeline,
+        "i3",
+        &invoice("inv-1", "INV-1001", "crm-1", "paid", 8, widgets()),
+    )
+    .await;
+    let later = apis.requests(c)[before..].to_vec();
+    let invoice_id = apis
+        .records(c, "Invoice")
+        .iter()
+        .find(|(_, r)| r["DocNumber"] == "INV-1001")
+        .map(|(id, _)| id.clone())
+        .expect("INV-1001");
+    assert_eq!(
+        lines(&later),
+        [
+            format!("GET {company}/customer/{jane_id}"),
+            format!("POST {company}/customer"),
+            format!("GET {company}/invoice/{invoice_id}"),
+            format!("POST {company}/invoice"),
+        ]
+    );
+    assert_eq!(later[1].body["Id"], json!(jane_id));
+    assert_eq!(later[1].body["SyncToken"], "0");
+    assert_eq!(later[1].body["sparse"], true);
+    assert_eq!(later[1].body["FamilyName"], "Smith");
+    assert_eq!(later[3].body["Id"], json!(invoice_id));
+    assert_eq!(later[3].body["sparse"], true);
+    assert_eq!(apis.records(c, "Customer").len(), 2);
+    assert_eq!(apis.records(c, "Invoice").len(), 3);
+    assert_eq!(apis.records(c, "SalesReceipt").len(), 1);
+    assert_no_problems(&apis);
+    pipeline.finish().await;
+}
+
+#[tokio::test]
+async fn xero_writes_contacts_and_sales_invoices_with_idempotency_keys() {
+    let c = Connector::Xero;
+    let apis = VendorApis::start().await;
+    let pipeline = start(
+        &[destination(&apis, c, "ledger", "")],
+        &[
+            flow("xero-contacts", "contact", "ledger", ""),
+            flow("xero-invoices", "invoice", "ledger", ""),
+        ],
+    )
+    .await;
+    send(
+        &pipeline,
+        "c1",
+        &contact("crm-1", "jane@example.com", 1, jane("Doe")),
+    )
+    .await;
+    send(
+        &pipeline,
+        "i1",
+        &invoice("inv-1", "INV-1001", "crm-1", "open", 2, widgets()),
+    )
+    .await;
+    // A customer Xero does not have: named, Xero creates the contact; its id is used after.
+    send(
+        &pipeline,
+        "i2",
+        &invoice("inv-2", "INV-1002", "crm-9", "draft", 3, widgets()),
+    )
+    .await;
+    send(
+        &pipeline,
+        "i3",
+        &invoice("inv-3", "INV-1003", "crm-9", "open", 4, widgets()),
+    )
+    .await;
+
+    let seen = apis.requests(c);
+    for request in &seen {
+        assert_eq!(request.method, "POST");
+        assert_eq!(request.bearer(), Some(c.first_access_token().as_str()));
+        assert_eq!(request.header("xero-tenant-id"), Some(XERO_TENANT));
+        assert_eq!(request.header("accept"), Some("application/json"));
+        assert_eq!(request.status, 200, "{}", request.line());
+    }
+    assert_eq!(
+        lines(&seen),
+        [
+            "POST /api.xro/2.0/Contacts",
+            "POST /api.xro/2.0/Invoices",
+            "POST /api.xro/2.0/Invoices",
+            "POST /api.xro/2.0/Invoices",
+        ]
+    );
+    let all: Vec<&Request> = seen.iter().collect();
+    assert_distinct_keys(c, &all);
+    let sent = &seen[0].body["Contacts"][0];
+    let golden = sent["ContactNumber"].as_str().expect("ContactNumber");
+    assert_eq!(golden.len(), 36, "the golden id");
+    assert_eq!(
+        seen[0].body,
+        json!({"Contacts": [{"ContactNumber": golden, "Name": "Jane Doe", "FirstName": "Jane", "LastName": "Doe",
+            "EmailAddress": "jane@example.com",
+            "Phones": [{"PhoneType": "DEFAULT", "PhoneNumber": "+442079460958"}],
+            "Addresses": [{"AddressType": "STREET", "Country": "GB"}]}]})
+    );
+    let contacts = apis.records(c, "Contacts");
+    let jane_id = contacts
+        .iter()
+        .find(|(_, r)| r["Name"] == "Jane Doe")
+        .map(|(id, _)| id.clone())
+        .expect("Jane");
+    assert_eq!(
+        seen[1].body,
+        json!({"Invoices": [{"Type": "ACCREC", "Contact": {"ContactID": jane_id}, "InvoiceNumber": "INV-1001",
+            "Reference": "INV-1001", "Date": "2026-01-05", "DueDate": "2026-02-04", "LineAmountTypes": "Exclusive",
+            "CurrencyCode": "USD", "Status": "AUTHORISED",
+            "LineItems": [{"Description": "Widget", "Quantity": 2, "UnitAmount": 12.5, "AccountCode": "200"}]}]})
+    );
+    assert_eq!(
+        seen[2].body["Invoices"][0]["Contact"],
+        json!({"Name": "demo customer crm-9"})
+    );
+    assert_eq!(seen[2].body["Invoices"][0]["Status"], "DRAFT");
+    let contacts = apis.records(c, "Contacts");
+    assert_eq!(contacts.len(), 2, "Jane and the customer Xero created");
+    let crm9 = contacts
+        .iter()
+        .find(|(_, r)| r["Name"] == "demo customer crm-9")
+        .map(|(id, _)| id.clone())
+        .expect("crm-9");
+    assert_eq!(
+        seen[3].body["Invoices"][0]["Contact"],
+        json!({"ContactID": crm9})
+    );
+
+    // Later changes update the records written before.
+    let before = seen.len();
+    send(
+        &pipeline,
+        "c2",
+        &contact("crm-1", "jane@example.com", 5, jane("Smith")),
+    )
+    .await;
+    send(
+        &pipeline,
+        "i4",
+        &invoice("inv-1", "INV-1001", "crm-1", "paid", 6, widgets()),
+    )
+    .await;
+    let later = apis.requests(c)[before..].to_vec();
+    let invoice_id = apis
+        .records(c, "Invoices")
+        .iter()
+        .find(|(_, r)| r["InvoiceNumber"] == "INV-1001")
+        .map(|(id, _)| id.clone())
+        .expect("INV-1001");
+    assert_eq!(later[0].body["Contacts"][0]["ContactID"], json!(jane_id));
+    assert_eq!(later[0].body["Contacts"][0]["Name"], "Jane Smith");
+    assert_eq!(later[1].body["Invoices"][0]["InvoiceID"], json!(invoice_id));
+    assert_eq!(apis.records(c, "Contacts").len(), 2);
+    assert_eq!(apis.records(c, "Invoices").len(), 3);
+    assert_no_problems(&apis);
+    pipeline.finish().await;
+}

@@ -1,0 +1,194 @@
+//! The HubSpot destination (CRM v3 objects API): contacts upserted by email and companies by
+//! domain (`POST /crm/v3/objects/{contacts,companies}/batch/upsert`, one input per change, so a
+//! repeat updates the same record); deals patched by their HubSpot id
+//! (`PATCH /crm/v3/objects/deals/{dealId}`) when the crosswalk or deliver's own ids know it,
+//! created (`POST /crm/v3/objects/deals`) otherwise, the new id kept for the next change.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use switchyard_chassis::config::DestinationConfig;
+use switchyard_chassis::deadpool_postgres::Pool;
+use switchyard_proto::v1::{Company, Contact, Deal, canonical_object::Object};
+
+use crate::api::Api;
+use crate::destination::{Write, Written, permanent};
+use crate::ids::{Ids, golden_key};
+use crate::values::{decimal_text, object, own_id};
+use crate::webhook::SendError;
+
+/// A configured HubSpot account (portal).
+#[derive(Debug)]
+pub struct HubspotDestination {
+    api: Api,
+    ids: Ids,
+    source_system: Option<String>,
+}
+
+impl HubspotDestination {
+    /// The connector for a configured HubSpot portal.
+    pub async fn new(config: &DestinationConfig, pool: Pool) -> Result<Self, String> {
+        Ok(Self {
+            api: Api::bearer(config, pool.clone()).await?,
+            ids: Ids::new(pool, &config.name),
+            source_system: config.source_system.clone(),
+        })
+    }
+
+    /// The destination's configured name.
+    pub fn name(&self) -> &str {
+        &self.api.name
+    }
+
+    /// Writes one golden change.
+    pub async fn write(&self, write: &Write<'_>) -> Result<Written, SendError> {
+        match write.object() {
+            Some(Object::Contact(contact)) => self.upsert_contact(contact).await,
+            Some(Object::Company(company)) => self.upsert_company(company).await,
+            Some(Object::Deal(deal)) => self.write_deal(write, deal).await,
+            _ => Err(permanent(
+                "a HubSpot destination takes contacts, companies and deals",
+            )),
+        }
+    }
+
+    async fn upsert_contact(&self, contact: &Contact) -> Result<Written, SendError> {
+        if contact.email.is_empty() {
+            return Err(permanent(
+                "HubSpot contacts are upserted by email, and this contact has none (or the flow's fields leave it out)",
+            ));
+        }
+        let properties = object([
+            ("email", json!(contact.email)),
+            ("firstname", json!(contact.first_name)),
+            ("lastname", json!(contact.last_name)),
+            ("phone", json!(contact.phone)),
+            ("company", json!(contact.company_name)),
+            ("jobtitle", json!(contact.job_title)),
+            // The canonical stages are HubSpot's internal values already.
+            ("lifecyclestage", json!(contact.lifecycle_stage)),
+        ]);
+        self.batch_upsert("contacts", "email", &contact.email, properties)
+            .await
+    }
+
+    async fn upsert_company(&self, company: &Company) -> Result<Written, SendError> {
+        if company.domain.is_empty() {
+            return Err(permanent(
+                "HubSpot companies are upserted by domain, and this company has none (or the flow's fields leave it out)",
+            ));
+        }
+        // `industry` is left out: HubSpot's is a fixed list of its own values.
+        let properties = object([
+            ("name", json!(company.name)),
+            ("domain", json!(company.domain)),
+            (
+                "country",
+                json!(
+                    company
+                        .address
+                        .as_ref()
+                        .map(|a| a.country.clone())
+                        .unwrap_or_default()
+                ),
+            ),
+        ]);
+        self.batch_upsert("companies", "domain", &company.domain, properties)
+            .await
+    }
+
+    /// One input of a batch upsert. HubSpot answers 200 (or 207 with per-input errors).
+    async fn batch_upsert(
+        &self,
+        objects: &str,
+        id_property: &str,
+        id: &str,
+        properties: serde_json::Map<String, Value>,
+    ) -> Result<Written, SendError> {
+        let body = json!({
+            "inputs": [{ "idProperty": id_property, "id": id, "properties": properties }]
+        });
+        let url = self
+            .api
+            .url(&format!("/crm/v3/objects/{objects}/batch/upsert"));
+        let answer = self.api.call(Method::POST, &url, |r| r.json(&body)).await?;
+        if let Some(error) = answer.body["errors"].as_array().and_then(|e| e.first()) {
+            return Err(SendError::Permanent {
+                status: answer.status,
+                reason: format!(
+                    "HubSpot refused the upsert: {}",
+                    error["message"].as_str().unwrap_or("no message")
+                ),
+            });
+        }
+        Ok(Written::Done(answer.status))
+    }
+
+    async fn write_deal(&self, write: &Write<'_>, deal: &Deal) -> Result<Written, SendError> {
+        let mut properties = object([
+            ("dealname", json!(deal.name)),
+            ("dealstage", json!(deal_stage(&deal.stage))),
+            (
+                "amount",
+                json!(deal.amount.as_ref().map(decimal_text).unwrap_or_default()),
+            ),
+            (
+                "closedate",
+                json!(crate::values::date(deal.close_date.as_ref()).unwrap_or_default()),
+            ),
+        ]);
+        let golden = golden_key("deal", &write.change.golden_id);
+        let known = match own_id(write.change, self.source_system.as_deref(), &["deal"]) {
+            Some(id) => Some(id.to_owned()),
+            None => self.ids.find(std::slice::from_ref(&golden)).await?,
+        };
+        if let Some(id) = known {
+            let url = self.api.url(&format!("/crm/v3/objects/deals/{id}"));
+            let body = json!({ "properties": properties });
+            let answer = self
+                .api
+                .call(Method::PATCH, &url, |r| r.json(&body))
+                .await?;
+            return Ok(Written::Done(answer.status));
+        }
+        if !properties.contains_key("dealname") {
+            return Err(permanent(
+                "a new HubSpot deal needs a name, and this deal has none (or the flow's fields leave it out)",
+            ));
+        }
+        properties
+            .entry("pipeline")
+            .or_insert_with(|| json!("default"));
+        let body = json!({ "properties": properties });
+        let url = self.api.url("/crm/v3/objects/deals");
+        let answer = self.api.call(Method::POST, &url, |r| r.json(&body)).await?;
+        let id = answer.body["id"].as_str().unwrap_or_default();
+        if !id.is_empty() {
+            self.ids.keep(&[golden], id).await?;
+        }
+        Ok(Written::Done(answer.status))
+    }
+}
+
+/// The canonical deal stage as a stage of HubSpot's default sales pipeline.
+fn deal_stage(stage: &str) -> &str {
+    match stage {
+        "appointment" => "appointmentscheduled",
+        "qualified" => "qualifiedtobuy",
+        "presentation" => "presentationscheduled",
+        "decision" => "decisionmakerboughtin",
+        "contract" => "contractsent",
+        "won" => "closedwon",
+        "lost" => "closedlost",
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn stages_map_back_to_the_default_pipeline() {
+        assert_eq!(super::deal_stage("won"), "closedwon");
+        assert_eq!(super::deal_stage("lost"), "closedlost");
+        assert_eq!(super::deal_stage("qualified"), "qualifiedtobuy");
+    }
+}
