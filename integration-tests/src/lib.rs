@@ -3,6 +3,7 @@
 //! prefix and database.
 
 pub mod sink;
+pub mod vendor_apis;
 pub mod vendors;
 
 use std::collections::HashMap;
@@ -67,6 +68,8 @@ pub struct Options {
     pub extra_destinations: String,
     pub extra_flows: String,
     pub extra_env: Vec<(String, String)>,
+    /// More keys of monitor's settings, e.g. `alerts: { bucket: 2s }` (YAML flow-mapping entries).
+    pub extra_monitor: String,
 }
 
 /// Per-service PostgreSQL logins made by `deploy/compose/postgres-init.sh`.
@@ -160,6 +163,7 @@ impl Default for Options {
             extra_destinations: String::new(),
             extra_flows: String::new(),
             extra_env: Vec::new(),
+            extra_monitor: String::new(),
         }
     }
 }
@@ -227,7 +231,7 @@ ingest: {{ listen: "127.0.0.1:0", ops_listen: "127.0.0.1:0" }}
 transform: {{ ops_listen: "127.0.0.1:0"{mappings} }}
 dedupe: {{ ops_listen: "127.0.0.1:0" }}
 deliver: {{ ops_listen: "127.0.0.1:0" }}
-monitor: {{ ops_listen: "127.0.0.1:0", admin_listen: "127.0.0.1:0", read_token_env: ADMIN_READ, operator_token_env: ADMIN_OPERATOR }}
+monitor: {{ ops_listen: "127.0.0.1:0", admin_listen: "127.0.0.1:0", read_token_env: ADMIN_READ, operator_token_env: ADMIN_OPERATOR{extra_monitor} }}
 sources:
   - {{ name: demo, kind: standard-webhooks, secret_env: [SRC_SECRET] }}
   - {{ name: stripe, kind: stripe, secret_env: [STRIPE_SECRET] }}
@@ -246,6 +250,11 @@ flows:
             extra_sources = options.extra_sources,
             extra_destinations = options.extra_destinations,
             extra_flows = options.extra_flows,
+            extra_monitor = if options.extra_monitor.is_empty() {
+                String::new()
+            } else {
+                format!(", {}", options.extra_monitor)
+            },
             mappings = options
                 .mappings_dir
                 .as_ref()

@@ -2,6 +2,8 @@
 //! NATS JetStream and PostgreSQL, with a recording sink as the destination.
 
 mod admin;
+mod alerts;
+mod connectors;
 mod db_roles;
 mod dedupe;
 mod delivery;

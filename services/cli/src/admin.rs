@@ -1,15 +1,15 @@
 //! `switchyard contracts check` (local: the contract and mapping files) and the admin commands
 //! over monitor's gRPC API: `flows`, `health`, `dlq list|replay`, `conflicts`, `merge`,
-//! `unmerge`, `audit-log`.
+//! `unmerge`, `alerts`, `audit-log`.
 
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use switchyard_proto::v1::admin_client::AdminClient;
 use switchyard_proto::v1::{
-    GetFlowHealthRequest, IdentityCommandReply, ListAuditRequest, ListConflictsRequest,
-    ListDeadLettersRequest, ListFlowsRequest, MergeGoldenRequest, ReplayDeadLetterRequest,
-    UnmergeGoldenRequest,
+    GetFlowHealthRequest, IdentityCommandReply, ListAlertsRequest, ListAuditRequest,
+    ListConflictsRequest, ListDeadLettersRequest, ListFlowsRequest, MergeGoldenRequest,
+    ReplayDeadLetterRequest, UnmergeGoldenRequest,
 };
 
 use crate::demo::say;
@@ -131,6 +131,14 @@ pub enum AdminCommand {
         command_id: String,
         #[arg(long, default_value = "")]
         reason: String,
+    },
+    /// Alerts monitor raised, newest first (open ones unless --all).
+    Alerts {
+        /// Resolved alerts too.
+        #[arg(long)]
+        all: bool,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
     },
     /// The most recent operator actions.
     AuditLog {
@@ -264,6 +272,42 @@ pub async fn admin(args: AdminArgs, command: AdminCommand) -> anyhow::Result<()>
                 .await?
                 .into_inner();
             command_reply("unmerge", &reply)?;
+        }
+        AdminCommand::Alerts { all, limit } => {
+            let alerts = client
+                .list_alerts(request(
+                    ListAlertsRequest {
+                        open_only: !all,
+                        limit,
+                    },
+                    &token,
+                )?)
+                .await?
+                .into_inner()
+                .alerts;
+            // RFC 3339 in UTC, as the alerts' own texts show times.
+            let at = |t: Option<switchyard_proto::Timestamp>| {
+                t.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t.seconds).ok())
+                    .and_then(|t| {
+                        t.format(&time::format_description::well_known::Rfc3339)
+                            .ok()
+                    })
+                    .unwrap_or_else(|| "-".to_owned())
+            };
+            for a in alerts {
+                let state = match a.resolved_at {
+                    None => "open".to_owned(),
+                    Some(t) => format!("resolved {}", at(Some(t))),
+                };
+                say(&format!(
+                    "{:<8} {:<40} opened {} {state}\n         {}\n         runbook: {}",
+                    a.severity,
+                    a.id,
+                    at(a.opened_at),
+                    a.summary,
+                    a.runbook
+                ));
+            }
         }
         AdminCommand::AuditLog { limit } => {
             for e in client

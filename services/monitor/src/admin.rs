@@ -1,5 +1,5 @@
 //! The admin gRPC API (tonic) behind the `switchyard` CLI: flows, flow health, dead letters and
-//! their replay, identity conflicts and manual merges, the audit log. Bearer tokens carry one of
+//! their replay, identity conflicts and manual merges, alerts, the audit log. Bearer tokens carry one of
 //! two roles: read-only and operator; every operator action is written to the audit log before it
 //! is carried out.
 
@@ -15,14 +15,15 @@ use switchyard_proto::Message as _;
 use switchyard_proto::v1::admin_server::Admin;
 use switchyard_proto::v1::{
     AuditEntry, DeadLetter, DeadLetterSummary, Flow, FlowHealth, GetFlowHealthRequest,
-    IdentityCommand, IdentityCommandKind, IdentityCommandReply, ListAuditRequest,
-    ListAuditResponse, ListConflictsRequest, ListConflictsResponse, ListDeadLettersRequest,
-    ListDeadLettersResponse, ListFlowsRequest, ListFlowsResponse, MergeGoldenRequest,
-    ReplayDeadLetterRequest, ReplayDeadLetterResponse, UnmergeGoldenRequest,
+    IdentityCommand, IdentityCommandKind, IdentityCommandReply, ListAlertsRequest,
+    ListAlertsResponse, ListAuditRequest, ListAuditResponse, ListConflictsRequest,
+    ListConflictsResponse, ListDeadLettersRequest, ListDeadLettersResponse, ListFlowsRequest,
+    ListFlowsResponse, MergeGoldenRequest, ReplayDeadLetterRequest, ReplayDeadLetterResponse,
+    UnmergeGoldenRequest,
 };
 use tonic::{Request, Response, Status};
 
-use crate::identity;
+use crate::{alerts, identity};
 
 /// How long a merge or un-merge call waits for dedupe's result before answering "pending".
 const COMMAND_WAIT: Duration = Duration::from_secs(5);
@@ -431,6 +432,22 @@ impl Admin for AdminService {
         )
         .await?;
         Ok(Response::new(self.send_command(command).await?))
+    }
+
+    async fn list_alerts(
+        &self,
+        request: Request<ListAlertsRequest>,
+    ) -> Result<Response<ListAlertsResponse>, Status> {
+        role(&request)?;
+        let query = request.into_inner();
+        let limit = i64::from(match query.limit {
+            0 => 100,
+            n => n.min(1000),
+        });
+        let alerts = alerts::list(&self.pool, query.open_only, limit)
+            .await
+            .map_err(AdminError::Unavailable)?;
+        Ok(Response::new(ListAlertsResponse { alerts }))
     }
 
     async fn list_audit(

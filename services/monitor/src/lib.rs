@@ -1,11 +1,22 @@
 //! Monitor: turns delivery reports into per-flow health — received, delivered, failed and
-//! dead-lettered counts, end-to-end latency and freshness — on `/metrics`, kept in PostgreSQL so
-//! they survive restarts; keeps dedupe's identity conflicts and merge results for the admin API.
+//! dead-lettered counts, end-to-end latency, freshness and the value delivered — on `/metrics`,
+//! kept in PostgreSQL (with per-flow volume buckets) so they survive restarts; keeps dedupe's
+//! identity conflicts and merge results and transform's schema-drift notices; evaluates the alert
+//! rules against baselines, sends alerts and a daily health report to a webhook, and serves the
+//! admin API.
 
 pub mod admin;
+mod alerts;
 mod identity;
+mod notify;
+mod recorder;
+mod report;
+mod rules;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, SystemTime};
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -15,17 +26,25 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 use prost::Message as _;
-use switchyard_chassis::bus::{Bus, ConsumerSpec, Delivery, StreamKind, run_consumer, settled};
+use switchyard_chassis::bus::{
+    Bus, ConsumerSpec, Delivery, StreamKind, run_consumer_concurrently, settled,
+};
 use switchyard_chassis::config::Config;
 use switchyard_chassis::deadpool_postgres::Pool;
 use switchyard_chassis::retry::RedeliveryPolicy;
+use switchyard_chassis::signing::SigningKey;
 use switchyard_chassis::{CancellationToken, Error, Runtime};
 use switchyard_proto::v1::{
-    DeliveryOutcome, DeliveryResult, IdentityCommandResult, IdentityConflict,
+    DeliveryOutcome, DeliveryResult, IdentityCommandResult, IdentityConflict, SchemaDrift,
 };
+
+use crate::recorder::{Recorder, Report};
 
 const STAGE: &str = "monitor";
 const MAX_ATTEMPTS: u64 = 20;
+/// Reports in hand at once: each waits for its batch to be written (`recorder`), so many must
+/// be in hand for batches to fill.
+const CONCURRENCY: usize = 256;
 
 mod migrations {
     refinery::embed_migrations!("migrations");
@@ -47,6 +66,7 @@ struct Metrics {
     events: Family<FlowOutcome, Counter>,
     latency: Family<FlowLabel, Histogram>,
     last_delivered: Family<FlowLabel, Gauge>,
+    value_delivered: Family<FlowLabel, Gauge<f64, AtomicU64>>,
 }
 
 impl Metrics {
@@ -72,11 +92,35 @@ impl Metrics {
             "Unix time of the flow's last successful delivery (freshness)",
             last_delivered.clone(),
         );
+        let value_delivered = Family::<FlowLabel, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "flow_value_delivered",
+            "Value of the manual work the flow's deliveries saved, in the currency of its hourly_cost (currency units): delivered × minutes_per_record / 60 × hourly_cost",
+            value_delivered.clone(),
+        );
         Self {
             events,
             latency,
             last_delivered,
+            value_delivered,
         }
+    }
+
+    /// Sets a flow's value delivered from its delivered count.
+    fn value(&self, flow: &str, per_delivery: f64) {
+        let delivered = self
+            .events
+            .get_or_create(&FlowOutcome {
+                flow: flow.to_owned(),
+                outcome: "delivered".to_owned(),
+            })
+            .get();
+        #[allow(clippy::cast_precision_loss)] // counts far below 2^52
+        self.value_delivered
+            .get_or_create(&FlowLabel {
+                flow: flow.to_owned(),
+            })
+            .set(delivered as f64 * per_delivery);
     }
 }
 
@@ -89,6 +133,9 @@ pub struct App {
     admin_listener: tokio::net::TcpListener,
     consumer: switchyard_chassis::async_nats::jetstream::consumer::PullConsumer,
     handler: Handler,
+    evaluator: alerts::Evaluator,
+    /// Sends alerts and reports, when a webhook is configured.
+    sender: Option<(notify::Sender, report::Reporter)>,
 }
 
 #[derive(Debug, Clone)]
@@ -97,6 +144,12 @@ struct Handler {
     pool: Pool,
     metrics: Metrics,
     retry: RedeliveryPolicy,
+    recorder: Recorder,
+    /// Per flow: the value of one delivery (minutes saved / 60 × hourly cost).
+    value_per_delivery: Arc<HashMap<String, f64>>,
+    /// Identity notices are stored one at a time, in the order they arrive, as before reports
+    /// were handled concurrently: a merge result must not overtake the conflict it resolves.
+    identity_order: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl App {
@@ -112,7 +165,55 @@ impl App {
         .await?;
         let pool = runtime.pool()?;
         let metrics = Metrics::register(&mut runtime.registry);
-        load_counts(&pool, &metrics, &config).await?;
+        let value_per_delivery: HashMap<String, f64> = config
+            .flows
+            .iter()
+            .map(|f| (f.name.clone(), report::value(f, 1.0).1))
+            .collect();
+        load_counts(&pool, &metrics, &config, &value_per_delivery).await?;
+        let alert_metrics = alerts::AlertMetrics::register(&mut runtime.registry);
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let alerting = &config.monitor.alerts;
+        let sender = match (&alerting.webhook_url, &alerting.webhook_secret) {
+            (Some(url), Some(secret)) => {
+                let key = SigningKey::from_secret(secret)
+                    .map_err(|e| Error::Other(format!("monitor.alerts.webhook_secret_env: {e}")))?;
+                let http = reqwest::Client::builder()
+                    .timeout(alerting.webhook_timeout)
+                    .build()
+                    .map_err(|e| Error::Other(format!("alerts webhook client: {e}")))?;
+                Some((
+                    notify::Sender {
+                        pool: pool.clone(),
+                        webhook: notify::Webhook {
+                            url: url.clone(),
+                            key,
+                            http,
+                        },
+                        wake: wake.clone(),
+                    },
+                    report::Reporter {
+                        pool: pool.clone(),
+                        config: alerting.clone(),
+                        flows: config.flows.clone(),
+                        wake: wake.clone(),
+                    },
+                ))
+            }
+            _ => {
+                tracing::info!(
+                    "no alerts webhook configured (monitor.alerts.webhook_url); alerts are kept for the admin API only"
+                );
+                None
+            }
+        };
+        let evaluator = alerts::Evaluator {
+            pool: pool.clone(),
+            config: alerting.clone(),
+            flows: config.flows.clone(),
+            metrics: alert_metrics,
+            notifier: wake,
+        };
         let consumer = runtime
             .bus
             .consumer(&ConsumerSpec {
@@ -126,9 +227,12 @@ impl App {
             .await?;
         let handler = Handler {
             bus: runtime.bus.clone(),
+            recorder: Recorder::start(pool.clone(), config.monitor.alerts.bucket),
             pool,
             metrics,
             retry: RedeliveryPolicy::default(),
+            value_per_delivery: Arc::new(value_per_delivery),
+            identity_order: Arc::default(),
         };
         let admin = admin::AdminService {
             bus: runtime.bus.clone(),
@@ -152,6 +256,8 @@ impl App {
             admin_listener,
             consumer,
             handler,
+            evaluator,
+            sender,
         })
     }
 
@@ -167,27 +273,46 @@ impl App {
         self.runtime.ops_addr()
     }
 
-    /// Counts delivery reports until shutdown.
+    /// Counts reports, evaluates the alert rules, sends alerts and reports, and serves the admin
+    /// API until shutdown.
     pub async fn run(self) -> Result<(), Error> {
         let shutdown = self.runtime.shutdown.clone();
         let handler = self.handler;
         let consumer = self.consumer;
+        // Reflection lets grpcurl and similar tools discover the API; it sits behind the same
+        // bearer tokens as the API itself.
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(switchyard_proto::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .map_err(|e| Error::Other(format!("admin API reflection: {e}")))?;
         let admin = tonic::transport::Server::builder()
             .add_service(
                 switchyard_proto::v1::admin_server::AdminServer::with_interceptor(
-                    self.admin, self.auth,
+                    self.admin,
+                    self.auth.clone(),
                 ),
             )
+            .add_service(tonic::service::interceptor::InterceptedService::new(
+                reflection, self.auth,
+            ))
             .serve_with_incoming_shutdown(
                 tonic::transport::server::TcpIncoming::from(self.admin_listener),
                 shutdown.clone().cancelled_owned(),
             );
+        let tasks = tokio_util::task::TaskTracker::new();
+        tasks.spawn(self.evaluator.run(shutdown.clone()));
+        if let Some((sender, reporter)) = self.sender {
+            tasks.spawn(sender.run(shutdown.clone()));
+            tasks.spawn(reporter.run(shutdown.clone()));
+        }
+        tasks.close();
         self.runtime
             .run(async move {
-                let consume = run_consumer(consumer, STAGE, 128, shutdown, |d| {
-                    handler.clone().handle(d)
-                });
-                let (_, served) = tokio::join!(consume, admin);
+                let consume =
+                    run_consumer_concurrently(consumer, STAGE, 128, CONCURRENCY, shutdown, |d| {
+                        handler.clone().handle(d)
+                    });
+                let (_, served, ()) = tokio::join!(consume, admin, tasks.wait());
                 served.map_err(|e| Error::Other(format!("admin API: {e}")))
             })
             .await
@@ -195,7 +320,12 @@ impl App {
 }
 
 /// Starts the counters from what is stored, and shows every configured flow even before traffic.
-async fn load_counts(pool: &Pool, metrics: &Metrics, config: &Config) -> Result<(), Error> {
+async fn load_counts(
+    pool: &Pool,
+    metrics: &Metrics,
+    config: &Config,
+    value_per_delivery: &HashMap<String, f64>,
+) -> Result<(), Error> {
     let client = pool.get().await.map_err(|e| Error::Other(e.to_string()))?;
     let rows = client
         .query("SELECT flow, outcome, count FROM flow_counts", &[])
@@ -234,6 +364,9 @@ async fn load_counts(pool: &Pool, metrics: &Metrics, config: &Config) -> Result<
             .get_or_create(&FlowLabel { flow: row.get(0) })
             .set(at);
     }
+    for (flow, per_delivery) in value_per_delivery {
+        metrics.value(flow, *per_delivery);
+    }
     Ok(())
 }
 
@@ -254,8 +387,11 @@ impl Handler {
         if delivery.subject().starts_with(&conflicts) {
             return self.handle_identity(delivery).await;
         }
+        if delivery.subject().contains(".ops.drift.") {
+            return self.handle_drift(delivery).await;
+        }
         if !delivery.subject().contains(".ops.delivery.") {
-            // Other OPS traffic (notices, alerts) is not counted here yet.
+            // Other OPS traffic is not monitor's.
             settled(delivery.ack().await);
             return;
         }
@@ -274,7 +410,17 @@ impl Handler {
             || format!("seq:{}", delivery.stream_sequence()),
             str::to_owned,
         );
-        match self.store(&msg_id, &result, outcome).await {
+        let report = Report {
+            msg_id,
+            flow: result.flow.clone(),
+            outcome,
+            at: result
+                .at
+                .and_then(|t| SystemTime::try_from(t).ok())
+                .unwrap_or_else(SystemTime::now),
+            latency_ms: result.end_to_end_ms,
+        };
+        match self.recorder.record(report).await {
             Ok(true) => {
                 let flow = FlowLabel {
                     flow: result.flow.clone(),
@@ -294,6 +440,9 @@ impl Handler {
                         .at
                         .map_or_else(switchyard_chassis::unix_now, |t| t.seconds);
                     self.metrics.last_delivered.get_or_create(&flow).set(at);
+                    if let Some(per_delivery) = self.value_per_delivery.get(&result.flow) {
+                        self.metrics.value(&result.flow, *per_delivery);
+                    }
                 }
                 settled(delivery.ack().await);
             }
@@ -312,8 +461,32 @@ impl Handler {
         }
     }
 
+    /// Keeps a schema-drift notice for the drift alert.
+    async fn handle_drift(self, delivery: Delivery) {
+        let stored = match SchemaDrift::decode(delivery.payload()) {
+            Ok(drift) => alerts::store_drift(&self.pool, &drift).await,
+            Err(error) => {
+                let reason = format!("undecodable schema-drift notice: {error}");
+                return self.dead_letter(delivery, &reason).await;
+            }
+        };
+        match stored {
+            Ok(()) => settled(delivery.ack().await),
+            Err(error) if delivery.attempt() < MAX_ATTEMPTS => {
+                tracing::warn!(%error, "drift notice not stored; will retry");
+                let delay = self.retry.delay(delivery.attempt(), None);
+                settled(delivery.nak(Some(delay)).await);
+            }
+            Err(error) => {
+                let reason = format!("notice not stored after {MAX_ATTEMPTS} attempts: {error}");
+                self.dead_letter(delivery, &reason).await;
+            }
+        }
+    }
+
     /// Keeps an identity conflict notice or, on `.command` subjects, a merge command's result.
     async fn handle_identity(self, delivery: Delivery) {
+        let _in_order = self.identity_order.clone().lock_owned().await;
         let stored = if delivery.subject().ends_with(".command") {
             match IdentityCommandResult::decode(delivery.payload()) {
                 Ok(result) => identity::store_result(&self.pool, &result).await,
@@ -349,48 +522,5 @@ impl Handler {
         self.bus
             .dead_letter_then_ack(delivery, STAGE, "ops", reason, 0, &self.retry)
             .await;
-    }
-
-    /// Stores the count; false when this report was counted before.
-    async fn store(
-        &self,
-        msg_id: &str,
-        result: &DeliveryResult,
-        outcome: &str,
-    ) -> Result<bool, String> {
-        let mut client = self.pool.get().await.map_err(|e| e.to_string())?;
-        let tx = client.transaction().await.map_err(|e| e.to_string())?;
-        let fresh = tx
-            .execute(
-                "INSERT INTO counted_reports (msg_id) VALUES ($1) ON CONFLICT DO NOTHING",
-                &[&msg_id],
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-        if fresh == 0 {
-            return Ok(false);
-        }
-        tx.execute(
-            "INSERT INTO flow_counts (flow, outcome, count) VALUES ($1, $2, 1) \
-             ON CONFLICT (flow, outcome) DO UPDATE SET count = flow_counts.count + 1",
-            &[&result.flow, &outcome],
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-        if outcome == "delivered" {
-            let at = result
-                .at
-                .and_then(|t| SystemTime::try_from(t).ok())
-                .unwrap_or_else(SystemTime::now);
-            tx.execute(
-                "INSERT INTO flow_freshness (flow, last_delivered_at) VALUES ($1, $2) \
-                 ON CONFLICT (flow) DO UPDATE SET last_delivered_at = GREATEST(flow_freshness.last_delivered_at, EXCLUDED.last_delivered_at)",
-                &[&result.flow, &at],
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-        }
-        tx.commit().await.map_err(|e| e.to_string())?;
-        Ok(true)
     }
 }

@@ -1,0 +1,249 @@
+//! Group commit for delivery reports. Handlers hand their report to one recorder task, which
+//! writes a whole batch in one transaction — each report id marked counted, per-flow totals,
+//! freshness and the flow's volume bucket — then answers every handler, which acks only then.
+//! So monitor makes a few transactions a second whatever the traffic, a report is in its bucket
+//! exactly once (the bucket and the "counted" mark commit together), and the batch in hand at
+//! shutdown is written before its messages are acked.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use switchyard_chassis::deadpool_postgres::Pool;
+use tokio::sync::{mpsc, oneshot};
+
+/// Writing failed (the database); the reports are retried.
+pub(crate) type StoreError = String;
+
+/// Reports written per transaction at most; more wait for the next one.
+const MAX_BATCH: usize = 512;
+/// The longest a report waits for its batch to be written.
+const MAX_WAIT: Duration = Duration::from_millis(250);
+
+/// One delivery report, as it is counted.
+#[derive(Debug)]
+pub(crate) struct Report {
+    /// The report's `Nats-Msg-Id` (or stream sequence): counted once.
+    pub msg_id: String,
+    pub flow: String,
+    pub outcome: &'static str,
+    /// When deliver reported it: which bucket it falls in.
+    pub at: SystemTime,
+    /// Delivered only: webhook received → destination acknowledged.
+    pub latency_ms: u64,
+}
+
+type Pending = (Report, oneshot::Sender<Result<bool, StoreError>>);
+
+/// Hands reports to the recorder task (cheap to clone).
+#[derive(Debug, Clone)]
+pub(crate) struct Recorder {
+    queue: mpsc::Sender<Pending>,
+}
+
+impl Recorder {
+    /// Starts the recorder task. It runs until every `Recorder` is dropped, then writes what is
+    /// left and stops.
+    pub(crate) fn start(pool: Pool, bucket: Duration) -> Self {
+        let (queue, inbox) = mpsc::channel(MAX_BATCH * 2);
+        // A bucket of seconds (tests) gets its rows sooner, so its baseline sees whole buckets.
+        let wait = MAX_WAIT.min(bucket / 8);
+        tokio::spawn(run(pool, bucket.as_secs().max(1), wait, inbox));
+        Self { queue }
+    }
+
+    /// Stores one report; true when it was counted now, false when it had been before.
+    pub(crate) async fn record(&self, report: Report) -> Result<bool, StoreError> {
+        let (answer, answered) = oneshot::channel();
+        self.queue
+            .send((report, answer))
+            .await
+            .map_err(|_| "recorder stopped".to_owned())?;
+        answered.await.map_err(|_| "recorder stopped".to_owned())?
+    }
+}
+
+async fn run(pool: Pool, bucket_secs: u64, wait: Duration, mut inbox: mpsc::Receiver<Pending>) {
+    while let Some(first) = inbox.recv().await {
+        let mut batch = vec![first];
+        let deadline = tokio::time::Instant::now() + wait;
+        while batch.len() < MAX_BATCH {
+            match tokio::time::timeout_at(deadline, inbox.recv()).await {
+                Ok(Some(next)) => batch.push(next),
+                // Closed (shutdown) or waited long enough: write what is in hand.
+                Ok(None) | Err(_) => break,
+            }
+        }
+        let reports: Vec<&Report> = batch.iter().map(|(r, _)| r).collect();
+        match write(&pool, bucket_secs, &reports).await {
+            Ok(fresh) => {
+                for ((_, answer), fresh) in batch.into_iter().zip(fresh) {
+                    let _ = answer.send(Ok(fresh));
+                }
+            }
+            Err(error) => {
+                for (_, answer) in batch {
+                    let _ = answer.send(Err(error.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// The start of the bucket `at` falls in, in seconds since the epoch (buckets are aligned to the
+/// epoch, so hourly buckets start on the UTC hour).
+pub(crate) fn bucket_start(at: SystemTime, bucket_secs: u64) -> i64 {
+    let secs = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    i64::try_from(secs - secs % bucket_secs).unwrap_or(i64::MAX)
+}
+
+/// Per flow and bucket: received, delivered, failed, dead-lettered, latency sum and count.
+type BucketRow = [i64; 6];
+
+fn bucket_column(outcome: &str) -> Option<usize> {
+    match outcome {
+        "received" => Some(0),
+        "delivered" => Some(1),
+        "failed" => Some(2),
+        "dead_lettered" => Some(3),
+        _ => None,
+    }
+}
+
+/// Writes a batch in one transaction; answers, per report, whether it was counted now.
+async fn write(
+    pool: &Pool,
+    bucket_secs: u64,
+    reports: &[&Report],
+) -> Result<Vec<bool>, StoreError> {
+    let mut client = pool.get().await.map_err(|e| e.to_string())?;
+    let tx = client.transaction().await.map_err(|e| e.to_string())?;
+    let ids: Vec<&str> = reports.iter().map(|r| r.msg_id.as_str()).collect();
+    let mut counted_now: HashSet<String> = tx
+        .query(
+            "INSERT INTO counted_reports (msg_id) SELECT DISTINCT unnest($1::text[]) \
+             ON CONFLICT DO NOTHING RETURNING msg_id",
+            &[&ids],
+        )
+        .await
+        .map_err(|e| e.to_string())?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    // `remove`: a report redelivered while its first copy is in the same batch counts once.
+    let fresh: Vec<bool> = reports
+        .iter()
+        .map(|r| counted_now.remove(&r.msg_id))
+        .collect();
+
+    // Sorted (BTreeMap), so replicas writing the same rows lock them in the same order and never
+    // deadlock each other.
+    let mut counts: BTreeMap<(&str, &str), i64> = BTreeMap::new();
+    let mut last_delivered: BTreeMap<&str, SystemTime> = BTreeMap::new();
+    let mut buckets: BTreeMap<(&str, i64), BucketRow> = BTreeMap::new();
+    for report in reports
+        .iter()
+        .zip(&fresh)
+        .filter(|(_, f)| **f)
+        .map(|(r, _)| r)
+    {
+        *counts.entry((&report.flow, report.outcome)).or_default() += 1;
+        if let Some(column) = bucket_column(report.outcome) {
+            let row = buckets
+                .entry((&report.flow, bucket_start(report.at, bucket_secs)))
+                .or_default();
+            row[column] += 1;
+            if report.outcome == "delivered" {
+                last_delivered
+                    .entry(&report.flow)
+                    .and_modify(|t| *t = (*t).max(report.at))
+                    .or_insert(report.at);
+                row[4] += i64::try_from(report.latency_ms).unwrap_or(i64::MAX);
+                row[5] += 1;
+            }
+        }
+    }
+    if !counts.is_empty() {
+        let (keys, values): (Vec<_>, Vec<i64>) = counts.into_iter().unzip();
+        let (flows, outcomes): (Vec<&str>, Vec<&str>) = keys.into_iter().unzip();
+        tx.execute(
+            "INSERT INTO flow_counts (flow, outcome, count) \
+             SELECT * FROM unnest($1::text[], $2::text[], $3::int8[]) \
+             ON CONFLICT (flow, outcome) DO UPDATE SET count = flow_counts.count + EXCLUDED.count",
+            &[&flows, &outcomes, &values],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    }
+    if !last_delivered.is_empty() {
+        let (flows, ats): (Vec<&str>, Vec<SystemTime>) = last_delivered.into_iter().unzip();
+        tx.execute(
+            "INSERT INTO flow_freshness (flow, last_delivered_at) \
+             SELECT * FROM unnest($1::text[], $2::timestamptz[]) \
+             ON CONFLICT (flow) DO UPDATE SET last_delivered_at = \
+             GREATEST(flow_freshness.last_delivered_at, EXCLUDED.last_delivered_at)",
+            &[&flows, &ats],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    }
+    if !buckets.is_empty() {
+        let mut flows = Vec::new();
+        let mut starts = Vec::new();
+        let mut columns: [Vec<i64>; 6] = Default::default();
+        for ((flow, start), row) in buckets {
+            flows.push(flow);
+            starts.push(UNIX_EPOCH + Duration::from_secs(u64::try_from(start).unwrap_or(0)));
+            for (column, value) in columns.iter_mut().zip(row) {
+                column.push(value);
+            }
+        }
+        let [
+            received,
+            delivered,
+            failed,
+            dead_lettered,
+            latency_sum,
+            latency_count,
+        ] = &columns;
+        tx.execute(
+            "INSERT INTO flow_buckets (flow, bucket_start, received, delivered, failed, \
+             dead_lettered, latency_ms_sum, latency_count) \
+             SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::int8[], $4::int8[], \
+             $5::int8[], $6::int8[], $7::int8[], $8::int8[]) \
+             ON CONFLICT (flow, bucket_start) DO UPDATE SET \
+             received = flow_buckets.received + EXCLUDED.received, \
+             delivered = flow_buckets.delivered + EXCLUDED.delivered, \
+             failed = flow_buckets.failed + EXCLUDED.failed, \
+             dead_lettered = flow_buckets.dead_lettered + EXCLUDED.dead_lettered, \
+             latency_ms_sum = flow_buckets.latency_ms_sum + EXCLUDED.latency_ms_sum, \
+             latency_count = flow_buckets.latency_count + EXCLUDED.latency_count",
+            &[
+                &flows,
+                &starts,
+                received,
+                delivered,
+                failed,
+                dead_lettered,
+                latency_sum,
+                latency_count,
+            ],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    }
+    tx.commit().await.map_err(|e| e.to_string())?;
+    Ok(fresh)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_start_on_the_utc_hour_or_the_given_width() {
+        let at = UNIX_EPOCH + Duration::from_secs(1_700_000_123);
+        assert_eq!(bucket_start(at, 3600), 1_699_999_200);
+        assert_eq!(bucket_start(at, 2), 1_700_000_122);
+        assert_eq!(bucket_column("skipped"), None);
+    }
+}
