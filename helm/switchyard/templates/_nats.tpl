@@ -41,7 +41,7 @@ Result: JSON {"<service>": {"publish": [...], "subscribe": [...]}}.
   "ingest" (list (printf "%s.raw.>" $p) (printf "$JS.API.CONSUMER.INFO.%s.%s-transform" $stream.raw $p))
   "transform" (list (printf "%s.canonical.>" $p) (printf "%s.dlq.transform.>" $p) (printf "%s.ops.drift.>" $p))
   "dedupe" (list (printf "%s.golden.>" $p) (printf "%s.ops.conflict.>" $p) (printf "%s.dlq.dedupe.>" $p))
-  "deliver" list
+  "deliver" (list (printf "%s.canonical.crosswalk.>" $p))
   "monitor" (list (printf "%s.dlq.monitor.>" $p) (printf "$JS.API.STREAM.MSG.GET.%s_DLQ" $P) (printf "%s.raw.>" $p) (printf "%s.canonical.>" $p) (printf "%s.golden.>" $p) (printf "%s.ops.>" $p)) -}}
 {{- $out := dict -}}
 {{- range $svc := list "ingest" "transform" "dedupe" "deliver" "monitor" -}}

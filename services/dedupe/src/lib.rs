@@ -24,7 +24,7 @@ use switchyard_chassis::deadpool_postgres::Pool;
 use switchyard_chassis::retry::RedeliveryPolicy;
 use switchyard_chassis::{CancellationToken, Error, Runtime};
 use switchyard_proto::v1::{
-    CanonicalObject, Contact, Envelope, IdentityCommand, canonical_object::Object,
+    CanonicalObject, Contact, CrosswalkLink, Envelope, IdentityCommand, canonical_object::Object,
 };
 use tracing::Instrument as _;
 
@@ -189,6 +189,13 @@ impl Handler {
                 self.resolve_run(std::mem::take(&mut run)).await;
                 let span = delivery.span().clone();
                 self.handle_command(delivery).instrument(span).await;
+                continue;
+            }
+            if self.bus.names().is_crosswalk_link(delivery.subject()) {
+                // In order with the events around it, like a command.
+                self.resolve_run(std::mem::take(&mut run)).await;
+                let span = delivery.span().clone();
+                self.handle_link(delivery).instrument(span).await;
                 continue;
             }
             let object = match CanonicalObject::decode(delivery.payload()) {
@@ -364,6 +371,43 @@ impl Handler {
                 .await;
         }
         self.count(name, resolution.outcome.as_str());
+        settled(delivery.ack().await);
+    }
+
+    /// Adds the id a destination gave a golden record to the crosswalk (see
+    /// `CrosswalkLink`). A source id already linked keeps its record: the crosswalk maps each
+    /// external id to exactly one golden record.
+    async fn handle_link(&self, delivery: Delivery) {
+        let link = match CrosswalkLink::decode(delivery.payload()) {
+            Ok(link) => link,
+            Err(error) => {
+                let reason = format!("undecodable crosswalk link: {error}");
+                self.bus
+                    .dead_letter_then_ack(delivery, STAGE, "deliver", &reason, 0, &self.retry)
+                    .await;
+                return;
+            }
+        };
+        let object = merge::object_label(&link.object);
+        let Ok(golden_id) = uuid::Uuid::parse_str(&link.golden_id) else {
+            let reason = format!(
+                "crosswalk link with a golden id that is not a UUID: {:?}",
+                link.golden_id
+            );
+            self.bus
+                .dead_letter_then_ack(delivery, STAGE, &link.system, &reason, 0, &self.retry)
+                .await;
+            return;
+        };
+        let inserted = match store::link(&self.pool, &link, golden_id).await {
+            Ok(inserted) => inserted,
+            Err(error) => {
+                return self
+                    .retry_later(delivery, object, &link.system, &error.to_string())
+                    .await;
+            }
+        };
+        self.count(object, if inserted { "linked" } else { "link_kept" });
         settled(delivery.ack().await);
     }
 

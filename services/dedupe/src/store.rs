@@ -170,6 +170,29 @@ pub(crate) async fn query_cached(
     Ok(tx.query(&statement, params).await?)
 }
 
+/// Adds a destination's id for a golden record to the crosswalk; false when that external id
+/// was linked already (to this record or, kept as it is, another).
+pub async fn link(
+    pool: &Pool,
+    link: &switchyard_proto::v1::CrosswalkLink,
+    golden_id: Uuid,
+) -> Result<bool, StoreError> {
+    let client = pool.get().await?;
+    let statement = client
+        .prepare_cached(
+            "INSERT INTO crosswalk (system, object, external_id, golden_id) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT DO NOTHING",
+        )
+        .await?;
+    let inserted = client
+        .execute(
+            &statement,
+            &[&link.system, &link.object, &link.external_id, &golden_id],
+        )
+        .await?;
+    Ok(inserted == 1)
+}
+
 /// Takes transaction-scoped advisory locks on `keys` (sorted by the caller), in their order, in
 /// one round trip: `WITH ORDINALITY` keeps the array's order.
 pub(crate) async fn lock_keys(tx: &Transaction<'_>, keys: &[String]) -> Result<(), StoreError> {

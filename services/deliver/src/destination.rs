@@ -4,11 +4,13 @@
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
+use switchyard_chassis::bus::Bus;
 use switchyard_chassis::config::{DestinationConfig, DestinationKind, FlowConfig, ObjectType};
 use switchyard_chassis::deadpool_postgres::Pool;
 use switchyard_proto::v1::{GoldenChange, canonical_object};
 
 use crate::hubspot::HubspotDestination;
+use crate::ids::Links;
 use crate::klaviyo::KlaviyoDestination;
 use crate::mailchimp::MailchimpDestination;
 use crate::quickbooks::QuickbooksDestination;
@@ -107,26 +109,30 @@ impl Destination {
         config: &DestinationConfig,
         limiter: Option<Arc<Limiter>>,
         pool: &Pool,
+        bus: &Bus,
     ) -> Result<Self, String> {
         let pool = pool.clone();
+        let links = || Links::new(bus, config);
         let connector = match config.kind {
             DestinationKind::Webhook => Connector::Webhook(WebhookDestination::new(config)?),
             DestinationKind::Mailchimp => {
                 Connector::Mailchimp(MailchimpDestination::new(config, http_client(config)?)?)
             }
             DestinationKind::Hubspot => {
-                Connector::Hubspot(HubspotDestination::new(config, pool).await?)
+                Connector::Hubspot(HubspotDestination::new(config, pool, links()).await?)
             }
             DestinationKind::Salesforce => {
                 Connector::Salesforce(SalesforceDestination::new(config, pool).await?)
             }
             DestinationKind::Klaviyo => Connector::Klaviyo(KlaviyoDestination::new(config)?),
             DestinationKind::Quickbooks => {
-                Connector::Quickbooks(QuickbooksDestination::new(config, pool).await?)
+                Connector::Quickbooks(QuickbooksDestination::new(config, pool, links()).await?)
             }
-            DestinationKind::Xero => Connector::Xero(XeroDestination::new(config, pool).await?),
+            DestinationKind::Xero => {
+                Connector::Xero(XeroDestination::new(config, pool, links()).await?)
+            }
             DestinationKind::Stripe => {
-                Connector::Stripe(StripeDestination::new(config, pool).await?)
+                Connector::Stripe(StripeDestination::new(config, pool, links()).await?)
             }
         };
         Ok(Self { connector, limiter })

@@ -12,7 +12,7 @@ use switchyard_proto::v1::{Company, Contact, Deal, canonical_object::Object};
 
 use crate::api::Api;
 use crate::destination::{Write, Written, permanent};
-use crate::ids::{Ids, golden_key};
+use crate::ids::{Ids, Links, golden_key};
 use crate::values::{decimal_text, object, own_id};
 use crate::webhook::SendError;
 
@@ -26,10 +26,10 @@ pub struct HubspotDestination {
 
 impl HubspotDestination {
     /// The connector for a configured HubSpot portal.
-    pub async fn new(config: &DestinationConfig, pool: Pool) -> Result<Self, String> {
+    pub async fn new(config: &DestinationConfig, pool: Pool, links: Links) -> Result<Self, String> {
         Ok(Self {
             api: Api::bearer(config, pool.clone()).await?,
-            ids: Ids::new(pool, &config.name),
+            ids: Ids::new(pool, &config.name, links),
             source_system: config.source_system.clone(),
         })
     }

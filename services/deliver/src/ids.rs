@@ -2,8 +2,11 @@
 //! record (and for each source id of it), so later changes update that record instead of
 //! creating another, and documents find the customer their source id points at.
 
+use prost::Message as _;
+use switchyard_chassis::bus::Bus;
+use switchyard_chassis::config::DestinationConfig;
 use switchyard_chassis::deadpool_postgres::Pool;
-use switchyard_proto::v1::ExternalRef;
+use switchyard_proto::v1::{CrosswalkLink, ExternalRef};
 
 use crate::webhook::SendError;
 
@@ -12,6 +15,62 @@ use crate::webhook::SendError;
 pub(crate) struct Ids {
     pool: Pool,
     destination: String,
+    links: Links,
+}
+
+/// Where the ids a destination gives golden records go besides deliver's own table: dedupe's
+/// crosswalk, as `CrosswalkLink`s on `<prefix>.canonical.crosswalk.<destination>`, so the
+/// destination's webhooks about a record we created there (the echo of our write) match it by
+/// source id.
+#[derive(Debug, Clone)]
+pub(crate) struct Links {
+    bus: Bus,
+    subject: String,
+    /// The source system whose ids these are: the destination's `source_system`, else its name.
+    system: String,
+}
+
+impl Links {
+    pub fn new(bus: &Bus, config: &DestinationConfig) -> Self {
+        Self {
+            bus: bus.clone(),
+            subject: bus.names().crosswalk_link(&config.name),
+            system: config
+                .source_system
+                .clone()
+                .unwrap_or_else(|| config.name.clone()),
+        }
+    }
+
+    /// Announces `vendor_id` for every golden record among `keys`; idempotent (the message id is
+    /// the link itself, and dedupe inserts it only once).
+    async fn announce(&self, keys: &[String], vendor_id: &str) -> Result<(), SendError> {
+        for key in keys {
+            let Some((object, golden_id)) = key
+                .strip_prefix("golden:")
+                .and_then(|rest| rest.split_once(':'))
+            else {
+                continue;
+            };
+            let link = CrosswalkLink {
+                golden_id: golden_id.to_owned(),
+                object: object.to_owned(),
+                system: self.system.clone(),
+                external_id: vendor_id.to_owned(),
+            };
+            let msg_id = format!("xref:{}:{object}:{vendor_id}", self.system);
+            self.bus
+                .publish(
+                    self.subject.clone(),
+                    &msg_id,
+                    Default::default(),
+                    link.encode_to_vec().into(),
+                )
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok(())
+    }
 }
 
 /// The key of a golden record.
@@ -28,10 +87,11 @@ pub(crate) fn ref_key(reference: &ExternalRef) -> String {
 }
 
 impl Ids {
-    pub fn new(pool: Pool, destination: &str) -> Self {
+    pub fn new(pool: Pool, destination: &str, links: Links) -> Self {
         Self {
             pool,
             destination: destination.to_owned(),
+            links,
         }
     }
 
@@ -63,7 +123,10 @@ impl Ids {
         )
         .await
         .map_err(unavailable)?;
-        Ok(())
+        // After our own table. A failure here retries the message; should the announcement be
+        // lost for good, the crosswalk lacks this id and the destination's echo of our write is
+        // matched by its keys (email, domain) instead of its id — slower, not wrong.
+        self.links.announce(keys, vendor_id).await
     }
 }
 

@@ -90,9 +90,14 @@ impl App {
                 Some(destination) => destination.clone(),
                 None => {
                     let destination = Arc::new(
-                        Destination::new(dest_config, destination::limiter(dest_config), &pool)
-                            .await
-                            .map_err(Error::Other)?,
+                        Destination::new(
+                            dest_config,
+                            destination::limiter(dest_config),
+                            &pool,
+                            &runtime.bus,
+                        )
+                        .await
+                        .map_err(Error::Other)?,
                     );
                     destinations.insert(dest_config.name.clone(), destination.clone());
                     destination

@@ -14,7 +14,7 @@ use switchyard_proto::v1::{Contact, ExternalRef, LineItem, Money, canonical_obje
 
 use crate::api::Api;
 use crate::destination::{Write, Written, permanent};
-use crate::ids::{Ids, golden_key, ref_key};
+use crate::ids::{Ids, Links, golden_key, ref_key};
 use crate::values::{date, decimal_number, display_name, idempotency_key, object, own_id, ref_in};
 use crate::webhook::SendError;
 
@@ -51,10 +51,10 @@ struct Document<'a> {
 
 impl QuickbooksDestination {
     /// The connector for a configured QuickBooks company.
-    pub async fn new(config: &DestinationConfig, pool: Pool) -> Result<Self, String> {
+    pub async fn new(config: &DestinationConfig, pool: Pool, links: Links) -> Result<Self, String> {
         Ok(Self {
             api: Api::bearer(config, pool.clone()).await?,
-            ids: Ids::new(pool, &config.name),
+            ids: Ids::new(pool, &config.name, links),
             source_system: config.source_system.clone(),
             realm: config
                 .realm_id

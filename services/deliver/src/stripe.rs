@@ -11,7 +11,7 @@ use switchyard_proto::v1::canonical_object::Object;
 
 use crate::api::Api;
 use crate::destination::{Write, Written, permanent};
-use crate::ids::{Ids, golden_key, ref_key};
+use crate::ids::{Ids, Links, golden_key, ref_key};
 use crate::values::{idempotency_key, own_id};
 use crate::webhook::SendError;
 
@@ -28,11 +28,11 @@ pub struct StripeDestination {
 
 impl StripeDestination {
     /// The connector for a configured Stripe account.
-    pub async fn new(config: &DestinationConfig, pool: Pool) -> Result<Self, String> {
+    pub async fn new(config: &DestinationConfig, pool: Pool, links: Links) -> Result<Self, String> {
         Ok(Self {
             // The secret key as a bearer token; Stripe takes it as HTTP Basic user too.
             api: Api::bearer(config, pool.clone()).await?,
-            ids: Ids::new(pool, &config.name),
+            ids: Ids::new(pool, &config.name, links),
             source_system: config.source_system.clone(),
         })
     }

@@ -128,6 +128,23 @@ async fn hubspot_upserts_contacts_by_email_and_companies_by_domain_and_patches_o
     );
     assert_eq!(find(&seen, "POST", "/crm/v3/objects/deals").len(), 1);
     assert_eq!(apis.records(c, "deals").len(), 2);
+    // The id the other portal gave the deal joined dedupe's crosswalk, beside the source's own.
+    let linked: bool = pipeline
+        .db()
+        .await
+        .query_one(
+            "SELECT a.golden_id = b.golden_id FROM crosswalk a, crosswalk b \
+             WHERE a.system = 'demo' AND a.object = 'deal' AND a.external_id = '8001' \
+             AND b.system = 'crm-other' AND b.object = 'deal' AND b.external_id = $1",
+            &[&created],
+        )
+        .await
+        .expect("both crosswalk rows")
+        .get(0);
+    assert!(
+        linked,
+        "the created deal's id leads to the same golden deal"
+    );
     let contacts = apis.records(c, "contacts");
     assert_eq!(contacts.len(), 1, "upserted by email: {contacts:?}");
     assert_eq!(

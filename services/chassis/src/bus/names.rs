@@ -126,6 +126,20 @@ impl Names {
         format!("{}.canonical.command.admin", self.prefix)
     }
 
+    /// `<prefix>.canonical.crosswalk.<destination>`: ids a destination gave golden records, from
+    /// deliver to dedupe's crosswalk. On the canonical stream so dedupe applies them durably, in
+    /// order with the events they concern.
+    pub fn crosswalk_link(&self, destination: &str) -> String {
+        format!("{}.canonical.crosswalk.{}", self.prefix, token(destination))
+    }
+
+    /// Whether `subject` is a crosswalk link (any destination).
+    pub fn is_crosswalk_link(&self, subject: &str) -> bool {
+        subject
+            .strip_prefix(&format!("{}.canonical.crosswalk.", self.prefix))
+            .is_some_and(|rest| !rest.is_empty() && !rest.contains('.'))
+    }
+
     /// `<prefix>.ops.drift.<source>`: schema-drift notices from transform.
     pub fn ops_drift(&self, source: &str) -> String {
         format!("{}.ops.drift.{}", self.prefix, token(source))

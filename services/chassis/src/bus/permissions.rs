@@ -120,6 +120,8 @@ pub fn for_service(service: Service, prefix: &str, flows: &[&str]) -> Permission
                 publish.push(names.ops_delivery(flow));
                 publish.push(names.dlq("deliver", flow));
             }
+            // The ids destinations gave golden records, for dedupe's crosswalk.
+            publish.push(format!("{}.canonical.crosswalk.>", names.prefix()));
         }
         Service::Monitor => {
             consume(&mut publish, StreamKind::Ops, "monitor");
