@@ -8,7 +8,7 @@ use std::time::Duration;
 use prost::Message as _;
 use serde_json::{Value, json};
 use switchyard_chassis::bus::StreamKind;
-use switchyard_integration_tests::{MAILCHIMP_TOKEN, Options, Pipeline, SALESFORCE_ORG};
+use switchyard_integration_tests::{MAILCHIMP_TOKEN, Options, Pipeline, SALESFORCE_ORG, Service};
 use switchyard_proto::v1::{GoldenChange, canonical_object::Object};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -162,7 +162,7 @@ async fn companies_resolve_on_registrable_domain_and_tax_id_and_conflicts_stay_a
 }
 
 #[tokio::test]
-async fn products_share_a_sku_and_invoices_follow_their_source_id() {
+async fn products_share_a_sku_invoices_follow_their_source_id_and_replays_change_nothing() {
     let pipeline = Pipeline::start(Options::default()).await;
     let price = |n: i64| json!({"minor_units": n, "currency": "EUR"});
     send_ok(&pipeline, "p1", "product.created", "2026-11-27T10:00:00Z",
@@ -220,6 +220,38 @@ async fn products_share_a_sku_and_invoices_follow_their_source_id() {
         .find(|c| c.version == 2)
         .expect("the invoice's second version");
     assert_eq!(paid.changed_fields, ["status", "amount_paid"]);
+
+    // Replaying every canonical message (as an operator replay does: the same events under new
+    // message ids) produces nothing new: each is a duplicate of its source event.
+    let golden_before = pipeline.stream_messages(StreamKind::Golden).await.len();
+    let canonical = pipeline.stream_messages(StreamKind::Canonical).await;
+    let client = switchyard_chassis::async_nats::connect(&pipeline.nats_url)
+        .await
+        .expect("nats");
+    let js = switchyard_chassis::async_nats::jetstream::new(client);
+    for (i, message) in canonical.iter().enumerate() {
+        let mut headers = switchyard_chassis::async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", format!("replay:{i}").as_str());
+        js.publish_with_headers(message.subject.clone(), headers, message.payload.clone())
+            .await
+            .expect("publish")
+            .await
+            .expect("stored");
+    }
+    pipeline.wait_drained(WAIT).await;
+    assert_eq!(
+        pipeline.stream_messages(StreamKind::Golden).await.len(),
+        golden_before,
+        "a replay changes no golden record"
+    );
+    let duplicates = count(
+        &db,
+        "SELECT count(*) FROM processed_events WHERE outcome = 'duplicate'",
+    )
+    .await;
+    assert_eq!(duplicates, 0, "duplicates are not recorded again");
+    let line = r#"switchyard_dedupe_events_total{object="invoice",outcome="duplicate"}"#;
+    assert_eq!(pipeline.metric(Service::Dedupe, line).await, Some(3.0));
     pipeline.finish().await;
 }
 
