@@ -1,7 +1,7 @@
 //! Identity resolution beyond contacts, through the whole pipeline: companies keyed on their
 //! registrable domain and tax id, products on their SKU, invoices on their source ids; keys that
 //! point at two companies recorded as a conflict instead of merged; the contracts' systems of
-//! record owning their fields; older updates ignored.
+//! record owning their fields; older updates ignored; replayed events changing nothing.
 
 use std::time::Duration;
 
