@@ -23,10 +23,13 @@ use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use switchyard_chassis::bus::{ConsumerSpec, StreamKind, run_consumer};
+use prost::Message as _;
+use switchyard_chassis::bus::{ConsumerSpec, Delivery, StreamKind, run_consumer};
 use switchyard_chassis::config::Config;
 use switchyard_chassis::retry::RedeliveryPolicy;
 use switchyard_chassis::{CancellationToken, Error, Runtime};
+use switchyard_proto::v1::GoldenChange;
+use tracing::Instrument as _;
 
 use destination::Destination;
 use flow::{Flow, Labels};
@@ -34,6 +37,19 @@ use flow::{Flow, Labels};
 const STAGE: &str = "deliver";
 /// Messages pulled at once per flow: small, because each may wait on a slow destination.
 const BATCH: usize = 4;
+/// Writes in flight per flow, each on its own lane (see `run`).
+const LANES: usize = 16;
+
+/// The lane of a golden change: by its golden record id, so one record's changes stay in order.
+fn lane_of(delivery: &Delivery, lanes: usize) -> usize {
+    use std::hash::{Hash as _, Hasher as _};
+    let key = GoldenChange::decode(delivery.payload())
+        .map(|change| change.golden_id)
+        .unwrap_or_default();
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut hasher);
+    usize::try_from(hasher.finish() % lanes.max(1) as u64).unwrap_or(0)
+}
 
 mod migrations {
     refinery::embed_migrations!("migrations");
@@ -111,7 +127,9 @@ impl App {
                     filter: runtime.bus.names().golden(flow_config.object.as_str()),
                     // Dead-lettering happens at max_attempts; the server limit is a backstop.
                     max_deliver: i64::from(flow_config.max_attempts) + 5,
-                    ack_wait: dest_config.timeout * u32::try_from(BATCH).unwrap_or(4)
+                    // A pulled message may wait for its lane's current write and the one queued
+                    // before it, each at most a timeout, besides its own.
+                    ack_wait: dest_config.timeout * u32::try_from(BATCH + 2).unwrap_or(6)
                         + Duration::from_secs(30),
                     batch: BATCH,
                 })
@@ -148,11 +166,34 @@ impl App {
                 let runs = flows.into_iter().map(|(flow, consumer)| {
                     let shutdown = shutdown.clone();
                     async move {
+                        // Lanes: changes of one golden record always take the same lane, so a
+                        // record's versions reach the destination in order, while other records'
+                        // writes proceed beside them (one write at a time capped throughput at
+                        // one over the destination's latency).
+                        let (lanes, workers): (Vec<_>, Vec<_>) = (0..LANES)
+                            .map(|_| {
+                                let (lane, mut queue) = tokio::sync::mpsc::channel::<Delivery>(1);
+                                let flow = flow.clone();
+                                let worker = tokio::spawn(async move {
+                                    while let Some(delivery) = queue.recv().await {
+                                        let span = delivery.span().clone();
+                                        flow.handle(delivery).instrument(span).await;
+                                    }
+                                });
+                                (lane, worker)
+                            })
+                            .unzip();
                         run_consumer(consumer, STAGE, BATCH, shutdown, |d| {
-                            let flow = flow.clone();
-                            async move { flow.handle(d).await }
+                            let lane = lanes[lane_of(&d, lanes.len())].clone();
+                            async move {
+                                // Waits while the lane is busy: what is pulled stays bounded.
+                                let _ = lane.send(d).await;
+                            }
                         })
                         .await;
+                        // What the lanes hold is finished (and acknowledged) before stopping.
+                        drop(lanes);
+                        futures::future::join_all(workers).await;
                     }
                 });
                 futures::future::join_all(runs).await;
