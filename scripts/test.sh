@@ -17,6 +17,9 @@ if [ -z "${SWITCHYARD_TEST_DATABASE_TCP_URL:-}" ] && \
   export SWITCHYARD_TEST_DATABASE_TCP_URL="host=127.0.0.1 user=$(id -un) dbname=postgres"
 fi
 export SWITCHYARD_NATS_SERVER="${SWITCHYARD_NATS_SERVER:-$(command -v nats-server || echo /usr/sbin/nats-server)}"
+# The crash test SIGKILLs the real deliver binary, so it must be built (nextest builds only tests).
+cargo build -q -p switchyard-deliver
+export SWITCHYARD_DELIVER_BIN="${SWITCHYARD_DELIVER_BIN:-$CARGO_TARGET_DIR/debug/switchyard-deliver}"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast
 else

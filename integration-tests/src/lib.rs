@@ -202,9 +202,15 @@ pub struct Pipeline {
     ingest_url: String,
     /// Monitor's admin gRPC API.
     pub admin_url: String,
+    /// Monitor's HTML dashboard, `http://127.0.0.1:<port>`.
+    pub dashboard_url: String,
     running: HashMap<Service, Running>,
     /// Further dedupe replicas beside the one in `running`, sharing its consumer and database.
     extra_dedupes: Vec<Running>,
+    /// The configuration text and the variables it names, so a service can also be run as a
+    /// child process of its real binary ([`Pipeline::spawn_binary`]).
+    yaml: String,
+    env: Vec<(String, String)>,
     http: reqwest::Client,
 }
 
@@ -231,7 +237,7 @@ ingest: {{ listen: "127.0.0.1:0", ops_listen: "127.0.0.1:0" }}
 transform: {{ ops_listen: "127.0.0.1:0"{mappings} }}
 dedupe: {{ ops_listen: "127.0.0.1:0" }}
 deliver: {{ ops_listen: "127.0.0.1:0" }}
-monitor: {{ ops_listen: "127.0.0.1:0", admin_listen: "127.0.0.1:0", read_token_env: ADMIN_READ, operator_token_env: ADMIN_OPERATOR{extra_monitor} }}
+monitor: {{ ops_listen: "127.0.0.1:0", admin_listen: "127.0.0.1:0", dashboard_listen: "127.0.0.1:0", read_token_env: ADMIN_READ, operator_token_env: ADMIN_OPERATOR{extra_monitor} }}
 sources:
   - {{ name: demo, kind: standard-webhooks, secret_env: [SRC_SECRET] }}
   - {{ name: stripe, kind: stripe, secret_env: [STRIPE_SECRET] }}
@@ -273,7 +279,7 @@ flows:
             ]
             .map(|(k, v)| (k.to_owned(), v.to_owned())),
         );
-        let env = Env::from_pairs(pairs);
+        let env = Env::from_pairs(pairs.clone());
         let config = Config::from_yaml(&yaml, &env).expect("pipeline config is valid");
         let mut pipeline = Self {
             prefix,
@@ -286,8 +292,11 @@ flows:
             database_roles: None,
             ingest_url: String::new(),
             admin_url: String::new(),
+            dashboard_url: String::new(),
             running: HashMap::new(),
             extra_dedupes: Vec::new(),
+            yaml,
+            env: pairs,
             http: reqwest::Client::new(),
         };
         if options.database_roles {
@@ -353,6 +362,9 @@ flows:
                     .await
                     .expect("monitor starts");
                 self.admin_url = format!("http://{}", app.admin_addr());
+                if let Some(dashboard) = app.dashboard_addr() {
+                    self.dashboard_url = format!("http://{dashboard}");
+                }
                 let ops = app.ops_addr();
                 (tokio::spawn(app.run()), ops)
             }
@@ -391,6 +403,22 @@ flows:
             // The ops listener runs on its own task; free it like process exit would.
             running.shutdown.cancel();
         }
+    }
+
+    /// Runs a service's real binary (e.g. `switchyard-deliver`) as a child process with this
+    /// pipeline's configuration, so a test can SIGKILL it (`Child::kill`) where aborting an
+    /// in-process task would still run destructors. Stop the in-process one first.
+    pub fn spawn_binary(&self, binary: &std::path::Path) -> std::process::Child {
+        let path = std::env::temp_dir().join(format!("{}.yaml", self.prefix));
+        std::fs::write(&path, &self.yaml).expect("config file written");
+        std::process::Command::new(binary)
+            .arg("--config")
+            .arg(&path)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("RUST_LOG", "warn")
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{} starts: {e}", binary.display()))
     }
 
     /// Stops a service gracefully and returns what its run returned.
@@ -572,6 +600,8 @@ flows:
             let result = extra.task.await.expect("extra dedupe task");
             result.expect("extra dedupe stopped cleanly");
         }
+        // The file `spawn_binary` wrote, if any.
+        let _ = std::fs::remove_file(std::env::temp_dir().join(format!("{}.yaml", self.prefix)));
         testkit::delete_streams(&self.nats_url, &self.prefix).await;
         testkit::drop_database(&self.database_url).await;
         if let Some(roles) = &self.database_roles {

@@ -54,7 +54,7 @@ fn env() -> Vec<(String, String)> {
 /// A destination of the connector's kind named `name` on the mock: the OAuth vendors with their
 /// first access token and a refresh token, Klaviyo and Stripe with their keys. `extra` adds YAML
 /// keys (`", source_system: demo"`).
-fn destination(apis: &VendorApis, c: Connector, name: &str, extra: &str) -> String {
+pub(crate) fn destination(apis: &VendorApis, c: Connector, name: &str, extra: &str) -> String {
     let kind = c.name();
     let url = apis.url();
     let secret = secret_var(c);
@@ -78,14 +78,14 @@ fn destination(apis: &VendorApis, c: Connector, name: &str, extra: &str) -> Stri
 }
 
 /// A flow line; `extra` adds YAML keys.
-fn flow(name: &str, object: &str, destination: &str, extra: &str) -> String {
+pub(crate) fn flow(name: &str, object: &str, destination: &str, extra: &str) -> String {
     format!(
         "  - {{ name: {name}, object: {object}, destination: {destination}, max_attempts: 5, retry_base: 50ms, retry_max: 2s{extra} }}"
     )
 }
 
 /// A pipeline with these destinations and flows beside the default sink flow.
-async fn start(destinations: &[String], flows: &[String]) -> Pipeline {
+pub(crate) async fn start(destinations: &[String], flows: &[String]) -> Pipeline {
     Pipeline::start(Options {
         extra_destinations: destinations.join("\n"),
         extra_flows: flows.join("\n"),
@@ -101,12 +101,12 @@ fn at(second: u32) -> String {
 }
 
 /// A Standard Webhooks canonical event (`<object>.updated`) from the `demo` source.
-fn event(object: &str, second: u32, data: Value) -> Value {
+pub(crate) fn event(object: &str, second: u32, data: Value) -> Value {
     json!({ "type": format!("{object}.updated"), "timestamp": at(second), "data": data })
 }
 
 /// A contact event with `extra` canonical fields.
-fn contact(id: &str, email: &str, second: u32, extra: Value) -> Value {
+pub(crate) fn contact(id: &str, email: &str, second: u32, extra: Value) -> Value {
     let mut data = json!({ "id": id, "email": email });
     if let (Some(d), Some(e)) = (data.as_object_mut(), extra.as_object()) {
         d.extend(e.clone());
@@ -115,12 +115,12 @@ fn contact(id: &str, email: &str, second: u32, extra: Value) -> Value {
 }
 
 /// Money as the canonical JSON carries it.
-fn money(minor_units: i64) -> Value {
+pub(crate) fn money(minor_units: i64) -> Value {
     json!({ "minor_units": minor_units, "currency": "USD" })
 }
 
 /// Sends an event and waits until every stage has handled it.
-async fn send(pipeline: &Pipeline, id: &str, event: &Value) {
+pub(crate) async fn send(pipeline: &Pipeline, id: &str, event: &Value) {
     assert_eq!(pipeline.send(id, event).await.0, 200, "ingest accepts {id}");
     pipeline.wait_drained(WAIT).await;
 }
@@ -157,7 +157,7 @@ async fn kept_refresh_token(pipeline: &Pipeline, destination: &str) -> Option<St
 }
 
 /// Every request matched the vendor's spec and rules.
-fn assert_no_problems(apis: &VendorApis) {
+pub(crate) fn assert_no_problems(apis: &VendorApis) {
     assert_eq!(
         apis.problems(),
         Vec::<String>::new(),
@@ -171,14 +171,14 @@ fn statuses(requests: &[Request]) -> Vec<u16> {
 }
 
 /// The `METHOD /path` lines of requests.
-fn lines(requests: &[Request]) -> Vec<String> {
+pub(crate) fn lines(requests: &[Request]) -> Vec<String> {
     requests.iter().map(Request::line).collect()
 }
 
 /// What makes a repeat of the write the same write at the vendor: the idempotency key (Stripe,
 /// Xero), the `requestid` (QuickBooks), or the upsert key (HubSpot email, Salesforce external id
 /// in the path, Klaviyo email).
-fn write_key(c: Connector, request: &Request) -> String {
+pub(crate) fn write_key(c: Connector, request: &Request) -> String {
     match c {
         Connector::Hubspot => request.body["inputs"][0]["id"].to_string(),
         Connector::Salesforce => request.path.clone(),

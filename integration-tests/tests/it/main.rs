@@ -4,6 +4,7 @@
 mod admin;
 mod alerts;
 mod connectors;
+mod dashboard;
 mod db_roles;
 mod dedupe;
 mod delivery;
@@ -15,5 +16,6 @@ mod merge;
 mod permissions;
 mod records;
 mod resilience;
+mod scenarios;
 mod tracing;
 mod transform;
