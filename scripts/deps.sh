@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Makes sure NATS (with JetStream) and PostgreSQL run on this machine: reuses what already
+# Makes sure NATS (with JetStream) and PostgreSQL run on this machine, and that headless Chromium
+# with chromedriver is installed for the dashboard test: reuses what already
 # listens, installs Debian's packages when missing, starts what is stopped, and creates the
 # PostgreSQL role and database Switchyard uses. Safe to run again and again.
 set -euo pipefail
@@ -87,6 +88,17 @@ ensure_postgres() {
   fi
 }
 
+# The dashboard test (integration-tests/tests/it/dashboard.rs) drives headless Chromium through
+# chromedriver; both come from Debian.
+ensure_chromium() {
+  if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
+    log "Chromium and chromedriver already installed"
+    return
+  fi
+  apt_install chromium chromium-driver
+}
+
 ensure_nats
 ensure_postgres
+ensure_chromium
 log "ready: NATS on 127.0.0.1:$NATS_PORT, PostgreSQL on 127.0.0.1:$PG_PORT (database $DB_NAME, role $DB_USER)"

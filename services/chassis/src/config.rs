@@ -236,6 +236,8 @@ pub struct MonitorConfig {
     pub ops_listen: SocketAddr,
     /// The admin gRPC API.
     pub admin_listen: SocketAddr,
+    /// The HTML dashboard (same tokens as the admin API); not served when unset.
+    pub dashboard_listen: Option<SocketAddr>,
     /// Environment variable holding the bearer token for read-only admin access.
     pub read_token_env: Option<String>,
     /// Environment variable holding the bearer token for operators (replay, and every read).
@@ -253,6 +255,7 @@ impl Default for MonitorConfig {
         Self {
             ops_listen: SocketAddr::from(([127, 0, 0, 1], 9105)),
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 9190)),
+            dashboard_listen: None,
             read_token_env: None,
             operator_token_env: None,
             read_token: None,

@@ -36,7 +36,7 @@ pub enum Role {
 }
 
 impl Role {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Read => "read",
             Self::Operator => "operator",
@@ -89,6 +89,18 @@ impl Auth {
         Self { read, operator }
     }
 
+    /// The role a token carries, if it is one of the configured tokens (constant-time compare).
+    pub fn role_of(&self, given: &str) -> Option<Role> {
+        // No configured token means no access of that kind: the safe default.
+        if Self::matches(&self.operator, given) {
+            Some(Role::Operator)
+        } else if Self::matches(&self.read, given) {
+            Some(Role::Read)
+        } else {
+            None
+        }
+    }
+
     fn matches(expected: &Option<SecretString>, given: &str) -> bool {
         expected.as_ref().is_some_and(|token| {
             bool::from(token.expose_secret().as_bytes().ct_eq(given.as_bytes()))
@@ -105,14 +117,7 @@ impl tonic::service::Interceptor for Auth {
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or(AdminError::Unauthenticated)?
             .to_owned();
-        // No configured token means no access of that kind: the safe default.
-        let role = if Self::matches(&self.operator, &given) {
-            Role::Operator
-        } else if Self::matches(&self.read, &given) {
-            Role::Read
-        } else {
-            return Err(AdminError::Unauthenticated.into());
-        };
+        let role = self.role_of(&given).ok_or(AdminError::Unauthenticated)?;
         request.extensions_mut().insert(role);
         Ok(request)
     }

@@ -7,6 +7,7 @@
 
 pub mod admin;
 mod alerts;
+pub mod dashboard;
 mod identity;
 mod notify;
 mod recorder;
@@ -131,6 +132,8 @@ pub struct App {
     admin: admin::AdminService,
     auth: admin::Auth,
     admin_listener: tokio::net::TcpListener,
+    /// The HTML dashboard and where it listens, when `monitor.dashboard_listen` is set.
+    dashboard: Option<(dashboard::Dashboard, tokio::net::TcpListener)>,
     consumer: switchyard_chassis::async_nats::jetstream::consumer::PullConsumer,
     handler: Handler,
     evaluator: alerts::Evaluator,
@@ -249,11 +252,24 @@ impl App {
             );
         }
         let admin_listener = switchyard_chassis::runtime::bind(config.monitor.admin_listen).await?;
+        let dashboard = dashboard::bind(config.monitor.dashboard_listen)
+            .await?
+            .map(|listener| {
+                let pages = dashboard::Dashboard::new(
+                    admin.clone(),
+                    auth.clone(),
+                    config.flows.clone(),
+                    config.monitor.alerts.bucket,
+                    config.monitor.alerts.trailing_buckets,
+                );
+                (pages, listener)
+            });
         Ok(Self {
             runtime,
             admin,
             auth,
             admin_listener,
+            dashboard,
             consumer,
             handler,
             evaluator,
@@ -268,6 +284,13 @@ impl App {
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
+    /// Where the HTML dashboard is served, when it is.
+    pub fn dashboard_addr(&self) -> Option<SocketAddr> {
+        self.dashboard
+            .as_ref()
+            .and_then(|(_, listener)| listener.local_addr().ok())
+    }
+
     /// Where `/healthz`, `/readyz` and `/metrics` are served.
     pub fn ops_addr(&self) -> SocketAddr {
         self.runtime.ops_addr()
@@ -277,6 +300,7 @@ impl App {
     /// API until shutdown.
     pub async fn run(self) -> Result<(), Error> {
         let shutdown = self.runtime.shutdown.clone();
+        let dashboard = self.dashboard;
         let handler = self.handler;
         let consumer = self.consumer;
         // Reflection lets grpcurl and similar tools discover the API; it sits behind the same
@@ -301,6 +325,14 @@ impl App {
             );
         let tasks = tokio_util::task::TaskTracker::new();
         tasks.spawn(self.evaluator.run(shutdown.clone()));
+        if let Some((pages, listener)) = dashboard {
+            let shutdown = shutdown.clone();
+            tasks.spawn(async move {
+                if let Err(error) = pages.serve(listener, shutdown).await {
+                    tracing::error!(%error, "dashboard stopped");
+                }
+            });
+        }
         if let Some((sender, reporter)) = self.sender {
             tasks.spawn(sender.run(shutdown.clone()));
             tasks.spawn(reporter.run(shutdown.clone()));
