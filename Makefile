@@ -10,7 +10,7 @@ BIN := $(CARGO_TARGET_DIR)/debug
 # Demo secrets: generated once per checkout, kept out of the repository (.gitignore).
 DEMO_ENV := .demo.env
 
-.PHONY: all deps build run demo test bench fuzz lint fmt check-config chart-check clean
+.PHONY: all deps build run demo test bench chaos fuzz lint fmt check-config chart-check clean
 
 all: build
 
@@ -41,6 +41,11 @@ test: deps lint chart-check
 ## Benchmarks (release build); figures go to docs/benchmarks.md.
 bench: deps
 	@bash scripts/bench.sh
+
+## Faults injected under steady load (kill -9 each service, NATS/PostgreSQL restarts, a failing
+## destination) with a ledger of what was sent, delivered and dead-lettered.
+chaos: deps
+	@bash scripts/chaos.sh
 
 ## Fuzz every signature verifier, payload parser and mapping input (FUZZ_SECONDS per target).
 fuzz:

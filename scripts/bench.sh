@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# `make bench`: measures ingest alone (verified webhooks into JetStream, file storage) and dedupe
-# alone (canonical contacts resolved into golden records in PostgreSQL) on this machine, with NATS
-# and PostgreSQL on the same machine, and prints the figures with the machine, date and commit,
-# ready for docs/benchmarks.md.
+# `make bench`: measures ingest alone (verified webhooks into JetStream, file storage), dedupe
+# alone (canonical contacts resolved into golden records in PostgreSQL) and the whole pipeline end
+# to end (webhook → ingest → transform → dedupe → deliver → a local sink) on this machine, with
+# NATS and PostgreSQL on the same machine, and prints the figures with the machine, date and
+# commit, ready for docs/benchmarks.md.
 set -euo pipefail
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/switchyard-target}"
 cd "$(dirname "$0")/.."
 target="$CARGO_TARGET_DIR"
-cargo build --release -p switchyard-ingest -p switchyard-dedupe -p switchyard-loadgen >&2
+cargo build --release -p switchyard-ingest -p switchyard-transform -p switchyard-dedupe \
+  -p switchyard-deliver -p switchyard-monitor -p switchyard-loadgen >&2
 bin="$target/release"
 
 prefix="bench$(date +%s)"
@@ -79,3 +81,68 @@ start_dedupe
 "$bin/switchyard-loadgen" dedupe-drain --prefix "$prefix" --label "dedupe: 30,000 new contacts then 30,000 updates"
 rss=$(awk '/VmRSS/ {print $2}' "/proc/$dedupe/status")
 echo "dedupe RSS after the run: $((rss / 1024)) MiB"
+stop_dedupe
+
+# End to end: all five services as separate processes, one flow delivering every contact to the
+# load generator's own sink, which times each delivery from the moment its webhook was sent.
+e2e_prefix="e2e$(date +%s)"
+e2e_db="bench_e2e_$(date +%s)"
+psql -q "host=/var/run/postgresql user=$(id -un) dbname=postgres" -c "CREATE DATABASE $e2e_db"
+export SWITCHYARD_BENCH_SINK_SECRET="whsec_$(head -c 32 /dev/urandom | base64 -w0)"
+e2e_config="$(mktemp --suffix .yaml)"
+cat > "$e2e_config" <<YAML
+prefix: $e2e_prefix
+database: { url: "host=/var/run/postgresql user=$(id -un) dbname=$e2e_db", pool_size: 16 }
+telemetry: { log_format: json, log_filter: warn }
+ingest: { listen: "127.0.0.1:18080", ops_listen: "127.0.0.1:19101", max_lag: 20000 }
+transform: { ops_listen: "127.0.0.1:19102" }
+dedupe: { ops_listen: "127.0.0.1:19103", default_region: US }
+deliver: { ops_listen: "127.0.0.1:19104" }
+monitor: { ops_listen: "127.0.0.1:19105" }
+sources:
+  - { name: bench, kind: standard-webhooks, secret_env: [SWITCHYARD_BENCH_SECRET] }
+destinations:
+  - { name: sink, kind: webhook, url: "http://127.0.0.1:18090/contacts", secret_env: SWITCHYARD_BENCH_SINK_SECRET, timeout: 10s }
+flows:
+  - { name: contacts-to-sink, object: contact, on: [created, updated], destination: sink, max_attempts: 8 }
+YAML
+pids=()
+for service in ingest transform dedupe deliver monitor; do
+  "$bin/switchyard-$service" --config "$e2e_config" >> "/tmp/switchyard-bench-$service.log" 2>&1 &
+  pids+=("$!")
+done
+trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; cleanup; "$bin/switchyard-loadgen" purge --prefix "$e2e_prefix" || true; rm -f "$dedupe_config" "$e2e_config"; for d in "$db" "$e2e_db"; do psql -q "host=/var/run/postgresql user=$(id -un) dbname=postgres" -c "DROP DATABASE IF EXISTS $d" || true; done' EXIT
+for port in 19101 19102 19103 19104 19105; do
+  for _ in $(seq 1 300); do
+    curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break
+    sleep 0.1
+  done
+done
+rss_line() {
+  local line="$1:"
+  for i in "${!pids[@]}"; do
+    local service=(ingest transform dedupe deliver monitor)
+    line+=" ${service[$i]}=$(( $(awk '/VmRSS/ {print $2}' "/proc/${pids[$i]}/status") / 1024 ))MiB"
+  done
+  echo "$line"
+}
+rss_line "idle RSS"
+cpu_ticks() { for p in "${pids[@]}"; do awk '{print $14 + $15}' "/proc/$p/stat"; done | paste -sd' '; }
+e2e() { # label, then loadgen arguments
+  local label="$1"; shift
+  local before after
+  before=($(cpu_ticks))
+  "$bin/switchyard-loadgen" ingest --url "$url_e2e" --sink-listen 127.0.0.1:18090 --label "$label" "$@"
+  after=($(cpu_ticks))
+  local line="$label CPU seconds:"
+  local service=(ingest transform dedupe deliver monitor)
+  for i in "${!pids[@]}"; do
+    line+=" ${service[$i]}=$(awk "BEGIN {printf \"%.1f\", (${after[$i]} - ${before[$i]}) / $(getconf CLK_TCK)}")"
+  done
+  echo "$line"
+}
+url_e2e=http://127.0.0.1:18080/v1/webhooks/bench
+e2e "e2e at 1000/s" --rate 1000 --duration 20s --connections 64
+e2e "e2e max (64 connections)" --rate 0 --duration 20s --connections 64
+e2e "e2e past saturation (offered 12000/s)" --rate 12000 --duration 15s --connections 256
+rss_line "RSS after the runs"

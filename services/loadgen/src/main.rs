@@ -18,6 +18,7 @@ use secrecy::SecretString;
 use switchyard_chassis::signing::SigningKey;
 
 mod dedupe;
+mod e2e;
 
 #[derive(Debug, Parser)]
 #[command(name = "switchyard-loadgen", version)]
@@ -47,6 +48,13 @@ enum Command {
         /// A label for the printed result line.
         #[arg(long, default_value = "run")]
         label: String,
+        /// End to end: also serve the destination on this address (the flow's webhook URL) and
+        /// report delivered rate and end-to-end latency, webhook sent → destination answered.
+        #[arg(long)]
+        sink_listen: Option<std::net::SocketAddr>,
+        /// How long to wait for the deliveries after the last send.
+        #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
+        drain: Duration,
     },
     /// Preload canonical contacts for dedupe (run while dedupe is stopped): `people` new people,
     /// then updates to them until `count` events.
@@ -83,6 +91,8 @@ enum Command {
 struct Tally {
     statuses: BTreeMap<u16, u64>,
     errors: u64,
+    /// Record ids of the webhooks ingest accepted (2xx): the sender's side of the ledger.
+    accepted: std::collections::HashSet<String>,
 }
 
 fn say(line: &str) {
@@ -100,11 +110,21 @@ async fn main() -> anyhow::Result<()> {
             duration,
             connections,
             label,
+            sink_listen,
+            drain,
         } => {
             let secret = std::env::var(&secret_env)
                 .map_err(|_| anyhow::anyhow!("environment variable {secret_env} is not set"))?;
             let key = Arc::new(SigningKey::from_secret(&SecretString::from(secret))?);
-            run(&url, key, rate, duration, connections, &label).await
+            let sink = match sink_listen {
+                Some(addr) => Some(e2e::Sink::start(addr).await?),
+                None => None,
+            };
+            let accepted = run(&url, key, rate, duration, connections, &label).await?;
+            if let Some(sink) = sink {
+                sink.report(&accepted, drain, &label).await;
+            }
+            Ok(())
         }
         Command::DedupeLoad {
             nats,
@@ -142,7 +162,7 @@ async fn run(
     duration: Duration,
     connections: usize,
     label: &str,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<std::collections::HashSet<String>> {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(connections)
         .timeout(Duration::from_secs(10))
@@ -173,9 +193,11 @@ async fn run(
             );
             async move {
                 let id = format!("bench_{}_{i}", &run_id[..12]);
+                // The record id carries the send time, so the end-to-end sink can time it.
+                let record_id = format!("crm-{i}-{}", e2e::now_micros());
                 let body = serde_json::to_vec(&serde_json::json!({
                     "type": "contact.updated",
-                    "data": { "id": format!("crm-{i}"), "email": format!("person{i}.{}@example.com", &run_id[..6]), "first_name": "Bench", "last_name": format!("{i}") }
+                    "data": { "id": &record_id, "email": format!("person{i}.{}@example.com", &run_id[..6]), "first_name": "Bench", "last_name": format!("{i}") }
                 }))
                 .unwrap_or_default();
                 let ts = switchyard_chassis::unix_now();
@@ -195,6 +217,7 @@ async fn run(
                             .entry(response.status().as_u16())
                             .or_default() += 1;
                         if response.status().is_success() {
+                            tally.accepted.insert(record_id.clone());
                             let _ = histogram
                                 .lock()
                                 .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -212,7 +235,7 @@ async fn run(
         open_loop(send, rate, duration, connections).await
     };
     let elapsed = started.elapsed().as_secs_f64();
-    let tally = tally
+    let mut tally = tally
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let histogram = histogram
@@ -242,7 +265,7 @@ async fn run(
         ms(0.999),
         histogram.max() as f64 / 1000.0,
     ));
-    Ok(())
+    Ok(std::mem::take(&mut tally.accepted))
 }
 
 /// `connections` workers, each sending its next request when the previous one is answered.
