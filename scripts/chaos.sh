@@ -70,12 +70,27 @@ dead_lettered() {
 }
 sink() { curl -sf -X POST --data "$1" http://127.0.0.1:18090/control >/dev/null || true; }
 
+# nats-server drains before it exits on SIGTERM: wait until it is gone (SIGKILL after 10 s), so
+# that deps.sh really starts a new one instead of finding the old one still listening.
+stop_nats() {
+  local pids_nats
+  pids_nats="$(pgrep -x nats-server || true)"
+  [ -n "$pids_nats" ] || return 0
+  kill -TERM $pids_nats 2>/dev/null || true
+  for _ in $(seq 1 100); do
+    kill -0 $pids_nats 2>/dev/null || return 0
+    sleep 0.1
+  done
+  kill -KILL $pids_nats 2>/dev/null || true
+  while (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null; do sleep 0.1; done
+}
+
 # fault name → how to inject it, and how to recover.
 inject() {
   case "$1" in
     none) ;;
     kill-*) kill -9 "${pids[${1#kill-}]}" ;;
-    nats-restart) pkill -x nats-server || true ;;
+    nats-restart) stop_nats ;;
     postgres-restart) pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -1)" main stop -m fast ;;
     destination-500) sink 500 ;;
     destination-429) sink 429 ;;
