@@ -2,6 +2,7 @@
 //! real NATS and PostgreSQL, with a recording sink as the destination. Every pipeline gets its own
 //! prefix and database.
 
+mod mock_oauth;
 pub mod sink;
 pub mod vendor_apis;
 pub mod vendors;

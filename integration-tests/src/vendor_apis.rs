@@ -13,7 +13,8 @@ mod klaviyo;
 pub mod schema;
 mod stripe;
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use crate::mock_oauth::{self, Tokens};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -197,15 +198,6 @@ impl Reply {
             headers: Vec::new(),
         }
     }
-}
-
-#[derive(Debug, Default)]
-struct Tokens {
-    refresh: String,
-    valid: HashSet<String>,
-    issued: u64,
-    refreshes: usize,
-    refused: usize,
 }
 
 /// The mock's state; vendor handlers read and write it under one lock.
@@ -649,32 +641,11 @@ fn token(
         return (code, axum::Json(json!({ "error": error }))).into_response();
     }
     let tokens = inner.tokens.entry(connector).or_default();
-    if !client_ok {
-        tokens.refused += 1;
-        return (
-            StatusCode::UNAUTHORIZED,
-            axum::Json(json!({"error": "invalid_client"})),
-        )
-            .into_response();
-    }
-    if form.get("grant_type").map(String::as_str) != Some("refresh_token")
-        || form.get("refresh_token") != Some(&tokens.refresh)
-    {
-        tokens.refused += 1;
-        return (
-            StatusCode::BAD_REQUEST,
-            axum::Json(json!({"error": "invalid_grant"})),
-        )
-            .into_response();
-    }
-    tokens.issued += 1;
-    tokens.refreshes += 1;
-    let access = format!("{}-access-{}", connector.name(), tokens.issued);
-    tokens.valid.insert(access.clone());
-    if connector.rotates() {
-        tokens.refresh = format!("{}-refresh-{}", connector.name(), tokens.issued + 1);
-    }
-    let refresh = tokens.refresh.clone();
+    let (access, refresh) =
+        match tokens.grant(connector.name(), client_ok, &form, connector.rotates()) {
+            Ok(issued) => issued,
+            Err(refusal) => return mock_oauth::refused(refusal),
+        };
     // Answer shapes from each vendor's OAuth2 documentation; Salesforce issues no new refresh
     // token and names the instance.
     let body = match connector {

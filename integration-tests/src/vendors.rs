@@ -4,7 +4,7 @@
 //! every refresh and refuse the old one; HubSpot keeps it). Every read is recorded, and tests can
 //! script failures (5xx, 429 with `Retry-After`, a revoked token) or leave a record out (404).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -15,6 +15,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use base64::Engine as _;
 use serde_json::{Value, json};
+
+use crate::mock_oauth::{self, Tokens};
 
 /// The OAuth2 app credentials the mock accepts (for every vendor).
 pub const CLIENT_ID: &str = "switchyard-test-client";
@@ -91,15 +93,6 @@ pub struct Seen {
     pub xero_tenant_id: Option<String>,
     /// What the mock answered.
     pub status: u16,
-}
-
-#[derive(Debug, Default)]
-struct Tokens {
-    refresh: String,
-    valid: HashSet<String>,
-    issued: u64,
-    refreshes: usize,
-    refused: usize,
 }
 
 #[derive(Debug, Default)]
@@ -480,33 +473,12 @@ async fn token(
     };
     let mut inner = shared.lock().expect("vendor mock lock");
     let tokens = inner.tokens.entry(vendor).or_default();
-    if !client_ok {
-        tokens.refused += 1;
-        return (
-            StatusCode::UNAUTHORIZED,
-            axum::Json(json!({"error": "invalid_client"})),
-        )
-            .into_response();
-    }
-    if form.get("grant_type").map(String::as_str) != Some("refresh_token")
-        || form.get("refresh_token") != Some(&tokens.refresh)
-    {
-        tokens.refused += 1;
-        return (
-            StatusCode::BAD_REQUEST,
-            axum::Json(json!({"error": "invalid_grant"})),
-        )
-            .into_response();
-    }
-    tokens.issued += 1;
-    tokens.refreshes += 1;
-    let access = format!("{}-access-{}", vendor.name(), tokens.issued);
-    tokens.valid.insert(access.clone());
     // Intuit and Xero rotate the refresh token and refuse the old one from then on.
-    if vendor != Vendor::Hubspot {
-        tokens.refresh = format!("{}-refresh-{}", vendor.name(), tokens.issued + 1);
-    }
-    let refresh = tokens.refresh.clone();
+    let (access, refresh) =
+        match tokens.grant(vendor.name(), client_ok, &form, vendor != Vendor::Hubspot) {
+            Ok(issued) => issued,
+            Err(refusal) => return mock_oauth::refused(refusal),
+        };
     // Answer shapes from each vendor's OAuth2 documentation.
     let body = match vendor {
         Vendor::Hubspot => json!({
