@@ -134,6 +134,9 @@ pub enum Fault {
     /// Apply the write, then hold the answer for [`HANG`]: the caller times out and never
     /// learns the outcome.
     Hang,
+    /// Apply the write, then answer after this long (within the caller's timeout): a slow
+    /// vendor, so concurrent writes overlap.
+    Slow(Duration),
 }
 
 /// One API request the mock received.
@@ -468,7 +471,7 @@ async fn handle(
         headers,
         body,
     };
-    let (reply, hang) = {
+    let (reply, delay) = {
         let mut inner = shared.lock().expect("vendor API mock lock");
         let fault = inner
             .faults
@@ -512,10 +515,15 @@ async fn handle(
             status: reply.status,
             at: Instant::now(),
         });
-        (reply, fault == Some(Fault::Hang))
+        let delay = match fault {
+            Some(Fault::Hang) => Some(HANG),
+            Some(Fault::Slow(delay)) => Some(delay),
+            _ => None,
+        };
+        (reply, delay)
     };
-    if hang {
-        tokio::time::sleep(HANG).await;
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
     }
     let mut response = (
         StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),

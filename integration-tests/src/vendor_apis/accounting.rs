@@ -262,6 +262,10 @@ fn qbo_document(inner: &mut Inner, kind: &str, body: &Map<String, Value>) -> Rep
         };
         if line["DetailType"] != "SalesItemLineDetail"
             || detail["ItemRef"]["value"].as_str().is_none()
+            // A line's tax code is a reference like the item: `{"value": "TAX"}`.
+            || detail
+                .get("TaxCodeRef")
+                .is_some_and(|t| t["value"].as_str().is_none())
             || amount.is_nan()
             || mismatch
         {

@@ -775,6 +775,24 @@ pub struct DestinationConfig {
     /// Xero: the sales account lines are booked to (`200`, "Sales" in the default chart).
     #[serde(default)]
     pub account_code: Option<String>,
+    /// QuickBooks Online and Xero: the vendor's product for each SKU a line may carry (a
+    /// QuickBooks item id, a Xero item code). A line whose SKU is not listed is booked to
+    /// `item_id` (QuickBooks) or only to `account_code` (Xero).
+    #[serde(default)]
+    pub items: BTreeMap<String, String>,
+    /// QuickBooks Online and Xero: the tax code for each line tax rate in basis points (`2000`
+    /// = 20 %): a QuickBooks `TaxCodeRef` (`TAX`/`NON` in a US company, a code id elsewhere), a
+    /// Xero `TaxType` (`OUTPUT2`, `NONE`…). When set, a line at a rate not listed is a dead
+    /// letter naming the rate: guessing a tax code would put wrong figures in the books.
+    #[serde(default)]
+    pub tax_codes: BTreeMap<u32, String>,
+    /// When to stop calling a failing destination for a while (shared by all its flows).
+    #[serde(default)]
+    pub circuit_breaker: CircuitBreakerConfig,
+    /// Told every OAuth2 refresh's outcome (set by deliver at start-up for credential alerts;
+    /// carried here so every connector's token manager gets it without new parameters).
+    #[serde(skip)]
+    pub refresh_observer: Option<std::sync::Arc<dyn crate::oauth::RefreshObserver>>,
     #[serde(skip)]
     pub secret: Option<SecretString>,
     #[serde(skip)]
@@ -1490,6 +1508,33 @@ fn destination_problems(
                 ));
             }
             _ => {}
+        }
+    }
+    if !matches!(
+        dest.kind,
+        DestinationKind::Quickbooks | DestinationKind::Xero
+    ) && (!dest.items.is_empty() || !dest.tax_codes.is_empty())
+    {
+        problems.push(format!(
+            "destinations[{i}]: items and tax_codes are only for quickbooks and xero destinations"
+        ));
+    }
+    for (what, value) in dest
+        .items
+        .iter()
+        .map(|(sku, v)| (format!("items.{sku}"), v))
+        .chain(dest.tax_codes.iter().map(|(bp, v)| (format!("tax_codes.{bp}"), v)))
+    {
+        // Written into request bodies as vendor ids: plain identifiers only.
+        if value.is_empty()
+            || value.len() > 64
+            || !value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-.:".contains(&b))
+        {
+            problems.push(format!(
+                "destinations[{i}].{what}: {value:?} must be 1-64 letters, digits, '_', '-', '.' or ':'"
+            ));
         }
     }
     if dest.kind == DestinationKind::Quickbooks && dest.realm_id.is_none() {

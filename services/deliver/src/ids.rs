@@ -112,6 +112,41 @@ impl Ids {
         Ok(row.map(|r| r.get(0)))
     }
 
+    /// Claims the creation of the destination record for `keys` for the write `by`, so no
+    /// other write — another flow of this deliver, or another deliver replica — creates a second
+    /// record for the same golden record or source id meanwhile. Hold the claim from the lookup
+    /// (`find`) until the new id is kept; it is released when dropped. A claim held by another
+    /// write makes this one retry shortly, and then find the id that write kept; a claim left by
+    /// a crashed replica is taken over once stale, and at once by the same write's redelivery.
+    pub async fn claim(&self, keys: &[String], by: &str) -> Result<Claim, SendError> {
+        let mut keys = keys.to_vec();
+        keys.sort();
+        keys.dedup();
+        let db = self.pool.get().await.map_err(unavailable)?;
+        let taken = db
+            .query(
+                "INSERT INTO destination_claims (destination, key, claimed_by)                  SELECT $1, k, $3 FROM unnest($2::text[]) AS k                  ON CONFLICT (destination, key) DO UPDATE                    SET claimed_by = EXCLUDED.claimed_by, claimed_at = now()                    WHERE destination_claims.claimed_by = EXCLUDED.claimed_by                       OR destination_claims.claimed_at < now() - make_interval(secs => $4)                  RETURNING key",
+                &[&self.destination, &keys, &by, &CLAIM_STALE.as_secs_f64()],
+            )
+            .await
+            .map_err(unavailable)?;
+        let claim = Claim {
+            pool: self.pool.clone(),
+            destination: self.destination.clone(),
+            keys: taken.iter().map(|r| r.get(0)).collect(),
+            by: by.to_owned(),
+        };
+        if claim.keys.len() < keys.len() {
+            // Dropping `claim` gives back the keys we did get.
+            return Err(SendError::Retryable {
+                status: None,
+                retry_after: Some(CLAIM_RETRY),
+                reason: "another write is creating this record at the destination; retrying to update it instead".to_owned(),
+            });
+        }
+        Ok(claim)
+    }
+
     /// Keeps `vendor_id` under every key; the first id kept for a key stays (a concurrent
     /// writer's record is the one later changes update).
     pub async fn keep(&self, keys: &[String], vendor_id: &str) -> Result<(), SendError> {
@@ -127,6 +162,53 @@ impl Ids {
         // lost for good, the crosswalk lacks this id and the destination's echo of our write is
         // matched by its keys (email, domain) instead of its id — slower, not wrong.
         self.links.announce(keys, vendor_id).await
+    }
+}
+
+/// How long a creation claim holds against other writes when its holder never released it
+/// (a replica killed mid-write): well above one write's vendor calls, each bounded by the
+/// destination's timeout.
+const CLAIM_STALE: std::time::Duration = std::time::Duration::from_secs(300);
+/// When a write that found another's claim tries again.
+const CLAIM_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A write's claim on creating the record for some keys (see [`Ids::claim`]); released when
+/// dropped.
+#[derive(Debug)]
+pub(crate) struct Claim {
+    pool: Pool,
+    destination: String,
+    keys: Vec<String>,
+    by: String,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if self.keys.is_empty() {
+            return;
+        }
+        let (pool, destination, keys, by) = (
+            self.pool.clone(),
+            std::mem::take(&mut self.destination),
+            std::mem::take(&mut self.keys),
+            std::mem::take(&mut self.by),
+        );
+        // Dropping cannot wait; should this delete fail, the claim goes stale instead.
+        tokio::spawn(async move {
+            let released = match pool.get().await {
+                Ok(db) => db
+                    .execute(
+                        "DELETE FROM destination_claims                          WHERE destination = $1 AND key = ANY($2) AND claimed_by = $3",
+                        &[&destination, &keys, &by],
+                    )
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(error) => Err(error.to_string()),
+            };
+            if let Err(error) = released {
+                tracing::warn!(%error, "creation claim not released; it lapses when stale");
+            }
+        });
     }
 }
 

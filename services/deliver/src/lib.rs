@@ -3,6 +3,7 @@
 //! key; every failure ends in a retry or a dead letter with its reason.
 
 mod api;
+mod books;
 mod destination;
 mod flow;
 mod hubspot;

@@ -13,6 +13,7 @@ use switchyard_chassis::deadpool_postgres::Pool;
 use switchyard_proto::v1::{Contact, ExternalRef, LineItem, Money, canonical_object::Object};
 
 use crate::api::Api;
+use crate::books::Books;
 use crate::destination::{Write, Written, permanent};
 use crate::ids::{Ids, Links, golden_key, ref_key};
 use crate::values::{date, decimal_number, display_name, idempotency_key, object, own_id, ref_in};
@@ -33,6 +34,7 @@ pub struct QuickbooksDestination {
     source_system: Option<String>,
     realm: String,
     item_id: String,
+    books: Books,
 }
 
 /// A sales document to write: an invoice or a sales receipt.
@@ -61,6 +63,7 @@ impl QuickbooksDestination {
                 .clone()
                 .ok_or_else(|| format!("destination {}: realm_id missing", config.name))?,
             item_id: config.item_id.clone().unwrap_or_else(|| "1".to_owned()),
+            books: Books::new(config),
         })
     }
 
@@ -179,6 +182,8 @@ impl QuickbooksDestination {
         let change = write.change;
         let mut keys = vec![golden_key("contact", &change.golden_id)];
         keys.extend(change.external_refs.iter().map(ref_key));
+        // Held until the new id is kept: no other write creates this record meanwhile.
+        let _claim = self.ids.claim(&keys, write.key).await?;
         let known = match own_id(
             change,
             self.source_system.as_deref(),
@@ -256,6 +261,10 @@ impl QuickbooksDestination {
             return Ok(id.to_owned());
         }
         let key = ref_key(reference);
+        let _claim = self
+            .ids
+            .claim(std::slice::from_ref(&key), write.key)
+            .await?;
         if let Some(id) = self.ids.find(std::slice::from_ref(&key)).await? {
             return Ok(id);
         }
@@ -281,7 +290,7 @@ impl QuickbooksDestination {
         document: &Document<'_>,
     ) -> Result<Written, SendError> {
         let customer = self.customer_ref(write, document.customer).await?;
-        let lines = self.lines(document);
+        let lines = self.lines(document)?;
         if lines.is_empty() {
             return Err(permanent(
                 "a QuickBooks sales document needs lines or a total, and this record has neither (or the flow's fields leave them out)",
@@ -308,6 +317,10 @@ impl QuickbooksDestination {
             "SalesReceipt"
         };
         let golden = golden_key(&write.change.object_type, &write.change.golden_id);
+        let _claim = self
+            .ids
+            .claim(std::slice::from_ref(&golden), write.key)
+            .await?;
         let answer = match self.ids.find(std::slice::from_ref(&golden)).await? {
             Some(id) => {
                 let sync = self.sync_token(entity, answer_key, &id).await?;
@@ -335,54 +348,65 @@ impl QuickbooksDestination {
         Ok(Written::Done(answer.status))
     }
 
-    /// `SalesItemLineDetail` lines booked to the configured item; `Amount` is quantity × unit
-    /// price (QuickBooks checks it), or the line's total when it has no unit price. A record
-    /// without lines becomes one line of its total.
-    fn lines(&self, document: &Document<'_>) -> Vec<Value> {
-        let item = json!({ "value": self.item_id });
-        let mut lines: Vec<Value> = document
-            .lines
-            .iter()
-            .filter_map(|line| {
-                let description = if line.description.is_empty() {
-                    line.sku.as_str()
-                } else {
-                    line.description.as_str()
-                };
-                let (amount, detail) = match &line.unit_price {
-                    Some(unit) => {
-                        let amount = Money {
-                            minor_units: unit.minor_units.checked_mul(line.quantity)?,
-                            currency: unit.currency.clone(),
-                        };
-                        (
-                            decimal_number(&amount),
-                            json!({ "ItemRef": item, "Qty": line.quantity, "UnitPrice": decimal_number(unit) }),
-                        )
-                    }
-                    None => (
-                        decimal_number(line.total.as_ref()?),
-                        json!({ "ItemRef": item }),
-                    ),
-                };
-                Some(Value::Object(object([
-                    ("DetailType", json!("SalesItemLineDetail")),
-                    ("Amount", amount),
-                    ("Description", json!(description)),
-                    ("SalesItemLineDetail", detail),
-                ])))
-            })
-            .collect();
+    /// `SalesItemLineDetail` lines booked to the item configured for the line's SKU (else the
+    /// destination's `item_id`) with the tax code for its rate. A record without lines becomes
+    /// one line of its total.
+    fn lines(&self, document: &Document<'_>) -> Result<Vec<Value>, SendError> {
+        let fallback = json!({ "value": self.item_id });
+        let mut lines = Vec::new();
+        for line in document.lines {
+            let item = self
+                .books
+                .item(line)
+                .map_or_else(|| fallback.clone(), |id| json!({ "value": id }));
+            lines.extend(sales_line(line, item, self.books.tax_code(line)?));
+        }
         if lines.is_empty()
             && let Some(total) = document.total
         {
+            // No rate is known for a bare total: the item's default tax code applies.
             lines.push(Value::Object(object([
                 ("DetailType", json!("SalesItemLineDetail")),
                 ("Amount", decimal_number(total)),
                 ("Description", json!(document.summary)),
-                ("SalesItemLineDetail", json!({ "ItemRef": item })),
+                ("SalesItemLineDetail", json!({ "ItemRef": fallback })),
             ])));
         }
-        lines
+        Ok(lines)
     }
+}
+
+/// One `SalesItemLineDetail` line: `Amount` is quantity × unit price (QuickBooks checks it), or
+/// the line's total when it has no unit price; none for a line with neither.
+fn sales_line(line: &LineItem, item: Value, tax: Option<&str>) -> Option<Value> {
+    let description = if line.description.is_empty() {
+        line.sku.as_str()
+    } else {
+        line.description.as_str()
+    };
+    let (amount, mut detail) = match &line.unit_price {
+        Some(unit) => {
+            let amount = Money {
+                minor_units: unit.minor_units.checked_mul(line.quantity)?,
+                currency: unit.currency.clone(),
+            };
+            (
+                decimal_number(&amount),
+                json!({ "ItemRef": item, "Qty": line.quantity, "UnitPrice": decimal_number(unit) }),
+            )
+        }
+        None => (
+            decimal_number(line.total.as_ref()?),
+            json!({ "ItemRef": item }),
+        ),
+    };
+    if let Some(code) = tax {
+        detail["TaxCodeRef"] = json!({ "value": code });
+    }
+    Some(Value::Object(object([
+        ("DetailType", json!("SalesItemLineDetail")),
+        ("Amount", amount),
+        ("Description", json!(description)),
+        ("SalesItemLineDetail", detail),
+    ])))
 }

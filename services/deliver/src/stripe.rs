@@ -50,6 +50,8 @@ impl StripeDestination {
         let change = write.change;
         let mut keys = vec![golden_key("contact", &change.golden_id)];
         keys.extend(change.external_refs.iter().map(ref_key));
+        // Held until the new id is kept: no other write creates this record meanwhile.
+        let _claim = self.ids.claim(&keys, write.key).await?;
         let known = match own_id(
             change,
             self.source_system.as_deref(),

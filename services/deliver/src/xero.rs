@@ -13,6 +13,7 @@ use switchyard_chassis::deadpool_postgres::Pool;
 use switchyard_proto::v1::{Contact, ExternalRef, LineItem, Money, canonical_object::Object};
 
 use crate::api::Api;
+use crate::books::Books;
 use crate::destination::{Write, Written, permanent};
 use crate::ids::{Ids, Links, golden_key, ref_key};
 use crate::values::{date, decimal_number, display_name, idempotency_key, object, own_id, ref_in};
@@ -29,6 +30,7 @@ pub struct XeroDestination {
     source_system: Option<String>,
     tenant: String,
     account_code: String,
+    books: Books,
 }
 
 /// A sales invoice to write.
@@ -59,6 +61,7 @@ impl XeroDestination {
                 .account_code
                 .clone()
                 .unwrap_or_else(|| "200".to_owned()),
+            books: Books::new(config),
         })
     }
 
@@ -146,6 +149,8 @@ impl XeroDestination {
         let change = write.change;
         let mut keys = vec![golden_key("contact", &change.golden_id)];
         keys.extend(change.external_refs.iter().map(ref_key));
+        // Held until the new id is kept: no other write creates this record meanwhile.
+        let _claim = self.ids.claim(&keys, write.key).await?;
         let known = match own_id(change, self.source_system.as_deref(), &["contact"]) {
             Some(id) => Some(id.to_owned()),
             None => self.ids.find(&keys).await?,
@@ -192,6 +197,11 @@ impl XeroDestination {
         document: &Document<'_>,
     ) -> Result<Written, SendError> {
         let golden = golden_key(&write.change.object_type, &write.change.golden_id);
+        // The invoice and, when Xero creates it by name, its contact: no other write creates
+        // either meanwhile.
+        let mut claimed = vec![golden.clone()];
+        claimed.extend(document.customer.map(ref_key));
+        let _claim = self.ids.claim(&claimed, write.key).await?;
         let known = self.ids.find(std::slice::from_ref(&golden)).await?;
         if known.is_none() && document.status == "VOIDED" {
             return Ok(Written::Skipped(
@@ -214,7 +224,7 @@ impl XeroDestination {
             Some(id) => json!({ "ContactID": id }),
             None => json!({ "Name": format!("{} customer {}", reference.system, reference.id) }),
         };
-        let lines = self.lines(document);
+        let lines = self.lines(document)?;
         if lines.is_empty() {
             return Err(permanent(
                 "a Xero invoice needs lines or a total, and this record has neither (or the flow's fields leave them out)",
@@ -259,35 +269,41 @@ impl XeroDestination {
         Ok(Written::Done(answer.status))
     }
 
-    /// Lines booked to the configured sales account: quantity × unit amount, or one unit of the
-    /// line's total when it has no unit price; a record without lines becomes one line of its
-    /// total.
-    fn lines(&self, document: &Document<'_>) -> Vec<Value> {
-        let mut lines: Vec<Value> = document
-            .lines
-            .iter()
-            .filter_map(|line| {
-                let description = if line.description.is_empty() {
-                    line.sku.as_str()
-                } else {
-                    line.description.as_str()
-                };
-                let (quantity, unit) = match (&line.unit_price, &line.total) {
-                    (Some(unit), _) => (line.quantity, unit),
-                    (None, Some(total)) => (1, total),
-                    (None, None) => return None,
-                };
-                Some(Value::Object(object([
-                    ("Description", json!(description)),
-                    ("Quantity", json!(quantity)),
-                    ("UnitAmount", decimal_number(unit)),
-                    ("AccountCode", json!(self.account_code)),
-                ])))
-            })
-            .collect();
+    /// Lines booked to the configured sales account, with the item code for the line's SKU
+    /// and the tax type for its rate when the destination configures them: quantity × unit
+    /// amount, or one unit of the line's total when it has no unit price; a record without
+    /// lines becomes one line of its total.
+    fn lines(&self, document: &Document<'_>) -> Result<Vec<Value>, SendError> {
+        let mut lines = Vec::new();
+        for line in document.lines {
+            let description = if line.description.is_empty() {
+                line.sku.as_str()
+            } else {
+                line.description.as_str()
+            };
+            let (quantity, unit) = match (&line.unit_price, &line.total) {
+                (Some(unit), _) => (line.quantity, unit),
+                (None, Some(total)) => (1, total),
+                (None, None) => continue,
+            };
+            let mut fields = object([
+                ("Description", json!(description)),
+                ("Quantity", json!(quantity)),
+                ("UnitAmount", decimal_number(unit)),
+                ("AccountCode", json!(self.account_code)),
+            ]);
+            if let Some(code) = self.books.item(line) {
+                fields.insert("ItemCode".to_owned(), json!(code));
+            }
+            if let Some(tax) = self.books.tax_code(line)? {
+                fields.insert("TaxType".to_owned(), json!(tax));
+            }
+            lines.push(Value::Object(fields));
+        }
         if lines.is_empty()
             && let Some(total) = document.total
         {
+            // No rate is known for a bare total: the account's default tax type applies.
             lines.push(json!({
                 "Description": if document.summary.is_empty() { "Total" } else { document.summary },
                 "Quantity": 1,
@@ -295,6 +311,6 @@ impl XeroDestination {
                 "AccountCode": self.account_code,
             }));
         }
-        lines
+        Ok(lines)
     }
 }

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use serde_json::{Value, json};
 use switchyard_integration_tests::vendor_apis::{
-    Connector, QUICKBOOKS_REALM, Request, VendorApis, XERO_TENANT,
+    Connector, Fault, QUICKBOOKS_REALM, Request, VendorApis, XERO_TENANT,
 };
 
 use super::{
@@ -324,6 +324,148 @@ async fn xero_writes_contacts_and_sales_invoices_with_idempotency_keys() {
     assert_eq!(later[1].body["Invoices"][0]["InvoiceID"], json!(invoice_id));
     assert_eq!(apis.records(c, "Contacts").len(), 2);
     assert_eq!(apis.records(c, "Invoices").len(), 3);
+    assert_no_problems(&apis);
+    pipeline.finish().await;
+}
+
+#[tokio::test]
+async fn accounting_lines_carry_the_configured_products_and_tax_codes() {
+    let apis = VendorApis::start().await;
+    let pipeline = start(
+        &[
+            destination(
+                &apis,
+                Connector::Quickbooks,
+                "books",
+                ", items: { SKU-1: \"7\" }, tax_codes: { 0: NON, 2000: TAX }",
+            ),
+            destination(
+                &apis,
+                Connector::Xero,
+                "ledger",
+                ", items: { SKU-1: WIDGET }, tax_codes: { 0: NONE, 2000: OUTPUT2 }",
+            ),
+        ],
+        &[
+            flow("qb-invoices", "invoice", "books", ""),
+            flow("xero-invoices", "invoice", "ledger", ""),
+        ],
+    )
+    .await;
+    let taxed = json!([
+        {"sku": "SKU-1", "description": "Widget", "quantity": 2, "unit_price": money(1250), "tax_rate_bp": 2000},
+        {"sku": "SKU-2", "description": "Gadget", "quantity": 1, "unit_price": money(500), "tax_rate_bp": 0},
+    ]);
+    send(
+        &pipeline,
+        "i1",
+        &invoice("inv-1", "INV-1001", "crm-1", "open", 1, taxed),
+    )
+    .await;
+
+    let qb_invoices: Vec<Request> = apis
+        .requests(Connector::Quickbooks)
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/invoice"))
+        .collect();
+    assert_eq!(qb_invoices.len(), 1, "one QuickBooks invoice");
+    let line = |i: usize| qb_invoices[0].body["Line"][i]["SalesItemLineDetail"].clone();
+    assert_eq!(
+        line(0),
+        json!({"ItemRef": {"value": "7"}, "Qty": 2, "UnitPrice": 12.5, "TaxCodeRef": {"value": "TAX"}}),
+        "the SKU's item and the 20 % code"
+    );
+    assert_eq!(
+        line(1),
+        json!({"ItemRef": {"value": "1"}, "Qty": 1, "UnitPrice": 5.0, "TaxCodeRef": {"value": "NON"}}),
+        "an unlisted SKU books to item_id; 0 % has its own code"
+    );
+    let xero: Vec<Request> = apis
+        .requests(Connector::Xero)
+        .into_iter()
+        .filter(|r| r.path.ends_with("/Invoices"))
+        .collect();
+    assert_eq!(xero.len(), 1, "one Xero invoice");
+    assert_eq!(
+        xero[0].body["Invoices"][0]["LineItems"],
+        json!([
+            {"Description": "Widget", "Quantity": 2, "UnitAmount": 12.5, "AccountCode": "200", "ItemCode": "WIDGET", "TaxType": "OUTPUT2"},
+            {"Description": "Gadget", "Quantity": 1, "UnitAmount": 5.0, "AccountCode": "200", "TaxType": "NONE"},
+        ])
+    );
+
+    // A rate neither table knows: no invoice is written with a guessed code; both changes wait
+    // in the dead letters, naming the rate.
+    let odd = json!([{"sku": "SKU-1", "description": "Widget", "quantity": 1, "unit_price": money(1000), "tax_rate_bp": 750}]);
+    send(
+        &pipeline,
+        "i2",
+        &invoice("inv-2", "INV-1002", "crm-1", "open", 2, odd),
+    )
+    .await;
+    for flow in ["qb-invoices", "xero-invoices"] {
+        let letters = super::dead_letters(&pipeline, flow).await;
+        assert_eq!(letters.len(), 1, "{flow}: one dead letter");
+        assert!(
+            letters[0].1.reason.contains("7.5 %") && letters[0].1.reason.contains("tax_codes"),
+            "{flow}: {}",
+            letters[0].1.reason
+        );
+    }
+    let invoices_after = apis
+        .requests(Connector::Quickbooks)
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/invoice"))
+        .count()
+        + apis
+            .requests(Connector::Xero)
+            .iter()
+            .filter(|r| r.path.ends_with("/Invoices"))
+            .count();
+    assert_eq!(invoices_after, 2, "nothing written for the unknown rate");
+    assert_no_problems(&apis);
+    pipeline.finish().await;
+}
+
+#[tokio::test]
+async fn two_flows_creating_one_customer_at_once_create_it_once() {
+    let c = Connector::Quickbooks;
+    let apis = VendorApis::start().await;
+    let pipeline = start(
+        &[destination(&apis, c, "books", "")],
+        &[
+            flow("qb-customers", "contact", "books", ""),
+            flow("qb-invoices", "invoice", "books", ""),
+        ],
+    )
+    .await;
+    // The first write QuickBooks sees — whichever flow's customer create it is — answers
+    // slowly, so the other flow's write arrives while it is still unanswered and its id not yet
+    // kept: without a claim on creating the record, both would create a customer.
+    apis.fail_next(c, Fault::Slow(std::time::Duration::from_millis(1500)));
+    let contact = contact("crm-1", "jane@example.com", 1, jane("Doe"));
+    let invoice = invoice("inv-1", "INV-1001", "crm-1", "open", 2, widgets());
+    let (a, b) = tokio::join!(pipeline.send("c1", &contact), pipeline.send("i1", &invoice));
+    assert_eq!((a.0, b.0), (200, 200), "ingest accepts both");
+    apis.wait_for("the invoice", |apis| apis.records(c, "Invoice").len() == 1)
+        .await;
+    pipeline.wait_drained(super::WAIT).await;
+    let customers = apis.records(c, "Customer");
+    assert_eq!(
+        customers.len(),
+        1,
+        "one customer for crm-1, not one per flow: {customers:?}"
+    );
+    let (id, _) = customers.iter().next().expect("the customer");
+    let invoices = apis.records(c, "Invoice");
+    assert_eq!(
+        invoices
+            .values()
+            .next()
+            .map(|r| r["CustomerRef"]["value"].clone()),
+        Some(json!(id)),
+        "the invoice names that customer"
+    );
     assert_no_problems(&apis);
     pipeline.finish().await;
 }
