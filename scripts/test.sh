@@ -20,6 +20,9 @@ export SWITCHYARD_NATS_SERVER="${SWITCHYARD_NATS_SERVER:-$(command -v nats-serve
 # The crash test SIGKILLs the real deliver binary, so it must be built (nextest builds only tests).
 cargo build -q -p switchyard-deliver
 export SWITCHYARD_DELIVER_BIN="${SWITCHYARD_DELIVER_BIN:-$CARGO_TARGET_DIR/debug/switchyard-deliver}"
+# The CLI tests of the dead-letter commands run the real `switchyard` binary.
+cargo build -q -p switchyard-cli
+export SWITCHYARD_CLI_BIN="${SWITCHYARD_CLI_BIN:-$CARGO_TARGET_DIR/debug/switchyard}"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast
 else

@@ -68,7 +68,7 @@ async fn operators_replay_dead_letters_and_read_only_tokens_cannot() {
             ListDeadLettersRequest {
                 stage: "deliver".into(),
                 key: FLOW.into(),
-                limit: 0,
+                ..Default::default()
             },
             ADMIN_READ_TOKEN,
         ))
@@ -149,10 +149,16 @@ async fn operators_replay_dead_letters_and_read_only_tokens_cannot() {
     assert_eq!(missing.code(), tonic::Code::NotFound);
 
     let audit = client
-        .list_audit(with_token(ListAuditRequest { limit: 10 }, ADMIN_READ_TOKEN))
+        .list_audit(with_token(
+            ListAuditRequest { limit: 1000 },
+            ADMIN_READ_TOKEN,
+        ))
         .await
         .expect("audit")
         .into_inner();
+    // Deliver's destination writes are audited too; this test is about the operator's.
+    let mut audit = audit;
+    audit.entries.retain(|e| e.action != "destination.write");
     assert_eq!(
         audit.entries.len(),
         1,

@@ -1,15 +1,16 @@
 //! `switchyard contracts check` (local: the contract and mapping files) and the admin commands
-//! over monitor's gRPC API: `flows`, `health`, `dlq list|replay`, `conflicts`, `merge`,
-//! `unmerge`, `alerts`, `audit-log`.
+//! over monitor's gRPC API: `flows`, `health`, `dlq list|show|replay`, `contracts`, `conflicts`,
+//! `merge`, `unmerge`, `alerts`, `audit-log`.
 
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use switchyard_proto::v1::admin_client::AdminClient;
 use switchyard_proto::v1::{
-    GetFlowHealthRequest, IdentityCommandReply, ListAlertsRequest, ListAuditRequest,
-    ListConflictsRequest, ListDeadLettersRequest, ListFlowsRequest, MergeGoldenRequest,
-    ReplayDeadLetterRequest, UnmergeGoldenRequest,
+    DeadLetterSummary, GetDeadLetterRequest, GetFlowHealthRequest, IdentityCommandReply,
+    ListAlertsRequest, ListAuditRequest, ListConflictsRequest, ListContractsRequest,
+    ListDeadLettersRequest, ListFlowsRequest, MergeGoldenRequest, ReplayDeadLetterRequest,
+    ReplayDeadLettersRequest, UnmergeGoldenRequest,
 };
 
 use crate::demo::say;
@@ -79,32 +80,79 @@ pub struct AdminArgs {
     pub token_env: String,
 }
 
+/// Which dead letters: every filter given must match.
+#[derive(Debug, Default, Args)]
+pub struct DlqFilter {
+    /// deliver, transform, dedupe or monitor.
+    #[arg(long, default_value = "")]
+    pub stage: String,
+    /// The flow (deliver) or source (transform, dedupe).
+    #[arg(long, alias = "key", default_value = "")]
+    pub flow: String,
+    /// The flow's destination.
+    #[arg(long, default_value = "")]
+    pub destination: String,
+    /// server_error, rate_limited, timeout, connection, client_error, auth, gone, max_age,
+    /// exhausted, contract_violation, undecodable, mapping, invalid or internal.
+    #[arg(long, default_value = "")]
+    pub error_class: String,
+    /// Failed at or after: RFC 3339 (`2026-11-27T09:00:00Z`) or an age (`2h`, `30m`, `1d`).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Failed before: RFC 3339 or an age.
+    #[arg(long)]
+    pub until: Option<String>,
+}
+
 /// `switchyard dlq …`
 #[derive(Debug, Subcommand)]
 pub enum DlqCommand {
-    /// List dead letters, optionally of one stage and flow or source.
+    /// List every dead letter matching the filters (all of them, page after page).
     List {
-        #[arg(long, default_value = "")]
-        stage: String,
-        #[arg(long, default_value = "")]
-        key: String,
-        #[arg(long, default_value_t = 100)]
-        limit: u32,
+        #[command(flatten)]
+        filter: DlqFilter,
     },
-    /// Put one dead letter back on its original subject (operator token).
-    Replay { sequence: u64 },
+    /// One dead letter: everything it carries, its original message as JSON.
+    Show { sequence: u64 },
+    /// Replay one dead letter (by sequence), or every one matching the filters (`--flow` is then
+    /// required), each into the flow it came from only (operator token; audited).
+    Replay {
+        sequence: Option<u64>,
+        #[command(flatten)]
+        filter: DlqFilter,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+/// `switchyard admin flows …`
+#[derive(Debug, Subcommand)]
+pub enum FlowsCommand {
+    /// Resume a flow deliver paused after its destination answered 410 (operator token; audited).
+    Resume {
+        flow: String,
+        /// Why (kept in the audit log).
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
 }
 
 /// Admin commands.
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
-    /// The configured flows.
-    Flows,
+    /// The configured flows (paused ones marked); `flows resume FLOW` resumes a paused flow.
+    Flows {
+        #[command(subcommand)]
+        action: Option<FlowsCommand>,
+    },
     /// One flow's counts and freshness.
     Health { flow: String },
     /// Dead letters.
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// The data contracts in force: object, version, owner, system of record, fields.
+    Contracts,
     /// Identity conflicts dedupe recorded (open ones unless --all).
     Conflicts {
         /// Only this object (contact, company, ...).
@@ -160,7 +208,22 @@ pub async fn admin(args: AdminArgs, command: AdminCommand) -> anyhow::Result<()>
         .map_err(|_| anyhow::anyhow!("environment variable {} is not set", args.token_env))?;
     let mut client = AdminClient::connect(args.admin.clone()).await?;
     match command {
-        AdminCommand::Flows => {
+        AdminCommand::Flows {
+            action: Some(FlowsCommand::Resume { flow, reason }),
+        } => {
+            let resumed = client
+                .resume_flow(request(
+                    switchyard_proto::v1::ResumeFlowRequest { flow, reason },
+                    &token,
+                )?)
+                .await?
+                .into_inner();
+            say(&format!(
+                "resume of {} sent to deliver (command {})",
+                resumed.flow, resumed.command_id
+            ));
+        }
+        AdminCommand::Flows { action: None } => {
             for flow in client
                 .list_flows(request(ListFlowsRequest {}, &token)?)
                 .await?
@@ -168,8 +231,11 @@ pub async fn admin(args: AdminArgs, command: AdminCommand) -> anyhow::Result<()>
                 .flows
             {
                 say(&format!(
-                    "{:<24} {:<10} → {}",
-                    flow.name, flow.object, flow.destination
+                    "{:<24} {:<10} → {}{}",
+                    flow.name,
+                    flow.object,
+                    flow.destination,
+                    if flow.paused { "  (paused)" } else { "" }
                 ));
             }
         }
@@ -191,28 +257,135 @@ pub async fn admin(args: AdminArgs, command: AdminCommand) -> anyhow::Result<()>
                 )
             ));
         }
-        AdminCommand::Dlq(DlqCommand::List { stage, key, limit }) => {
-            let letters = client
-                .list_dead_letters(request(
-                    ListDeadLettersRequest { stage, key, limit },
-                    &token,
-                )?)
+        AdminCommand::Dlq(DlqCommand::List { filter }) => {
+            let letters = list_dead_letters(&mut client, &token, &filter).await?;
+            for l in &letters {
+                say(&letter_line(l));
+            }
+            say(&format!("{} dead letter(s)", letters.len()));
+        }
+        AdminCommand::Dlq(DlqCommand::Show { sequence }) => {
+            let detail = client
+                .get_dead_letter(request(GetDeadLetterRequest { sequence }, &token)?)
                 .await?
-                .into_inner()
-                .dead_letters;
-            for l in letters {
+                .into_inner();
+            let l = detail.summary.unwrap_or_default();
+            say(&format!(
+                "sequence     {}\nstage        {}\nflow/source  {}\ndestination  {}\n\
+                 error class  {}\nhttp status  {}\nattempts     {}\nfailed at    {}\n\
+                 subject      {}\nreason       {}",
+                l.sequence,
+                l.stage,
+                l.key,
+                dash(&l.destination),
+                dash(&l.error_class),
+                l.http_status,
+                l.attempts,
+                rfc3339(l.failed_at),
+                l.original_subject,
+                l.reason
+            ));
+            say(&format!("response     {}", dash(&detail.response_body)));
+            let mut headers: Vec<_> = detail.original_headers.iter().collect();
+            headers.sort();
+            for (name, value) in headers {
+                say(&format!("header       {name}: {value}"));
+            }
+            if detail.payload_json.is_empty() && !detail.payload_type.is_empty() {
                 say(&format!(
-                    "#{:<6} {:<9} {:<20} attempts {:<3} status {:<3} {}",
-                    l.sequence, l.stage, l.key, l.attempts, l.http_status, l.reason
+                    "payload      {} ({} bytes; shown to operator tokens only)",
+                    detail.payload_type, detail.payload_size
+                ));
+            } else if detail.payload_json.is_empty() {
+                say(&format!(
+                    "payload      {} bytes (not a message Switchyard knows)",
+                    detail.payload_size
+                ));
+            } else {
+                say(&format!(
+                    "payload      {} ({} bytes)\n{}",
+                    detail.payload_type, detail.payload_size, detail.payload_json
                 ));
             }
         }
-        AdminCommand::Dlq(DlqCommand::Replay { sequence }) => {
+        AdminCommand::Dlq(DlqCommand::Replay {
+            sequence: Some(sequence),
+            filter,
+            yes: _,
+        }) => {
+            if !is_empty(&filter) {
+                anyhow::bail!("give a sequence or filters, not both");
+            }
             let replayed = client
                 .replay_dead_letter(request(ReplayDeadLetterRequest { sequence }, &token)?)
                 .await?
                 .into_inner();
             say(&format!("replayed #{sequence} to {}", replayed.subject));
+        }
+        AdminCommand::Dlq(DlqCommand::Replay {
+            sequence: None,
+            mut filter,
+            yes,
+        }) => {
+            if filter.flow.trim().is_empty() {
+                anyhow::bail!("name the flow to replay into (--flow), or give one sequence");
+            }
+            // `--flow` names a flow: its deliver-stage letters, unless another stage is asked for.
+            if filter.stage.trim().is_empty() {
+                "deliver".clone_into(&mut filter.stage);
+            }
+            if !yes {
+                let matching = list_dead_letters(&mut client, &token, &filter).await?;
+                if !confirm(&format!(
+                    "replay {} dead letter(s) into {} {}? [y/N] ",
+                    matching.len(),
+                    filter.stage,
+                    filter.flow
+                ))? {
+                    say("nothing replayed");
+                    return Ok(());
+                }
+            }
+            let (since, until) = times(&filter)?;
+            let done = client
+                .replay_dead_letters(request(
+                    ReplayDeadLettersRequest {
+                        stage: filter.stage.clone(),
+                        key: filter.flow.clone(),
+                        destination: filter.destination.clone(),
+                        error_class: filter.error_class.clone(),
+                        since,
+                        until,
+                    },
+                    &token,
+                )?)
+                .await?
+                .into_inner();
+            say(&format!(
+                "replayed {} dead letter(s) into {} {} ({} matched, {} already replayed moments ago)",
+                done.replayed, filter.stage, filter.flow, done.matched, done.already_replayed
+            ));
+        }
+        AdminCommand::Contracts => {
+            let contracts = client
+                .list_contracts(request(ListContractsRequest {}, &token)?)
+                .await?
+                .into_inner()
+                .contracts;
+            say(&format!(
+                "{:<12} {:<8} {:<16} {:<20} fields",
+                "object", "version", "owner", "system of record"
+            ));
+            for c in contracts {
+                say(&format!(
+                    "{:<12} {:<8} {:<16} {:<20} {}",
+                    c.object,
+                    format!("v{}", c.version),
+                    dash(&c.owner),
+                    dash(&c.system_of_record),
+                    c.field_count
+                ));
+            }
         }
         AdminCommand::Conflicts { object, all, limit } => {
             let conflicts = client
@@ -330,6 +503,130 @@ pub async fn admin(args: AdminArgs, command: AdminCommand) -> anyhow::Result<()>
     Ok(())
 }
 
+fn is_empty(filter: &DlqFilter) -> bool {
+    filter.stage.is_empty()
+        && filter.flow.is_empty()
+        && filter.destination.is_empty()
+        && filter.error_class.is_empty()
+        && filter.since.is_none()
+        && filter.until.is_none()
+}
+
+fn dash(text: &str) -> &str {
+    if text.is_empty() { "-" } else { text }
+}
+
+/// RFC 3339 in UTC, as the alerts' own texts show times.
+fn rfc3339(t: Option<switchyard_proto::Timestamp>) -> String {
+    t.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t.seconds).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| "-".to_owned())
+}
+
+fn letter_line(l: &DeadLetterSummary) -> String {
+    format!(
+        "#{:<6} {:<9} {:<20} {:<16} {:<18} status {:<3} attempts {:<3} {} {}",
+        l.sequence,
+        l.stage,
+        l.key,
+        dash(&l.destination),
+        dash(&l.error_class),
+        l.http_status,
+        l.attempts,
+        rfc3339(l.failed_at),
+        l.reason
+    )
+}
+
+/// A time given as RFC 3339, or as an age before now (`2h`, `30m`, `1d 12h`).
+pub(crate) fn parse_time(
+    text: &str,
+    now: std::time::SystemTime,
+) -> anyhow::Result<switchyard_proto::Timestamp> {
+    let text = text.trim();
+    if let Ok(at) =
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+    {
+        return Ok(switchyard_proto::timestamp(at.into()));
+    }
+    let age = humantime::parse_duration(text).map_err(|_| {
+        anyhow::anyhow!("{text:?} is neither an RFC 3339 time nor an age like 2h or 30m")
+    })?;
+    let at = now
+        .checked_sub(age)
+        .ok_or_else(|| anyhow::anyhow!("{text:?} reaches back before 1970"))?;
+    Ok(switchyard_proto::timestamp(at))
+}
+
+type Times = (
+    Option<switchyard_proto::Timestamp>,
+    Option<switchyard_proto::Timestamp>,
+);
+
+fn times(filter: &DlqFilter) -> anyhow::Result<Times> {
+    let now = std::time::SystemTime::now();
+    let since = filter
+        .since
+        .as_deref()
+        .map(|t| parse_time(t, now))
+        .transpose()?;
+    let until = filter
+        .until
+        .as_deref()
+        .map(|t| parse_time(t, now))
+        .transpose()?;
+    Ok((since, until))
+}
+
+/// Every dead letter matching `filter`: the admin API answers a page at a time, and this asks
+/// for the next one until there is none (nothing is cut off).
+async fn list_dead_letters(
+    client: &mut AdminClient<tonic::transport::Channel>,
+    token: &str,
+    filter: &DlqFilter,
+) -> anyhow::Result<Vec<DeadLetterSummary>> {
+    let (since, until) = times(filter)?;
+    let mut all = Vec::new();
+    let mut after_sequence = 0;
+    loop {
+        let page = client
+            .list_dead_letters(request(
+                ListDeadLettersRequest {
+                    stage: filter.stage.clone(),
+                    key: filter.flow.clone(),
+                    limit: 500,
+                    destination: filter.destination.clone(),
+                    error_class: filter.error_class.clone(),
+                    since,
+                    until,
+                    after_sequence,
+                },
+                token,
+            )?)
+            .await?
+            .into_inner();
+        all.extend(page.dead_letters);
+        match page.next_after_sequence {
+            0 => return Ok(all),
+            next => after_sequence = next,
+        }
+    }
+}
+
+/// Asks on the terminal; anything but y/yes is no.
+fn confirm(question: &str) -> anyhow::Result<bool> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout();
+    out.write_all(question.as_bytes())?;
+    out.flush()?;
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES"))
+}
+
 /// Prints what dedupe did with a merge or un-merge; a refusal is an error (non-zero exit).
 fn command_reply(what: &str, reply: &IdentityCommandReply) -> anyhow::Result<()> {
     let Some(result) = &reply.result else {
@@ -372,4 +669,31 @@ fn command_reply(what: &str, reply: &IdentityCommandReply) -> anyhow::Result<()>
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::parse_time;
+
+    #[test]
+    fn times_are_rfc3339_or_an_age_before_now() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        assert_eq!(
+            parse_time("2h", now).expect("age").seconds,
+            1_000_000 - 7200
+        );
+        assert_eq!(
+            parse_time("1d 30m", now).expect("age").seconds,
+            1_000_000 - 86_400 - 1800
+        );
+        assert_eq!(
+            parse_time("2026-11-27T09:00:00Z", now)
+                .expect("RFC 3339")
+                .seconds,
+            1_795_770_000
+        );
+        assert!(parse_time("yesterday", now).is_err());
+    }
 }

@@ -17,7 +17,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prost::Message as _;
 use switchyard_chassis::bus::{
-    Bus, ConsumerSpec, Delivery, StreamKind, run_batch_consumer, settled,
+    Bus, ConsumerSpec, Delivery, ErrorClass, Failure, StreamKind, run_batch_consumer, settled,
 };
 use switchyard_chassis::config::Config;
 use switchyard_chassis::deadpool_postgres::Pool;
@@ -204,8 +204,9 @@ impl Handler {
                     // Dead-lettered alone: the messages around it are fine.
                     let reason = format!("undecodable canonical object: {error}");
                     let span = delivery.span().clone();
+                    let failure = Failure::new(STAGE, "unknown", ErrorClass::Undecodable, &reason);
                     self.bus
-                        .dead_letter_then_ack(delivery, STAGE, "unknown", &reason, 0, &self.retry)
+                        .dead_letter_then_ack(delivery, &failure, &self.retry)
                         .instrument(span)
                         .await;
                     continue;
@@ -216,17 +217,12 @@ impl Handler {
                 Some(Object::Contact(contact)) => run.contacts.push((delivery, envelope, contact)),
                 Some(other) => run.records.push((delivery, envelope, other)),
                 None => {
-                    let reason = "canonical message without an object".to_owned();
+                    let reason = "canonical message without an object";
                     let span = delivery.span().clone();
+                    let failure =
+                        Failure::new(STAGE, &envelope.source_system, ErrorClass::Invalid, reason);
                     self.bus
-                        .dead_letter_then_ack(
-                            delivery,
-                            STAGE,
-                            &envelope.source_system,
-                            &reason,
-                            0,
-                            &self.retry,
-                        )
+                        .dead_letter_then_ack(delivery, &failure, &self.retry)
                         .instrument(span)
                         .await;
                 }
@@ -382,8 +378,9 @@ impl Handler {
             Ok(link) => link,
             Err(error) => {
                 let reason = format!("undecodable crosswalk link: {error}");
+                let failure = Failure::new(STAGE, "deliver", ErrorClass::Undecodable, &reason);
                 self.bus
-                    .dead_letter_then_ack(delivery, STAGE, "deliver", &reason, 0, &self.retry)
+                    .dead_letter_then_ack(delivery, &failure, &self.retry)
                     .await;
                 return;
             }
@@ -394,8 +391,9 @@ impl Handler {
                 "crosswalk link with a golden id that is not a UUID: {:?}",
                 link.golden_id
             );
+            let failure = Failure::new(STAGE, &link.system, ErrorClass::Invalid, &reason);
             self.bus
-                .dead_letter_then_ack(delivery, STAGE, &link.system, &reason, 0, &self.retry)
+                .dead_letter_then_ack(delivery, &failure, &self.retry)
                 .await;
             return;
         };
@@ -417,16 +415,18 @@ impl Handler {
         let command = match IdentityCommand::decode(delivery.payload()) {
             Ok(command) if merge::valid_command_id(&command.command_id) => command,
             Ok(_) => {
-                let reason = "identity command without a valid command_id".to_owned();
+                let reason = "identity command without a valid command_id";
+                let failure = Failure::new(STAGE, "admin", ErrorClass::Invalid, reason);
                 self.bus
-                    .dead_letter_then_ack(delivery, STAGE, "admin", &reason, 0, &self.retry)
+                    .dead_letter_then_ack(delivery, &failure, &self.retry)
                     .await;
                 return;
             }
             Err(error) => {
                 let reason = format!("undecodable identity command: {error}");
+                let failure = Failure::new(STAGE, "admin", ErrorClass::Undecodable, &reason);
                 self.bus
-                    .dead_letter_then_ack(delivery, STAGE, "admin", &reason, 0, &self.retry)
+                    .dead_letter_then_ack(delivery, &failure, &self.retry)
                     .await;
                 return;
             }
@@ -476,8 +476,9 @@ impl Handler {
         self.count(object, "failed");
         if delivery.attempt() >= MAX_ATTEMPTS {
             let reason = format!("gave up after {} attempts: {reason}", delivery.attempt());
+            let failure = Failure::new(STAGE, source, ErrorClass::Exhausted, &reason);
             self.bus
-                .dead_letter_then_ack(delivery, STAGE, source, &reason, 0, &self.retry)
+                .dead_letter_then_ack(delivery, &failure, &self.retry)
                 .await;
         } else {
             tracing::warn!(%reason, attempt = delivery.attempt(), "resolution failed; will retry");

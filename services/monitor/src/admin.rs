@@ -1,5 +1,5 @@
 //! The admin gRPC API (tonic) behind the `switchyard` CLI: flows, flow health, dead letters and
-//! their replay, identity conflicts and manual merges, alerts, the audit log. Bearer tokens carry one of
+//! their replay (one, or every one matching a filter), data contracts, identity conflicts and manual merges, alerts, the audit log. Bearer tokens carry one of
 //! two roles: read-only and operator; every operator action is written to the audit log before it
 //! is carried out.
 
@@ -7,26 +7,32 @@ use std::time::{Duration, SystemTime};
 
 use secrecy::{ExposeSecret as _, SecretString};
 use subtle::ConstantTimeEq as _;
-use switchyard_chassis::async_nats::jetstream;
-use switchyard_chassis::bus::{Bus, StreamKind};
+use switchyard_chassis::bus::{Bus, DeadLetterFilter, ErrorClass};
 use switchyard_chassis::config::FlowConfig;
 use switchyard_chassis::deadpool_postgres::Pool;
 use switchyard_proto::Message as _;
 use switchyard_proto::v1::admin_server::Admin;
 use switchyard_proto::v1::{
-    AuditEntry, DeadLetter, DeadLetterSummary, Flow, FlowHealth, GetFlowHealthRequest,
-    IdentityCommand, IdentityCommandKind, IdentityCommandReply, ListAlertsRequest,
-    ListAlertsResponse, ListAuditRequest, ListAuditResponse, ListConflictsRequest,
-    ListConflictsResponse, ListDeadLettersRequest, ListDeadLettersResponse, ListFlowsRequest,
+    AuditEntry, ContractInfo, DeadLetter, DeadLetterDetail, DeadLetterSummary, Flow, FlowHealth,
+    GetDeadLetterRequest, GetFlowHealthRequest, IdentityCommand, IdentityCommandKind,
+    IdentityCommandReply, ListAlertsRequest, ListAlertsResponse, ListAuditRequest,
+    ListAuditResponse, ListConflictsRequest, ListConflictsResponse, ListContractsRequest,
+    ListContractsResponse, ListDeadLettersRequest, ListDeadLettersResponse, ListFlowsRequest,
     ListFlowsResponse, MergeGoldenRequest, ReplayDeadLetterRequest, ReplayDeadLetterResponse,
-    UnmergeGoldenRequest,
+    ReplayDeadLettersRequest, ReplayDeadLettersResponse, UnmergeGoldenRequest,
 };
+use switchyard_proto::v1::{FlowCommand, FlowCommandKind, ResumeFlowRequest, ResumeFlowResponse};
 use tonic::{Request, Response, Status};
 
 use crate::{alerts, identity};
 
 /// How long a merge or un-merge call waits for dedupe's result before answering "pending".
 const COMMAND_WAIT: Duration = Duration::from_secs(5);
+
+/// Dead letters per page of `ListDeadLetters` unless the caller asks for another size.
+const DLQ_PAGE: usize = 100;
+/// The most dead letters one page may hold.
+const DLQ_PAGE_MAX: usize = 1000;
 
 /// What a token allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,6 +151,8 @@ pub struct AdminService {
     pub bus: Bus,
     pub pool: Pool,
     pub flows: Vec<FlowConfig>,
+    /// The user's own contract files (beside the built-in ones), as transform loads them.
+    pub contracts_dir: Option<std::path::PathBuf>,
 }
 
 impl AdminService {
@@ -198,54 +206,112 @@ impl AdminService {
         })
     }
 
-    async fn dead_letters(
+    /// Writes an audit entry and returns its id, so the outcome can be added once known.
+    async fn audit_started(
         &self,
-        stage: &str,
-        key: &str,
-        limit: usize,
-    ) -> Result<Vec<DeadLetterSummary>, AdminError> {
-        let js = jetstream::new(self.bus.client().clone());
-        let mut stream = js
-            .get_stream(self.bus.names().stream(StreamKind::Dlq))
+        role: Role,
+        action: &str,
+        target: &str,
+        detail: &str,
+    ) -> Result<i64, AdminError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "INSERT INTO audit_log (role, action, target, detail) VALUES ($1, $2, $3, $4) \
+                 RETURNING id",
+                &[&role.as_str(), &action, &target, &detail],
+            )
             .await
             .map_err(|e| AdminError::Unavailable(e.to_string()))?;
-        let state = stream
-            .info()
+        Ok(row.get(0))
+    }
+
+    async fn audit_outcome(&self, id: i64, detail: &str) -> Result<(), AdminError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE audit_log SET detail = $2 WHERE id = $1",
+                &[&id, &detail],
+            )
             .await
-            .map_err(|e| AdminError::Unavailable(e.to_string()))?
-            .state
-            .clone();
-        let mut out = Vec::new();
-        if state.messages == 0 {
-            return Ok(out);
+            .map_err(|e| AdminError::Unavailable(e.to_string()))?;
+        Ok(())
+    }
+}
+
+/// A dead-letter filter from a request's fields; an unknown error class is refused rather than
+/// matching nothing.
+fn dead_letter_filter(
+    stage: &str,
+    key: &str,
+    destination: &str,
+    error_class: &str,
+    since: Option<switchyard_proto::Timestamp>,
+    until: Option<switchyard_proto::Timestamp>,
+) -> Result<DeadLetterFilter, AdminError> {
+    let error_class = error_class.trim();
+    if !error_class.is_empty() && ErrorClass::parse(error_class).is_none() {
+        let known: Vec<_> = ErrorClass::ALL.iter().map(|c| c.as_str()).collect();
+        return Err(AdminError::InvalidArgument(format!(
+            "unknown error class {error_class:?} (one of {})",
+            known.join(", ")
+        )));
+    }
+    let time = |name: &str, t: Option<switchyard_proto::Timestamp>| {
+        t.map(|t| {
+            SystemTime::try_from(t)
+                .map_err(|_| AdminError::InvalidArgument(format!("{name} is not a valid time")))
+        })
+        .transpose()
+    };
+    Ok(DeadLetterFilter {
+        stage: stage.trim().to_owned(),
+        key: key.trim().to_owned(),
+        destination: destination.trim().to_owned(),
+        error_class: error_class.to_owned(),
+        since: time("since", since)?,
+        until: time("until", until)?,
+    })
+}
+
+/// The filter in words, for the audit log.
+fn describe(filter: &DeadLetterFilter) -> String {
+    let at = |t: Option<SystemTime>| {
+        t.and_then(|t| {
+            time::OffsetDateTime::from(t)
+                .format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+    };
+    let mut parts = Vec::new();
+    for (name, value) in [
+        ("stage", filter.stage.clone()),
+        ("key", filter.key.clone()),
+        ("destination", filter.destination.clone()),
+        ("error_class", filter.error_class.clone()),
+        ("since", at(filter.since)),
+        ("until", at(filter.until)),
+    ] {
+        if !value.is_empty() {
+            parts.push(format!("{name}={value}"));
         }
-        for sequence in state.first_sequence..=state.last_sequence {
-            if out.len() >= limit {
-                break;
-            }
-            let Ok(stored) = stream.get_raw_message(sequence).await else {
-                continue;
-            };
-            let Ok(letter) = DeadLetter::decode(stored.payload.as_ref()) else {
-                continue;
-            };
-            if (!stage.is_empty() && letter.stage != stage)
-                || (!key.is_empty() && letter.key != key)
-            {
-                continue;
-            }
-            out.push(DeadLetterSummary {
-                sequence,
-                stage: letter.stage,
-                key: letter.key,
-                reason: letter.reason,
-                attempts: letter.attempts,
-                failed_at: letter.failed_at,
-                http_status: letter.http_status,
-                original_subject: letter.original_subject,
-            });
-        }
-        Ok(out)
+    }
+    parts.join(" ")
+}
+
+fn summary(sequence: u64, letter: &DeadLetter) -> DeadLetterSummary {
+    DeadLetterSummary {
+        sequence,
+        stage: letter.stage.clone(),
+        key: letter.key.clone(),
+        reason: letter.reason.clone(),
+        attempts: letter.attempts,
+        failed_at: letter.failed_at,
+        http_status: letter.http_status,
+        original_subject: letter.original_subject.clone(),
+        destination: letter.destination.clone(),
+        error_class: letter.error_class.clone(),
     }
 }
 
@@ -256,6 +322,10 @@ impl Admin for AdminService {
         request: Request<ListFlowsRequest>,
     ) -> Result<Response<ListFlowsResponse>, Status> {
         role(&request)?;
+        // As deliver last reported (a paused flow raises the `flow_paused` alert).
+        let paused = crate::status::paused_flows(&self.pool)
+            .await
+            .map_err(AdminError::Unavailable)?;
         let flows = self
             .flows
             .iter()
@@ -263,7 +333,7 @@ impl Admin for AdminService {
                 name: f.name.clone(),
                 object: f.object.as_str().to_owned(),
                 destination: f.destination.clone(),
-                paused: false,
+                paused: paused.contains(&f.name),
             })
             .collect();
         Ok(Response::new(ListFlowsResponse { flows }))
@@ -316,11 +386,127 @@ impl Admin for AdminService {
         role(&request)?;
         let query = request.into_inner();
         let limit = match query.limit {
-            0 => 100,
-            n => usize::try_from(n).unwrap_or(1000).min(1000),
+            0 => DLQ_PAGE,
+            n => usize::try_from(n).unwrap_or(DLQ_PAGE_MAX).min(DLQ_PAGE_MAX),
         };
-        let dead_letters = self.dead_letters(&query.stage, &query.key, limit).await?;
-        Ok(Response::new(ListDeadLettersResponse { dead_letters }))
+        let filter = dead_letter_filter(
+            &query.stage,
+            &query.key,
+            &query.destination,
+            &query.error_class,
+            query.since,
+            query.until,
+        )?;
+        let (letters, next) = switchyard_chassis::bus::dead_letters_page(
+            self.bus.client(),
+            self.bus.names(),
+            &filter,
+            query.after_sequence,
+            limit,
+        )
+        .await
+        .map_err(|e| AdminError::Unavailable(e.to_string()))?;
+        Ok(Response::new(ListDeadLettersResponse {
+            dead_letters: letters.iter().map(|(seq, l)| summary(*seq, l)).collect(),
+            next_after_sequence: next.unwrap_or(0),
+        }))
+    }
+
+    async fn get_dead_letter(
+        &self,
+        request: Request<GetDeadLetterRequest>,
+    ) -> Result<Response<DeadLetterDetail>, Status> {
+        let role = role(&request)?;
+        let sequence = request.into_inner().sequence;
+        let letter =
+            switchyard_chassis::bus::get_dead_letter(self.bus.client(), self.bus.names(), sequence)
+                .await
+                .map_err(|e| AdminError::NotFound(format!("dead letter {sequence} ({e})")))?;
+        let (payload_type, mut payload_json) = crate::payload::render(&letter).unwrap_or_default();
+        // The original message is a customer's record (emails, phones): operators, who may
+        // replay it, see it; read-only tokens see its type and size.
+        if role != Role::Operator {
+            payload_json.clear();
+        }
+        Ok(Response::new(DeadLetterDetail {
+            summary: Some(summary(sequence, &letter)),
+            response_body: letter.response_body,
+            original_headers: letter.original_headers,
+            payload_type,
+            payload_json,
+            payload_size: u64::try_from(letter.payload.len()).unwrap_or(u64::MAX),
+        }))
+    }
+
+    async fn replay_dead_letters(
+        &self,
+        request: Request<ReplayDeadLettersRequest>,
+    ) -> Result<Response<ReplayDeadLettersResponse>, Status> {
+        if role(&request)? != Role::Operator {
+            return Err(AdminError::Forbidden.into());
+        }
+        let asked = request.into_inner();
+        let filter = dead_letter_filter(
+            &asked.stage,
+            &asked.key,
+            &asked.destination,
+            &asked.error_class,
+            asked.since,
+            asked.until,
+        )?;
+        // Replaying the whole DLQ at once is never what an operator means.
+        if filter.stage.is_empty() && filter.key.is_empty() {
+            return Err(AdminError::InvalidArgument(
+                "name a flow (key) or a stage to replay".to_owned(),
+            )
+            .into());
+        }
+        let described = describe(&filter);
+        // Written first: an action that cannot be audited is not taken. The count follows.
+        let entry = self
+            .audit_started(Role::Operator, "dlq.replay_matching", &described, "started")
+            .await?;
+        let done = switchyard_chassis::bus::replay_dead_letters(
+            self.bus.client(),
+            self.bus.names(),
+            &filter,
+        )
+        .await;
+        let detail = match &done {
+            Ok(done) => format!(
+                "matched {} replayed {} already replayed {}",
+                done.matched, done.replayed, done.already_replayed
+            ),
+            Err(error) => format!("failed: {error}"),
+        };
+        self.audit_outcome(entry, &detail).await?;
+        let done = done.map_err(|e| AdminError::Unavailable(e.to_string()))?;
+        tracing::info!(filter = %described, matched = done.matched, replayed = done.replayed, "dead letters replayed");
+        Ok(Response::new(ReplayDeadLettersResponse {
+            matched: done.matched,
+            replayed: done.replayed,
+            already_replayed: done.already_replayed,
+        }))
+    }
+
+    async fn list_contracts(
+        &self,
+        request: Request<ListContractsRequest>,
+    ) -> Result<Response<ListContractsResponse>, Status> {
+        role(&request)?;
+        let loaded = switchyard_proto::contracts::load(self.contracts_dir.as_deref())
+            .map_err(|e| AdminError::Unavailable(e.to_string()))?;
+        let contracts = loaded
+            .iter()
+            .map(|c| ContractInfo {
+                object: c.object.clone(),
+                version: c.version,
+                owner: c.owner.clone(),
+                system_of_record: c.system_of_record.clone(),
+                field_count: u32::try_from(c.fields.len()).unwrap_or(u32::MAX),
+            })
+            .collect();
+        Ok(Response::new(ListContractsResponse { contracts }))
     }
 
     async fn replay_dead_letter(
@@ -483,5 +669,50 @@ impl Admin for AdminService {
             })
             .collect();
         Ok(Response::new(ListAuditResponse { entries }))
+    }
+
+    async fn resume_flow(
+        &self,
+        request: Request<ResumeFlowRequest>,
+    ) -> Result<Response<ResumeFlowResponse>, Status> {
+        let role = role(&request)?;
+        if role != Role::Operator {
+            return Err(AdminError::Forbidden.into());
+        }
+        let asked = request.into_inner();
+        let flow = required("flow", &asked.flow)?.to_owned();
+        if !self.flows.iter().any(|f| f.name == flow) {
+            return Err(AdminError::NotFound(format!("flow {flow:?}")).into());
+        }
+        let command = FlowCommand {
+            command_id: uuid::Uuid::now_v7().to_string(),
+            flow: flow.clone(),
+            kind: FlowCommandKind::Resume.into(),
+            actor: role.as_str().to_owned(),
+            issued_at: Some(switchyard_proto::timestamp(SystemTime::now())),
+        };
+        // Written first: an action that cannot be audited is not taken.
+        self.audit(
+            role,
+            "flow.resume",
+            &format!("flow:{flow}"),
+            &format!("command {}: {}", command.command_id, asked.reason),
+        )
+        .await?;
+        // Deliver consumes it (durably: a deliver that is down resumes the flow when it starts)
+        // and reports the flow resumed, which resolves the `flow_paused` alert.
+        self.bus
+            .publish(
+                self.bus.names().ops_command("deliver"),
+                &format!("command:{}", command.command_id),
+                Default::default(),
+                command.encode_to_vec().into(),
+            )
+            .await
+            .map_err(|e| AdminError::Unavailable(e.to_string()))?;
+        Ok(Response::new(ResumeFlowResponse {
+            flow,
+            command_id: command.command_id,
+        }))
     }
 }

@@ -17,7 +17,8 @@ use prometheus_client::metrics::family::Family;
 use prost::Message as _;
 use serde_json::Value;
 use switchyard_chassis::bus::{
-    Bus, ConsumerSpec, Delivery, StreamKind, run_consumer_concurrently, settled,
+    Bus, ConsumerSpec, Delivery, ErrorClass, Failure, StreamKind, run_consumer_concurrently,
+    settled,
 };
 use switchyard_chassis::config::Config;
 use switchyard_chassis::retry::RedeliveryPolicy;
@@ -179,7 +180,9 @@ impl Handler {
             Ok(raw) => raw,
             Err(error) => {
                 let reason = format!("undecodable raw event: {error}");
-                return self.dead_letter(delivery, "unknown", &reason).await;
+                return self
+                    .dead_letter(delivery, "unknown", ErrorClass::Undecodable, &reason)
+                    .await;
             }
         };
         let object = match self.canonical(&raw).await {
@@ -194,7 +197,14 @@ impl Handler {
             Err(Refusal::Violation(reason)) => {
                 tracing::info!(event_type = %raw.event_type, "contract violation; dead-lettering");
                 self.count(&raw.source, "violation");
-                return self.dead_letter(delivery, &raw.source, &reason).await;
+                return self
+                    .dead_letter(
+                        delivery,
+                        &raw.source,
+                        ErrorClass::ContractViolation,
+                        &reason,
+                    )
+                    .await;
             }
             Err(Refusal::Retry(reason, after)) if delivery.attempt() < MAX_ATTEMPTS => {
                 tracing::warn!(%reason, "transient failure; will retry");
@@ -206,12 +216,16 @@ impl Handler {
             Err(Refusal::Retry(reason, _)) => {
                 self.count(&raw.source, "failed");
                 let reason = format!("{reason} (gave up after {MAX_ATTEMPTS} attempts)");
-                return self.dead_letter(delivery, &raw.source, &reason).await;
+                return self
+                    .dead_letter(delivery, &raw.source, ErrorClass::Exhausted, &reason)
+                    .await;
             }
             Err(Refusal::Permanent(reason)) => {
                 tracing::info!(%reason, "cannot be transformed; dead-lettering");
                 self.count(&raw.source, "failed");
-                return self.dead_letter(delivery, &raw.source, &reason).await;
+                return self
+                    .dead_letter(delivery, &raw.source, ErrorClass::Mapping, &reason)
+                    .await;
             }
         };
         let subject = self
@@ -240,7 +254,8 @@ impl Handler {
             }
             Err(error) => {
                 let reason = format!("canonical publish failed {MAX_ATTEMPTS} times: {error}");
-                self.dead_letter(delivery, &raw.source, &reason).await;
+                self.dead_letter(delivery, &raw.source, ErrorClass::Exhausted, &reason)
+                    .await;
             }
         }
     }
@@ -317,9 +332,10 @@ impl Handler {
         })
     }
 
-    async fn dead_letter(&self, delivery: Delivery, source: &str, reason: &str) {
+    async fn dead_letter(&self, delivery: Delivery, source: &str, class: ErrorClass, reason: &str) {
+        let failure = Failure::new(STAGE, source, class, reason);
         self.bus
-            .dead_letter_then_ack(delivery, STAGE, source, reason, 0, &self.retry)
+            .dead_letter_then_ack(delivery, &failure, &self.retry)
             .await;
     }
 }

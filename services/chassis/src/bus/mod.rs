@@ -3,6 +3,7 @@
 //! nothing here needs a feature added after 2.9.
 
 mod consume;
+mod dlq;
 mod names;
 pub mod permissions;
 mod replay;
@@ -15,9 +16,16 @@ use bytes::Bytes;
 use prost::Message as _;
 use switchyard_proto::v1::DeadLetter;
 
-pub use consume::{Delivery, run_batch_consumer, run_consumer, run_consumer_concurrently, settled};
+pub use consume::{
+    Delivery, run_batch_consumer, run_consumer, run_consumer_concurrently, run_laned_consumer,
+    settled,
+};
+pub use dlq::{
+    ErrorClass, Failure, Filter as DeadLetterFilter, RESPONSE_BODY_LIMIT, get as get_dead_letter,
+    page as dead_letters_page, trim_to,
+};
 pub use names::{Names, StreamKind};
-pub use replay::replay_dead_letter;
+pub use replay::{Replayed, replay_dead_letter, replay_dead_letters};
 
 use crate::config::{NatsConfig, StorageKind};
 use crate::retry;
@@ -29,6 +37,12 @@ pub const DLQ_REASON: &str = "Switchyard-Dlq-Reason";
 pub const DLQ_STAGE: &str = "Switchyard-Dlq-Stage";
 pub const DLQ_ATTEMPTS: &str = "Switchyard-Dlq-Attempts";
 pub const DLQ_ORIGINAL_SUBJECT: &str = "Switchyard-Dlq-Original-Subject";
+pub const DLQ_ERROR_CLASS: &str = "Switchyard-Dlq-Error-Class";
+/// On a replayed golden change: the one flow it is replayed into. Every other flow consuming the
+/// subject acks it without delivering, so a replay never reaches a destination twice.
+pub const REPLAY_FLOW: &str = "Switchyard-Replay-Flow";
+/// The stage whose dead letters are a flow's (their key is the flow's name).
+pub const DELIVER_STAGE: &str = "deliver";
 
 /// Bus failures.
 #[derive(Debug, thiserror::Error)]
@@ -273,16 +287,23 @@ impl Bus {
             .map_err(|e| fail(e.to_string()))
     }
 
-    /// Dead-letters `delivery` with its reason, stage and attempts. The caller acks afterwards:
-    /// the DLQ copy is stored before the original is let go, so nothing is dropped.
+    /// Dead-letters `delivery` with what `failure` says about it (stage, class, reason, the
+    /// destination's answer) and its attempts. The caller acks afterwards: the DLQ copy is stored
+    /// before the original is let go, so nothing is dropped.
     pub async fn dead_letter(
         &self,
         delivery: &Delivery,
-        stage: &str,
-        key: &str,
-        reason: &str,
-        http_status: u16,
+        failure: &Failure<'_>,
     ) -> Result<(), BusError> {
+        let Failure {
+            stage,
+            key,
+            class,
+            reason,
+            http_status,
+            destination,
+            response_body,
+        } = *failure;
         let attempts = delivery.attempt();
         let original_headers = delivery
             .headers()
@@ -302,12 +323,16 @@ impl Bus {
             payload: delivery.payload().to_vec(),
             failed_at: Some(switchyard_proto::timestamp(std::time::SystemTime::now())),
             http_status: u32::from(http_status),
+            destination: destination.to_owned(),
+            error_class: class.as_str().to_owned(),
+            response_body: trim_to(response_body, RESPONSE_BODY_LIMIT).to_owned(),
         };
         let mut headers = HeaderMap::new();
         headers.insert(DLQ_REASON, header_safe(reason).as_str());
         headers.insert(DLQ_STAGE, stage);
         headers.insert(DLQ_ATTEMPTS, attempts.to_string().as_str());
         headers.insert(DLQ_ORIGINAL_SUBJECT, delivery.subject());
+        headers.insert(DLQ_ERROR_CLASS, class.as_str());
         // One dead letter per original message, however often this runs.
         let msg_id = format!("dlq:{stage}:{key}:{}", delivery.stream_sequence());
         self.publish(
@@ -325,16 +350,10 @@ impl Bus {
     pub async fn dead_letter_then_ack(
         &self,
         delivery: Delivery,
-        stage: &str,
-        key: &str,
-        reason: &str,
-        http_status: u16,
+        failure: &Failure<'_>,
         retry: &retry::RedeliveryPolicy,
     ) -> bool {
-        match self
-            .dead_letter(&delivery, stage, key, reason, http_status)
-            .await
-        {
+        match self.dead_letter(&delivery, failure).await {
             Ok(()) => {
                 settled(delivery.ack().await);
                 true
