@@ -223,6 +223,7 @@ pub(crate) struct Inner {
 /// The published specs the mock checks against.
 pub(crate) struct Specs {
     klaviyo: schema::Spec,
+    klaviyo_lists: schema::Spec,
     xero: schema::Spec,
     stripe_customer: Value,
 }
@@ -266,6 +267,7 @@ impl VendorApis {
     pub async fn start() -> Self {
         let specs = Specs {
             klaviyo: schema::Spec::load("specs/klaviyo/profiles.json"),
+            klaviyo_lists: schema::Spec::load("specs/klaviyo/lists.json"),
             xero: schema::Spec::load("specs/xero/xero_accounting.yaml"),
             stripe_customer: switchyard_chassis::testkit::vendor_json(
                 "specs/stripe/fixtures3.json",

@@ -25,6 +25,7 @@ pub fn timestamp(at: std::time::SystemTime) -> Timestamp {
 }
 
 pub mod contracts;
+pub mod fields;
 
 #[cfg(test)]
 mod tests {

@@ -16,8 +16,15 @@ const HUBSPOT_CONTACT_PROPERTIES: [&str; 7] = [
     "lifecyclestage",
 ];
 const HUBSPOT_COMPANY_PROPERTIES: [&str; 4] = ["name", "domain", "country", "industry"];
-const HUBSPOT_DEAL_PROPERTIES: [&str; 5] =
-    ["dealname", "dealstage", "amount", "closedate", "pipeline"];
+/// `switchyard_id` is the test portal's unique-value deal property (`deal_id_property`).
+const HUBSPOT_DEAL_PROPERTIES: [&str; 6] = [
+    "dealname",
+    "dealstage",
+    "amount",
+    "closedate",
+    "pipeline",
+    "switchyard_id",
+];
 /// The stages of HubSpot's default sales pipeline.
 const HUBSPOT_STAGES: [&str; 7] = [
     "appointmentscheduled",
@@ -88,6 +95,46 @@ pub(super) fn hubspot(inner: &mut Inner, req: &Incoming) -> Reply {
             Reply::new(
                 200,
                 json!({"status": "COMPLETE", "results": results, "startedAt": NOW, "completedAt": NOW}),
+            )
+        }
+        // Deals upserted by the portal's unique `switchyard_id` property.
+        ("POST", ["deals", "batch", "upsert"]) => {
+            let Some([input]) = req.body["inputs"].as_array().map(Vec::as_slice) else {
+                inner.problem(c, "deal upsert: one input expected".to_owned());
+                return vendor_error(c, 400, "inputs: one input expected");
+            };
+            let key = input["id"].as_str().unwrap_or_default().to_owned();
+            let mut problems = check_properties(&input["properties"], &HUBSPOT_DEAL_PROPERTIES);
+            problems.extend(check_deal(&input["properties"]));
+            if input["idProperty"] != "switchyard_id" {
+                problems.push("idProperty must be a unique property: switchyard_id".to_owned());
+            }
+            if key.is_empty() || input["properties"]["switchyard_id"] != json!(key) {
+                problems.push("id must be the switchyard_id value".to_owned());
+            }
+            if !problems.is_empty() {
+                for p in &problems {
+                    inner.problem(c, format!("deal upsert: {p}"));
+                }
+                return vendor_error(c, 400, &problems.join("; "));
+            }
+            let next = (inner.id() + 10_000).to_string();
+            let table = inner.table(c, "deals");
+            let existing = table
+                .iter()
+                .find(|(_, r)| r["properties"]["switchyard_id"] == json!(key))
+                .map(|(id, _)| id.clone());
+            let new = existing.is_none();
+            let id = existing.unwrap_or(next);
+            let record = table
+                .entry(id.clone())
+                .or_insert_with(|| json!({"id": id, "properties": {}, "createdAt": NOW, "updatedAt": NOW, "archived": false}));
+            merge(&mut record["properties"], &input["properties"]);
+            let mut result = record.clone();
+            result["new"] = json!(new);
+            Reply::new(
+                200,
+                json!({"status": "COMPLETE", "results": [result], "startedAt": NOW, "completedAt": NOW}),
             )
         }
         ("POST", ["deals"]) => {

@@ -1,7 +1,8 @@
-//! Klaviyo (revision 2026-07-15) from its published profiles spec: `POST /api/profile-import`
-//! (create or update a profile, 201 or 200 with `PostProfileResponse`) and
-//! `POST /api/profile-subscription-bulk-create-jobs` (202), each body held against the spec's
-//! request schema, with the `revision` header and the JSON:API media type.
+//! Klaviyo (revision 2026-07-15) from its published profiles and lists specs:
+//! `POST /api/profile-import` (create or update a profile, 201 or 200 with
+//! `PostProfileResponse`), `POST /api/profile-subscription-bulk-create-jobs` (202) and
+//! `POST /api/lists/{id}/relationships/profiles` (add existing profiles to a list, 204), each body
+//! held against the spec's request schema, with the `revision` header and the JSON:API media type.
 
 use serde_json::{Value, json};
 
@@ -17,11 +18,24 @@ fn request_schema(path: &str) -> String {
     )
 }
 
+/// `/api/lists/{id}/relationships/profiles` for `/api/lists/Y6nRLr/relationships/profiles`: the
+/// spec's path template, and the list id.
+fn list_members_path(path: &str) -> Option<(&'static str, &str)> {
+    let id = path
+        .strip_prefix("/api/lists/")?
+        .strip_suffix("/relationships/profiles")?;
+    (!id.is_empty() && !id.contains('/')).then_some(("/api/lists/{id}/relationships/profiles", id))
+}
+
 pub(super) fn handle(inner: &mut Inner, req: &Incoming) -> Reply {
     let c = Connector::Klaviyo;
     let specs = inner.specs();
-    let spec = &specs.klaviyo;
-    let operation = format!("/paths/{}/post", req.path.replace('/', "~1"));
+    let list_members = list_members_path(&req.path);
+    let (spec, template) = match list_members {
+        Some((template, _)) => (&specs.klaviyo_lists, template),
+        None => (&specs.klaviyo, req.path.as_str()),
+    };
+    let operation = format!("/paths/{}/post", template.replace('/', "~1"));
     if spec.at(&operation).is_null() || req.method != "POST" {
         inner.problem(
             c,
@@ -53,12 +67,36 @@ pub(super) fn handle(inner: &mut Inner, req: &Incoming) -> Reply {
             req.header("content-type")
         ));
     }
-    problems.extend(spec.check(spec.at(&request_schema(&req.path)), &req.body, "body"));
+    problems.extend(spec.check(spec.at(&request_schema(template)), &req.body, "body"));
     if !problems.is_empty() {
         for p in &problems {
             inner.problem(c, format!("{}: {p}", req.path));
         }
         return vendor_error(c, 400, &problems.join("; "));
+    }
+    if let Some((_, list)) = list_members {
+        // Only profiles that exist can be added; adding one twice leaves one membership.
+        let known: Vec<String> = inner
+            .table(c, "profiles")
+            .values()
+            .filter_map(|p| p["id"].as_str().map(str::to_owned))
+            .collect();
+        let ids: Vec<String> = req.body["data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["id"].as_str().map(str::to_owned))
+            .collect();
+        if let Some(unknown) = ids.iter().find(|id| !known.contains(id)) {
+            inner.problem(c, format!("{}: profile {unknown} does not exist", req.path));
+            return vendor_error(c, 404, &format!("profile {unknown} not found"));
+        }
+        for id in ids {
+            inner
+                .table(c, "list_members")
+                .insert(format!("{list}:{id}"), json!({"list": list, "profile": id}));
+        }
+        return Reply::new(204, Value::Null);
     }
     match req.path.as_str() {
         "/api/profile-import" => {

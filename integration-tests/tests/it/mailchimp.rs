@@ -9,10 +9,12 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::put;
+use axum::routing::{post, put};
 use base64::Engine as _;
 use serde_json::{Value, json};
 use switchyard_chassis::testkit;
+use switchyard_integration_tests::vendor_apis::schema::Spec;
+use switchyard_integration_tests::vendor_apis::{CLIENT_ID, CLIENT_SECRET, Connector, VendorApis};
 use switchyard_integration_tests::{Options, Pipeline};
 
 const LIST: &str = "a6b5da1054";
@@ -60,6 +62,8 @@ fn put_schema() -> PutSchema {
 struct Mock {
     members: Arc<Mutex<BTreeMap<String, Value>>>,
     puts: Arc<Mutex<Vec<Value>>>,
+    /// `POST …/members/{hash}/tags` requests: (subscriber hash, body).
+    tag_posts: Arc<Mutex<Vec<(String, Value)>>>,
     problems: Arc<Mutex<Vec<String>>>,
     schema: Arc<Option<PutSchema>>,
 }
@@ -124,6 +128,48 @@ async fn put_member(
         .expect("lock")
         .insert(hash, member.clone());
     (StatusCode::OK, Json(member))
+}
+
+/// `POST /lists/{listId}/members/{subscriberHash}/tags`: the body held against the spec's
+/// `MemberTags`; an address that is not a member is a 404, as Mailchimp answers; 204 otherwise.
+async fn post_tags(
+    State(mock): State<Mock>,
+    Path((list, hash)): Path<(String, String)>,
+    Json(body): Json<Value>,
+) -> (StatusCode, Json<Value>) {
+    let spec = Spec::load("specs/mailchimp/marketing-lists-members.trimmed.json");
+    let mut problems = spec.check(spec.schema("MemberTags"), &body, "body");
+    if list != LIST {
+        problems.push(format!("unknown list {list}"));
+    }
+    mock.tag_posts
+        .lock()
+        .expect("lock")
+        .push((hash.clone(), body.clone()));
+    if !problems.is_empty() {
+        mock.problems.lock().expect("lock").extend(problems.clone());
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"title": "Invalid Resource", "detail": problems.join("; ")})),
+        );
+    }
+    let mut members = mock.members.lock().expect("lock");
+    let Some(member) = members.get_mut(&hash) else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"title": "Resource Not Found", "status": 404})),
+        );
+    };
+    for tag in body["tags"].as_array().into_iter().flatten() {
+        let name = tag["name"].clone();
+        let tags = member["tags"].as_array().cloned().unwrap_or_default();
+        let mut tags: Vec<Value> = tags.into_iter().filter(|t| *t != name).collect();
+        if tag["status"] == "active" {
+            tags.push(name);
+        }
+        member["tags"] = Value::Array(tags);
+    }
+    (StatusCode::NO_CONTENT, Json(Value::Null))
 }
 
 #[tokio::test]
@@ -225,5 +271,140 @@ async fn new_leads_with_consent_become_one_mailchimp_member_each() {
             .await,
         Some(2.0)
     );
+    pipeline.finish().await;
+}
+
+/// Paid invoices of the `demo` source: the deal deliver created in HubSpot (from a won deal with
+/// no HubSpot id) is moved to the flow's stage with one PATCH of the id deliver kept, and the
+/// paying customer's Mailchimp member gets the nurture tag — once, however often the invoice is
+/// sent; an open invoice does nothing.
+#[tokio::test]
+async fn a_paid_invoice_tags_its_customer_and_moves_the_deal_deliver_created_in_hubspot() {
+    let mock = Mock {
+        schema: Arc::new(Some(put_schema())),
+        ..Mock::default()
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}/3.0", listener.local_addr().expect("addr"));
+    let app = axum::Router::new()
+        .route("/3.0/lists/{list}/members/{hash}", put(put_member))
+        .route("/3.0/lists/{list}/members/{hash}/tags", post(post_tags))
+        .with_state(mock.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let apis = VendorApis::start().await;
+    let crm = Connector::Hubspot;
+    let when = ", when: { status: paid }";
+    let flows = [
+        crate::connectors::flow("deals-to-crm", "deal", "crm", ""),
+        crate::connectors::flow(
+            "paid-invoices-win-deals",
+            "invoice",
+            "crm",
+            &format!("{when}, deal_stage: contractsent"),
+        ),
+        crate::connectors::flow(
+            "paid-invoices-nurture",
+            "invoice",
+            "mailchimp",
+            &format!("{when}, tag: customer-paid"),
+        ),
+    ];
+    let pipeline = Pipeline::start(Options {
+        extra_destinations: [
+            crate::connectors::destination(&apis, crm, "crm", ""),
+            format!(
+                "  - {{ name: mailchimp, kind: mailchimp, url: \"{base}\", list_id: {LIST}, secret_env: MC_API_KEY }}"
+            ),
+        ]
+        .join("\n"),
+        extra_flows: flows.join("\n"),
+        // What `connectors::destination` names for HubSpot, and Mailchimp's key (test values).
+        extra_env: vec![
+            ("VA_CLIENT_ID".to_owned(), CLIENT_ID.to_owned()),
+            ("VA_CLIENT_SECRET".to_owned(), CLIENT_SECRET.to_owned()),
+            ("VA_HUBSPOT_SECRET".to_owned(), crm.first_access_token()),
+            ("VA_HUBSPOT_REFRESH".to_owned(), crm.first_refresh_token()),
+            ("MC_API_KEY".to_owned(), API_KEY.to_owned()),
+        ],
+        ..Options::default()
+    })
+    .await;
+    let send = |id: &'static str, event: Value| {
+        let pipeline = &pipeline;
+        async move { crate::connectors::send(pipeline, id, &event).await }
+    };
+    send(
+        "c1",
+        crate::connectors::contact("crm-9", "Kim@Example.com", 1, json!({"first_name": "Kim"})),
+    )
+    .await;
+    send(
+        "d1",
+        crate::connectors::event(
+            "deal",
+            2,
+            json!({"id": "deal-9", "name": "Tents", "stage": "won", "amount": crate::connectors::money(5_000)}),
+        ),
+    )
+    .await;
+    let created = apis.records(crm, "deals");
+    assert_eq!(created.len(), 1, "deliver created the deal in HubSpot");
+    let deal_id = created.keys().next().expect("deal id").clone();
+    let invoice = |status: &str, second: u32| {
+        crate::connectors::event(
+            "invoice",
+            second,
+            json!({"id": "inv-9", "invoice_number": "INV-9", "status": status,
+                   "total": crate::connectors::money(5_000), "customer_id": "crm-9", "deal_id": "deal-9"}),
+        )
+    };
+    send("i-open", invoice("open", 3)).await;
+    assert!(
+        mock.tag_posts.lock().expect("lock").is_empty(),
+        "an open invoice tags no one"
+    );
+    assert_eq!(apis.requests(crm).len(), 1, "an open invoice moves no deal");
+    send("i-paid", invoice("paid", 4)).await;
+    send("i-paid", invoice("paid", 4)).await;
+    send("i-paid-again", invoice("paid", 4)).await;
+
+    let seen = apis.requests(crm);
+    assert_eq!(
+        crate::connectors::lines(&seen),
+        [
+            "POST /crm/v3/objects/deals".to_owned(),
+            format!("PATCH /crm/v3/objects/deals/{deal_id}")
+        ]
+    );
+    assert_eq!(
+        seen[1].body,
+        json!({"properties": {"dealstage": "contractsent"}})
+    );
+    crate::connectors::assert_no_problems(&apis);
+    assert_eq!(
+        mock.problems.lock().expect("lock").clone(),
+        Vec::<String>::new(),
+        "every request matched the spec"
+    );
+    let hash = format!("{:x}", md5::compute(b"kim@example.com"));
+    let tags = mock.tag_posts.lock().expect("lock").clone();
+    assert_eq!(
+        tags,
+        [(
+            hash.clone(),
+            json!({"tags": [{"name": "customer-paid", "status": "active"}]})
+        )],
+        "one tag write"
+    );
+    let puts = mock.puts.lock().expect("lock").clone();
+    assert_eq!(
+        puts,
+        [json!({"email_address": "kim@example.com", "status_if_new": "transactional"})],
+        "the member is put with its email only, never subscribed by a purchase"
+    );
+    let members = mock.members.lock().expect("lock").clone();
+    assert_eq!(members[&hash]["tags"], json!(["customer-paid"]));
     pipeline.finish().await;
 }

@@ -1,14 +1,19 @@
 //! The seed's scenario flows end to end (`config/scenarios.example.yaml`): a new lead in the CRM
 //! becomes one subscribed marketing profile with its consent source, a won deal becomes one
-//! QuickBooks invoice (its customer created first), each sent twice without a second write; and
-//! deliver killed while a write is in flight writes nothing twice once it is back.
+//! QuickBooks invoice (its customer created first), a paid Stripe invoice wins its HubSpot deal
+//! and adds the paying customer to a Klaviyo nurture list, each sent twice without a second
+//! write; and deliver killed while a write is in flight writes nothing twice once it is back.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use prost::Message as _;
 use serde_json::{Value, json};
-use switchyard_integration_tests::Service;
+use switchyard_chassis::bus::StreamKind;
+use switchyard_chassis::testkit;
 use switchyard_integration_tests::vendor_apis::{Connector, Fault, QUICKBOOKS_REALM, VendorApis};
+use switchyard_integration_tests::{Pipeline, STRIPE_SECRET, Service};
+use switchyard_proto::v1::{CrosswalkLink, DeadLetter, GoldenChange};
 
 use crate::connectors::{
     assert_no_problems, contact, destination, event, flow, lines, money, send, start, write_key,
@@ -167,6 +172,334 @@ async fn a_won_deal_becomes_one_quickbooks_invoice_after_its_customer() {
     assert_eq!(apis.records(c, "Customer").len(), 1);
     assert_eq!(apis.records(c, "Invoice").len(), 1);
     assert_no_problems(&apis);
+    pipeline.finish().await;
+}
+
+/// The Klaviyo list paying customers are added to (post-sale nurture).
+const NURTURE: &str = "XpaidR";
+/// The deal's id: in the `demo` source, which stands for the HubSpot portal
+/// (`source_system: demo`), so it is also the HubSpot deal id.
+const HUBSPOT_DEAL: &str = "58213";
+
+fn hex_hmac(key: &str, parts: &[&[u8]]) -> String {
+    use hmac::{KeyInit, Mac};
+    let mut mac =
+        <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key.as_bytes()).expect("key");
+    for part in parts {
+        mac.update(part);
+    }
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// POSTs a Stripe-signed event to ingest's `stripe` source and waits until it is handled.
+async fn send_stripe(pipeline: &Pipeline, event: &Value) {
+    let body = serde_json::to_vec(event).expect("json");
+    let t = switchyard_chassis::unix_now().to_string();
+    let headers = [
+        ("content-type", "application/json".to_owned()),
+        (
+            "stripe-signature",
+            format!(
+                "t={t},v1={}",
+                hex_hmac(STRIPE_SECRET, &[t.as_bytes(), b".", &body])
+            ),
+        ),
+    ];
+    assert_eq!(pipeline.send_to("stripe", &headers, &body).await.0, 200);
+    pipeline.wait_drained(Duration::from_secs(90)).await;
+}
+
+/// A Stripe invoice event built from Stripe's published invoice fixture (customer
+/// `cus_QXg1o8vcGmoR32`), with `metadata.deal_id` when given.
+fn stripe_invoice(event_id: &str, id: &str, status: &str, deal: Option<&str>, at: i64) -> Value {
+    let mut invoice =
+        testkit::vendor_json("specs/stripe/fixtures3.json")["resources"]["invoice"].clone();
+    invoice["id"] = json!(id);
+    invoice["status"] = json!(status);
+    invoice["number"] = json!(format!("INV-{id}"));
+    if status == "paid" {
+        invoice["amount_paid"] = invoice["total"].clone();
+    }
+    if let Some(deal) = deal {
+        invoice["metadata"] = json!({ "deal_id": deal });
+    }
+    let kind = if status == "paid" {
+        "invoice.paid"
+    } else {
+        "invoice.finalized"
+    };
+    json!({"id": event_id, "object": "event", "type": kind, "created": at, "data": {"object": invoice}})
+}
+
+/// The flow's dead letters.
+async fn dead_letters(pipeline: &Pipeline, flow: &str) -> Vec<DeadLetter> {
+    let subject = format!("{}.dlq.deliver.{flow}", pipeline.prefix);
+    pipeline
+        .stream_messages(StreamKind::Dlq)
+        .await
+        .into_iter()
+        .filter(|m| m.subject.as_str() == subject)
+        .map(|m| DeadLetter::decode(m.payload.as_ref()).expect("dead letter"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_paid_invoice_wins_its_hubspot_deal_and_starts_post_sale_nurture() {
+    let (crm, marketing) = (Connector::Hubspot, Connector::Klaviyo);
+    let apis = VendorApis::start().await;
+    let when = ", when: { status: paid }";
+    let pipeline = start(
+        &[
+            destination(&apis, crm, "crm", ", source_system: demo"),
+            destination(&apis, marketing, "marketing", ""),
+        ],
+        &[
+            flow("paid-invoices-win-deals", "invoice", "crm", when),
+            flow(
+                "paid-invoices-nurture",
+                "invoice",
+                "marketing",
+                &format!("{when}, list_id: {NURTURE}"),
+            ),
+        ],
+    )
+    .await;
+    // HubSpot has the deal, mid-pipeline; the CRM (the `demo` source) reported it too.
+    apis.seed(
+        crm,
+        "deals",
+        HUBSPOT_DEAL,
+        json!({"id": HUBSPOT_DEAL, "properties": {"dealname": "Northwind tents", "dealstage": "contractsent"}}),
+    );
+    send(
+        &pipeline,
+        "deal-contract",
+        &event(
+            "deal",
+            1,
+            json!({"id": HUBSPOT_DEAL, "name": "Northwind tents", "stage": "contract", "amount": money(1_000)}),
+        ),
+    )
+    .await;
+    // The paying customer, as Stripe reported it.
+    let mut customer =
+        testkit::vendor_json("samples/stripe/customer.created.derived-from-fixtures.json");
+    customer["data"]["object"]["email"] = json!("Grace@Example.com");
+    customer["data"]["object"]["name"] = json!("Grace Hopper");
+    send_stripe(&pipeline, &customer).await;
+
+    // An open invoice is not the flows' business.
+    send_stripe(
+        &pipeline,
+        &stripe_invoice(
+            "evt_inv_open",
+            "in_1",
+            "open",
+            Some(HUBSPOT_DEAL),
+            1_764_000_000,
+        ),
+    )
+    .await;
+    assert!(
+        apis.requests(crm).is_empty(),
+        "an open invoice updates no deal"
+    );
+    assert!(
+        apis.requests(marketing).is_empty(),
+        "an open invoice nurtures no one"
+    );
+
+    // Paid: Stripe sends the event, then retries it (same id) ...
+    let paid = stripe_invoice(
+        "evt_inv_paid",
+        "in_1",
+        "paid",
+        Some(HUBSPOT_DEAL),
+        1_764_000_060,
+    );
+    send_stripe(&pipeline, &paid).await;
+    send_stripe(&pipeline, &paid).await;
+    // ... and reports the same payment again under another event: no change, nothing to write.
+    let mut again = paid.clone();
+    again["id"] = json!("evt_inv_payment_succeeded");
+    again["type"] = json!("invoice.payment_succeeded");
+    send_stripe(&pipeline, &again).await;
+
+    let seen = apis.requests(crm);
+    assert_eq!(
+        lines(&seen),
+        [format!("PATCH /crm/v3/objects/deals/{HUBSPOT_DEAL}")],
+        "exactly one update of the invoice's deal"
+    );
+    assert_eq!(
+        seen[0].body,
+        json!({"properties": {"dealstage": "closedwon"}})
+    );
+    assert_eq!(
+        apis.records(crm, "deals")[HUBSPOT_DEAL]["properties"]["dealstage"],
+        "closedwon"
+    );
+    let seen = apis.requests(marketing);
+    assert_eq!(
+        lines(&seen),
+        [
+            "POST /api/profile-import".to_owned(),
+            format!("POST /api/lists/{NURTURE}/relationships/profiles")
+        ],
+        "the paying customer's profile, added once to the nurture list"
+    );
+    assert_eq!(
+        seen[0].body,
+        json!({"data": {"type": "profile", "attributes": {"email": "grace@example.com"}}}),
+        "the email is the key; nothing else of the contact is sent"
+    );
+    let profile = apis.records(marketing, "profiles")["grace@example.com"]["id"].clone();
+    assert_eq!(
+        seen[1].body,
+        json!({"data": [{"type": "profile", "id": profile}]})
+    );
+    assert_eq!(apis.records(marketing, "list_members").len(), 1);
+    assert!(
+        apis.records(marketing, "subscriptions").is_empty(),
+        "a purchase is no marketing consent: nobody is subscribed"
+    );
+
+    // A paid invoice that names no deal: the CRM flow dead-letters it with its reason; the
+    // customer is still nurtured.
+    send_stripe(
+        &pipeline,
+        &stripe_invoice("evt_inv2_paid", "in_2", "paid", None, 1_764_000_120),
+    )
+    .await;
+    assert_eq!(apis.requests(crm).len(), 1, "no deal, no update");
+    let letters = dead_letters(&pipeline, "paid-invoices-win-deals").await;
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert!(
+        letters[0].reason.contains("no deal to update"),
+        "{}",
+        letters[0].reason
+    );
+    assert_eq!(apis.requests(marketing).len(), 4);
+    assert_eq!(
+        apis.records(marketing, "list_members").len(),
+        1,
+        "one member still"
+    );
+    assert_no_problems(&apis);
+    pipeline.finish().await;
+}
+
+/// Golden changes of one object on the GOLDEN stream, oldest first.
+async fn golden_changes(pipeline: &Pipeline, object: &str) -> Vec<GoldenChange> {
+    pipeline
+        .stream_messages(StreamKind::Golden)
+        .await
+        .iter()
+        .filter_map(|m| GoldenChange::decode(m.payload.as_ref()).ok())
+        .filter(|c| c.object_type == object)
+        .collect()
+}
+
+/// Dedupe attaches an invoice's deal and paying customer to its golden change: by `deal_id`, and
+/// — for an invoice Switchyard itself created in the accounting system from a won deal, which
+/// names no deal — by the crosswalk link deliver announced for that document.
+#[tokio::test]
+async fn an_invoice_change_carries_its_deal_and_its_customers_email() {
+    let pipeline = start(&[], &[]).await;
+    send(
+        &pipeline,
+        "c5",
+        &contact("crm-5", "Lin@Example.com", 1, json!({"first_name": "Lin"})),
+    )
+    .await;
+    send(
+        &pipeline,
+        "d5",
+        &event(
+            "deal",
+            2,
+            json!({"id": "deal-5", "name": "Stoves", "stage": "won", "amount": money(900)}),
+        ),
+    )
+    .await;
+    let deal = golden_changes(&pipeline, "deal").await[0].golden_id.clone();
+    let contact_id = golden_changes(&pipeline, "contact").await[0]
+        .golden_id
+        .clone();
+    let invoice = |id: &str, deal: Option<&str>, second: u32| {
+        let mut data = json!({"id": id, "invoice_number": id, "status": "paid",
+            "total": money(900), "customer_id": "crm-5"});
+        if let Some(deal) = deal {
+            data["deal_id"] = json!(deal);
+        }
+        event("invoice", second, data)
+    };
+    send(&pipeline, "i5", &invoice("inv-5", Some("deal-5"), 3)).await;
+    // The accounting destination (its `source_system` is this source) created invoice inv-6 from
+    // the won deal and announced the link, as deliver does.
+    let link = CrosswalkLink {
+        golden_id: deal.clone(),
+        object: "deal".to_owned(),
+        system: "demo".to_owned(),
+        external_id: "inv-6".to_owned(),
+    };
+    let client = switchyard_chassis::async_nats::connect(&pipeline.nats_url)
+        .await
+        .expect("nats");
+    let js = switchyard_chassis::async_nats::jetstream::new(client);
+    js.publish(
+        format!("{}.canonical.crosswalk.books", pipeline.prefix),
+        link.encode_to_vec().into(),
+    )
+    .await
+    .expect("publish")
+    .await
+    .expect("stored");
+    pipeline.wait_drained(Duration::from_secs(90)).await;
+    send(&pipeline, "i6", &invoice("inv-6", None, 4)).await;
+    // An invoice naming a deal nobody reported, and a customer nobody reported: nothing attached.
+    let mut stray = invoice("inv-7", Some("deal-404"), 5);
+    stray["data"]["customer_id"] = json!("crm-404");
+    send(&pipeline, "i7", &stray).await;
+
+    let changes = golden_changes(&pipeline, "invoice").await;
+    assert_eq!(changes.len(), 3);
+    for change in &changes[..2] {
+        let related: Vec<_> = change
+            .related
+            .iter()
+            .map(|r| {
+                (
+                    r.field.as_str(),
+                    r.object_type.as_str(),
+                    r.golden_id.as_str(),
+                    r.email.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            related,
+            [
+                ("deal_id", "deal", deal.as_str(), ""),
+                (
+                    "customer_id",
+                    "contact",
+                    contact_id.as_str(),
+                    "lin@example.com"
+                )
+            ],
+            "{}",
+            change.change_id
+        );
+        assert!(
+            change.related[0]
+                .external_refs
+                .iter()
+                .any(|r| r.system == "demo" && r.object == "deal" && r.id == "deal-5"),
+            "the deal's ids travel with it"
+        );
+    }
+    assert!(changes[2].related.is_empty(), "{:?}", changes[2].related);
     pipeline.finish().await;
 }
 

@@ -439,6 +439,8 @@ fn golden_change(
             object: Some(record),
         }),
         external_refs,
+        // A merge resolves no references anew; the records' own changes carry them.
+        related: Vec::new(),
     }
 }
 

@@ -7,8 +7,10 @@ use std::collections::HashMap;
 
 use prost::Message as _;
 use switchyard_chassis::deadpool_postgres::Pool;
+use switchyard_chassis::deadpool_postgres::Transaction;
 use switchyard_proto::v1::{
-    CanonicalObject, ChangeKind, Envelope, GoldenChange, IdentityConflict, canonical_object::Object,
+    CanonicalObject, ChangeKind, Envelope, GoldenChange, IdentityConflict, Invoice, RelatedRecord,
+    canonical_object::Object,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -16,7 +18,7 @@ use uuid::Uuid;
 use crate::normalize;
 use crate::store::{
     Outcome, Pending, Resolution, StoreError, already_processed, exec, external_refs, lock_keys,
-    query_one_cached, query_opt_cached, to_time,
+    query_cached, query_one_cached, query_opt_cached, to_time,
 };
 use crate::survivorship::WriteRules;
 
@@ -137,7 +139,8 @@ pub(crate) fn merge(
         (Object::Invoice(s), Object::Invoice(i)) => merge_fields!(s, i, may, changed;
             invoice_number => "invoice_number", status => "status", customer => "customer_id",
             line_items => "line_items", subtotal => "subtotal", tax => "tax", total => "total",
-            amount_paid => "amount_paid", issued_at => "issued_at", due_at => "due_at"),
+            amount_paid => "amount_paid", issued_at => "issued_at", due_at => "due_at",
+            deal => "deal_id"),
         (Object::Lead(s), Object::Lead(i)) => merge_fields!(s, i, may, changed;
             email => "email", phone => "phone", first_name => "first_name",
             last_name => "last_name", company_name => "company_name",
@@ -178,7 +181,8 @@ pub(crate) fn unfill(survivor: &mut Object, merged: &Object, filled: &[String]) 
         (Object::Invoice(s), Object::Invoice(m)) => unfill_fields!(s, m;
             invoice_number => "invoice_number", status => "status", customer => "customer_id",
             line_items => "line_items", subtotal => "subtotal", tax => "tax", total => "total",
-            amount_paid => "amount_paid", issued_at => "issued_at", due_at => "due_at"),
+            amount_paid => "amount_paid", issued_at => "issued_at", due_at => "due_at",
+            deal => "deal_id"),
         (Object::Lead(s), Object::Lead(m)) => unfill_fields!(s, m;
             email => "email", phone => "phone", first_name => "first_name",
             last_name => "last_name", company_name => "company_name",
@@ -347,6 +351,10 @@ pub async fn resolve(
             } else {
                 ChangeKind::Updated
             };
+            let related = match &record {
+                Object::Invoice(invoice) => invoice_related(&tx, envelope, invoice).await?,
+                _ => Vec::new(),
+            };
             let change = GoldenChange {
                 change_id: format!("{id}:{version}"),
                 golden_id: id.to_string(),
@@ -360,6 +368,7 @@ pub async fn resolve(
                     object: Some(record),
                 }),
                 external_refs: external_refs(&tx, id).await?,
+                related,
             };
             Some(Pending {
                 event_id: envelope.event_id.clone(),
@@ -391,6 +400,81 @@ pub async fn resolve(
     .await?;
     tx.commit().await?;
     Ok(Resolution { outcome, pending })
+}
+
+/// The golden records an invoice points at, for deliver: its deal (to update in the CRM) and its
+/// customer's email (to tag in the marketing tool). Resolved here, in the transaction that makes
+/// the change, so every redelivery and replay of the change carries the same answer.
+async fn invoice_related(
+    tx: &Transaction<'_>,
+    envelope: &Envelope,
+    invoice: &Invoice,
+) -> Result<Vec<RelatedRecord>, StoreError> {
+    let mut related = Vec::new();
+    if let Some(deal) = invoice_deal(tx, envelope, invoice).await? {
+        related.push(RelatedRecord {
+            field: "deal_id".to_owned(),
+            object_type: "deal".to_owned(),
+            golden_id: deal.to_string(),
+            external_refs: external_refs(tx, deal).await?,
+            email: String::new(),
+        });
+    }
+    if let Some(customer) = invoice.customer.as_ref().filter(|c| !c.id.is_empty()) {
+        let row = query_opt_cached(
+            tx,
+            "SELECT g.id, g.email FROM crosswalk x JOIN golden_contacts g ON g.id = x.golden_id \
+             WHERE x.system = $1 AND x.object = 'contact' AND x.external_id = $2",
+            &[&customer.system, &customer.id],
+        )
+        .await?;
+        if let Some(row) = row {
+            let id: Uuid = row.get(0);
+            related.push(RelatedRecord {
+                field: "customer_id".to_owned(),
+                object_type: "contact".to_owned(),
+                golden_id: id.to_string(),
+                external_refs: external_refs(tx, id).await?,
+                email: row.get(1),
+            });
+        }
+    }
+    Ok(related)
+}
+
+/// The golden deal an invoice settles: its `deal_id` as an id of the invoice's own source (or of
+/// the system its reference names); else — a Stripe invoice's `metadata.deal_id` holds another
+/// system's id — the one deal any system knows by that id (several: ambiguous, none taken); else,
+/// for an invoice deliver itself created from a won deal, the deal whose crosswalk row holds
+/// this invoice's id (the accounting connectors link the document they create to the deal).
+async fn invoice_deal(
+    tx: &Transaction<'_>,
+    envelope: &Envelope,
+    invoice: &Invoice,
+) -> Result<Option<Uuid>, StoreError> {
+    let by_ref = "SELECT golden_id FROM crosswalk WHERE system = $1 AND object = 'deal' AND external_id = $2";
+    if let Some(deal) = invoice.deal.as_ref().filter(|d| !d.id.is_empty()) {
+        if let Some(row) = query_opt_cached(tx, by_ref, &[&deal.system, &deal.id]).await? {
+            return Ok(Some(row.get(0)));
+        }
+        let rows = query_cached(
+            tx,
+            "SELECT DISTINCT golden_id FROM crosswalk WHERE object = 'deal' AND external_id = $1 LIMIT 2",
+            &[&deal.id],
+        )
+        .await?;
+        return Ok(match rows.as_slice() {
+            [only] => Some(only.get(0)),
+            _ => None,
+        });
+    }
+    Ok(query_opt_cached(
+        tx,
+        by_ref,
+        &[&envelope.source_system, &envelope.source_object_id],
+    )
+    .await?
+    .map(|row| row.get(0)))
 }
 
 pub(crate) fn encode(object: &Object) -> Vec<u8> {

@@ -9,6 +9,7 @@ use switchyard_chassis::config::{DestinationConfig, DestinationKind, FlowConfig,
 use switchyard_chassis::deadpool_postgres::Pool;
 use switchyard_proto::v1::{GoldenChange, canonical_object};
 
+use crate::breaker::Breaker;
 use crate::hubspot::HubspotDestination;
 use crate::ids::Links;
 use crate::klaviyo::KlaviyoDestination;
@@ -37,12 +38,16 @@ pub fn takes(kind: DestinationKind, object: ObjectType) -> bool {
     use ObjectType as O;
     match kind {
         DestinationKind::Webhook => true,
-        DestinationKind::Mailchimp | DestinationKind::Klaviyo | DestinationKind::Stripe => {
-            object == O::Contact
+        // Invoices: post-sale nurture of the paying customer (a tag, a list).
+        DestinationKind::Mailchimp | DestinationKind::Klaviyo => {
+            matches!(object, O::Contact | O::Invoice)
         }
-        DestinationKind::Hubspot | DestinationKind::Salesforce => {
-            matches!(object, O::Contact | O::Company | O::Deal)
+        DestinationKind::Stripe => object == O::Contact,
+        // Invoices: the deal the invoice settles moves to the flow's `deal_stage`.
+        DestinationKind::Hubspot => {
+            matches!(object, O::Contact | O::Company | O::Deal | O::Invoice)
         }
+        DestinationKind::Salesforce => matches!(object, O::Contact | O::Company | O::Deal),
         DestinationKind::Quickbooks | DestinationKind::Xero => {
             matches!(object, O::Contact | O::Invoice | O::Order | O::Deal)
         }
@@ -89,6 +94,8 @@ pub(crate) fn permanent(reason: &str) -> SendError {
 pub struct Destination {
     connector: Connector,
     limiter: Option<Arc<Limiter>>,
+    /// Stops calls while the destination keeps failing (see `breaker`); flows consult it.
+    breaker: Breaker,
 }
 
 #[derive(Debug)]
@@ -135,7 +142,23 @@ impl Destination {
                 Connector::Stripe(StripeDestination::new(config, pool, links()).await?)
             }
         };
-        Ok(Self { connector, limiter })
+        let breaker = Breaker::for_destination(config, Default::default());
+        Ok(Self {
+            connector,
+            limiter,
+            breaker,
+        })
+    }
+
+    /// The same destination with `breaker` (whose gauge is registered) instead of its own.
+    pub(crate) fn with_breaker(mut self, breaker: Breaker) -> Self {
+        self.breaker = breaker;
+        self
+    }
+
+    /// The destination's circuit breaker.
+    pub(crate) fn breaker(&self) -> &Breaker {
+        &self.breaker
     }
 
     pub fn name(&self) -> &str {
@@ -167,7 +190,12 @@ impl Destination {
                 Some(canonical_object::Object::Contact(contact)) => {
                     m.upsert(contact).await.map(Written::Done)
                 }
-                _ => Err(permanent("a Mailchimp audience takes contacts only")),
+                Some(canonical_object::Object::Invoice(_)) => {
+                    m.nurture(write).await.map(Written::Done)
+                }
+                _ => Err(permanent(
+                    "a Mailchimp audience takes contacts and invoices",
+                )),
             },
             Connector::Hubspot(c) => c.write(write).await,
             Connector::Salesforce(c) => c.write(write).await,

@@ -2,7 +2,8 @@
 //! domain (`POST /crm/v3/objects/{contacts,companies}/batch/upsert`, one input per change, so a
 //! repeat updates the same record); deals patched by their HubSpot id
 //! (`PATCH /crm/v3/objects/deals/{dealId}`) when the crosswalk or deliver's own ids know it,
-//! created (`POST /crm/v3/objects/deals`) otherwise, the new id kept for the next change.
+//! created (`POST /crm/v3/objects/deals`) otherwise, the new id kept for the next change; an
+//! invoice moves the deal it settles to the flow's `deal_stage` (default `closedwon`).
 
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -22,6 +23,8 @@ pub struct HubspotDestination {
     api: Api,
     ids: Ids,
     source_system: Option<String>,
+    /// The unique deal property new deals are upserted by (`deal_id_property`).
+    deal_id_property: Option<String>,
 }
 
 impl HubspotDestination {
@@ -31,6 +34,7 @@ impl HubspotDestination {
             api: Api::bearer(config, pool.clone()).await?,
             ids: Ids::new(pool, &config.name, links),
             source_system: config.source_system.clone(),
+            deal_id_property: config.deal_id_property.clone(),
         })
     }
 
@@ -45,10 +49,54 @@ impl HubspotDestination {
             Some(Object::Contact(contact)) => self.upsert_contact(contact).await,
             Some(Object::Company(company)) => self.upsert_company(company).await,
             Some(Object::Deal(deal)) => self.write_deal(write, deal).await,
+            Some(Object::Invoice(_)) => self.settle_deal(write).await,
             _ => Err(permanent(
-                "a HubSpot destination takes contacts, companies and deals",
+                "a HubSpot destination takes contacts, companies, deals and invoices",
             )),
         }
+    }
+
+    /// An invoice (typically a flow with `when: { status: paid }`) moves the deal it settles to
+    /// the flow's `deal_stage` (default `closedwon`) with `PATCH /crm/v3/objects/deals/{dealId}`:
+    /// setting a stage is idempotent, so a retry or replay changes nothing more. The deal is the
+    /// one dedupe resolved (`related`), by its id in this portal's source, else the id deliver
+    /// kept when it created the deal here.
+    async fn settle_deal(&self, write: &Write<'_>) -> Result<Written, SendError> {
+        let Some(deal) = write
+            .change
+            .related
+            .iter()
+            .find(|r| r.field == "deal_id" && !r.golden_id.is_empty())
+        else {
+            return Err(permanent(
+                "no deal to update: the invoice names no deal (deal_id) that Switchyard knows",
+            ));
+        };
+        let own = self.source_system.as_deref().and_then(|system| {
+            deal.external_refs
+                .iter()
+                .find(|r| r.system == system && r.object == "deal" && !r.id.is_empty())
+        });
+        let id = match own {
+            Some(reference) => reference.id.clone(),
+            None => self
+                .ids
+                .find(&[golden_key("deal", &deal.golden_id)])
+                .await?
+                .ok_or_else(|| {
+                    permanent(
+                        "the invoice's deal has no HubSpot id: it neither came from this portal's source nor was created here by Switchyard",
+                    )
+                })?,
+        };
+        let stage = write.flow.deal_stage.as_deref().unwrap_or(SETTLED_STAGE);
+        let body = json!({ "properties": { "dealstage": stage } });
+        let url = self.api.url(&format!("/crm/v3/objects/deals/{id}"));
+        let answer = self
+            .api
+            .call(Method::PATCH, &url, |r| r.json(&body))
+            .await?;
+        Ok(Written::Done(answer.status))
     }
 
     async fn upsert_contact(&self, contact: &Contact) -> Result<Written, SendError> {
@@ -158,6 +206,37 @@ impl HubspotDestination {
         properties
             .entry("pipeline")
             .or_insert_with(|| json!("default"));
+        if let Some(property) = &self.deal_id_property {
+            // Upserted by the golden id in a unique property: a repeat — after a lost answer, a
+            // crash before the id was kept, another replica's write — finds the same deal.
+            let golden_id = write.change.golden_id.as_str();
+            properties.insert(property.clone(), json!(golden_id));
+            let body = json!({ "inputs": [{
+                "idProperty": property, "id": golden_id, "properties": properties,
+            }] });
+            let url = self.api.url("/crm/v3/objects/deals/batch/upsert");
+            let answer = self.api.call(Method::POST, &url, |r| r.json(&body)).await?;
+            if let Some(id) = answer.body["results"][0]["id"].as_str() {
+                self.ids.keep(&[golden], id).await?;
+            }
+            return Ok(Written::Done(answer.status));
+        }
+        // Without such a property HubSpot has no idempotent create: the claim keeps two writes
+        // of this deal from both creating it, and the id is kept as soon as HubSpot answers (a
+        // crash in between can still leave a second deal; see the README).
+        let _claim = self
+            .ids
+            .claim(std::slice::from_ref(&golden), write.key)
+            .await?;
+        if let Some(id) = self.ids.find(std::slice::from_ref(&golden)).await? {
+            let url = self.api.url(&format!("/crm/v3/objects/deals/{id}"));
+            let body = json!({ "properties": properties });
+            let answer = self
+                .api
+                .call(Method::PATCH, &url, |r| r.json(&body))
+                .await?;
+            return Ok(Written::Done(answer.status));
+        }
         let body = json!({ "properties": properties });
         let url = self.api.url("/crm/v3/objects/deals");
         let answer = self.api.call(Method::POST, &url, |r| r.json(&body)).await?;
@@ -168,6 +247,9 @@ impl HubspotDestination {
         Ok(Written::Done(answer.status))
     }
 }
+
+/// The stage a paid invoice moves its deal to unless the flow names another (`deal_stage`).
+const SETTLED_STAGE: &str = "closedwon";
 
 /// The canonical deal stage as a stage of HubSpot's default sales pipeline.
 fn deal_stage(stage: &str) -> &str {

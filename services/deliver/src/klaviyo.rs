@@ -1,7 +1,9 @@
 //! The Klaviyo destination (API revision 2026-07-15): each golden contact becomes a profile with
 //! `POST /api/profile-import` (create or update, matched by email), and when the contact gave
 //! marketing consent and the flow names a list, it is subscribed to that list with
-//! `POST /api/profile-subscription-bulk-create-jobs`. Shapes from Klaviyo's published spec.
+//! `POST /api/profile-subscription-bulk-create-jobs`; a (paid) invoice adds its customer's
+//! profile to the flow's nurture list (`POST /api/lists/{id}/relationships/profiles`). Shapes
+//! from Klaviyo's published spec.
 
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -38,8 +40,14 @@ impl KlaviyoDestination {
 
     /// Writes one golden change.
     pub async fn write(&self, write: &Write<'_>) -> Result<Written, SendError> {
-        let Some(Object::Contact(contact)) = write.object() else {
-            return Err(permanent("a Klaviyo destination takes contacts"));
+        let contact = match write.object() {
+            Some(Object::Contact(contact)) => contact,
+            Some(Object::Invoice(_)) => return self.nurture(write).await,
+            _ => {
+                return Err(permanent(
+                    "a Klaviyo destination takes contacts and invoices",
+                ));
+            }
         };
         if contact.email.is_empty() && contact.phone.is_empty() {
             return Err(permanent(
@@ -99,6 +107,37 @@ impl KlaviyoDestination {
         Ok(Written::Done(answer.status))
     }
 
+    /// Post-sale nurture for an invoice (a flow with `when: { status: paid }`): the paying
+    /// customer's profile (found or created by email with `POST /api/profile-import`, which sends
+    /// the email only — the key, nothing else of the contact) is added to the flow's `list_id`
+    /// with `POST /api/lists/{id}/relationships/profiles`. Adding a member twice changes nothing,
+    /// and this is not a marketing subscription: consent stays as the contact's own flows set it.
+    async fn nurture(&self, write: &Write<'_>) -> Result<Written, SendError> {
+        let Some(list) = write.flow.list_id.as_deref() else {
+            return Err(permanent(
+                "a Klaviyo invoice flow needs list_id: the list paying customers are added to",
+            ));
+        };
+        let email = customer_email(write)?;
+        let body = json!({ "data": { "type": "profile", "attributes": { "email": email } } });
+        let profile = self.post("/api/profile-import", &body).await?;
+        let Some(id) = profile.body["data"]["id"]
+            .as_str()
+            .filter(|id| !id.is_empty())
+        else {
+            return Err(SendError::Retryable {
+                status: Some(profile.status),
+                retry_after: None,
+                reason: "Klaviyo answered the profile import without a profile id".to_owned(),
+            });
+        };
+        let body = json!({ "data": [{ "type": "profile", "id": id }] });
+        let answer = self
+            .post(&format!("/api/lists/{list}/relationships/profiles"), &body)
+            .await?;
+        Ok(Written::Done(answer.status))
+    }
+
     async fn post(&self, path: &str, body: &Value) -> Result<crate::api::Answer, SendError> {
         let url = self.api.url(path);
         self.api
@@ -110,6 +149,21 @@ impl KlaviyoDestination {
             })
             .await
     }
+}
+
+/// The email of an invoice's paying customer, as dedupe resolved it (`related`).
+pub(crate) fn customer_email<'a>(write: &'a Write<'_>) -> Result<&'a str, SendError> {
+    write
+        .change
+        .related
+        .iter()
+        .find(|r| r.field == "customer_id" && !r.email.is_empty())
+        .map(|r| r.email.as_str())
+        .ok_or_else(|| {
+            permanent(
+                "no customer to nurture: the invoice's customer is not a known contact with an email",
+            )
+        })
 }
 
 /// Subscribing lifts a profile's unsubscribe suppression in Klaviyo, so it is sent only when the

@@ -1,12 +1,15 @@
 //! The Mailchimp destination: one audience member per golden contact, upserted with `PUT
 //! /lists/{list_id}/members/{subscriber_hash}` (MD5 of the lower-cased email), so a repeated write
-//! updates the same member instead of adding another. Shapes from Mailchimp's Marketing API spec.
+//! updates the same member instead of adding another; a (paid) invoice tags its customer's member
+//! with the flow's `tag` for post-sale nurture. Shapes from Mailchimp's Marketing API spec.
 
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::json;
 use switchyard_chassis::config::DestinationConfig;
 use switchyard_proto::v1::Contact;
 
+use crate::destination::{Write, permanent};
+use crate::klaviyo::customer_email;
 use crate::webhook::{SendError, classify, transport_error};
 
 /// A configured Mailchimp audience.
@@ -65,11 +68,46 @@ impl MailchimpDestination {
             self.list_id,
             Self::subscriber_hash(&contact.email)
         );
+        self.send(reqwest::Method::PUT, url, &body).await
+    }
+
+    /// Post-sale nurture for an invoice (a flow with `when: { status: paid }`): the paying
+    /// customer's member gets the flow's `tag` (`POST .../members/{hash}/tags`), which a
+    /// Mailchimp journey can start on. The tags endpoint answers 404 for an address that is not
+    /// a member, so the member is put first with its email only — `transactional` if new: a
+    /// purchase is no marketing consent. Both calls are idempotent.
+    pub async fn nurture(&self, write: &Write<'_>) -> Result<u16, SendError> {
+        let Some(tag) = write.flow.tag.as_deref() else {
+            return Err(permanent(
+                "a Mailchimp invoice flow needs tag: the tag paying customers get",
+            ));
+        };
+        let email = customer_email(write)?;
+        let member = format!(
+            "{}/lists/{}/members/{}",
+            self.base,
+            self.list_id,
+            Self::subscriber_hash(email)
+        );
+        let body = json!({ "email_address": email, "status_if_new": "transactional" });
+        self.send(reqwest::Method::PUT, member.clone(), &body)
+            .await?;
+        let body = json!({ "tags": [{ "name": tag, "status": "active" }] });
+        self.send(reqwest::Method::POST, format!("{member}/tags"), &body)
+            .await
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        url: String,
+        body: &serde_json::Value,
+    ) -> Result<u16, SendError> {
         let response = self
             .client
-            .put(url)
+            .request(method, url)
             .basic_auth("switchyard", Some(self.api_key.expose_secret()))
-            .json(&body)
+            .json(body)
             .send()
             .await
             .map_err(transport_error)?;

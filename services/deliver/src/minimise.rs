@@ -125,6 +125,9 @@ pub(crate) fn minimise(object: &mut Object, fields: &[String]) {
             if !keep("customer_id") {
                 i.customer = None;
             }
+            if !keep("deal_id") {
+                i.deal = None;
+            }
         }
     }
 }

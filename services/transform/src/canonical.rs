@@ -85,6 +85,7 @@ pub fn build(object: &str, record: &Map<String, Value>, source: &str) -> Option<
             amount_paid: r.money("amount_paid"),
             issued_at: r.time("issued_at"),
             due_at: r.time("due_at"),
+            deal: r.reference("deal_id", "deal"),
         }),
         _ => return None,
     })

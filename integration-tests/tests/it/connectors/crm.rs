@@ -160,6 +160,63 @@ fn is_uuid(text: &str) -> bool {
 }
 
 #[tokio::test]
+async fn hubspot_deals_upserted_by_a_unique_property_survive_a_lost_answer() {
+    let c = Connector::Hubspot;
+    let apis = VendorApis::start().await;
+    let pipeline = start(
+        &[destination(
+            &apis,
+            c,
+            "crm",
+            ", deal_id_property: switchyard_id",
+        )],
+        &[flow("hs-deals", "deal", "crm", "")],
+    )
+    .await;
+    // HubSpot creates the deal but its answer never arrives (deliver times out): the retry is
+    // the same upsert by the golden id, so it finds that deal instead of creating another.
+    apis.fail_next(c, Fault::Hang);
+    let deal = |stage: &str, second| {
+        event(
+            "deal",
+            second,
+            json!({"id": "d-77", "name": "Beta rollout", "stage": stage, "amount": money(90_000)}),
+        )
+    };
+    send(&pipeline, "d1", &deal("qualified", 1)).await;
+    let seen = apis.requests(c);
+    let upserts = find(&seen, "POST", "/crm/v3/objects/deals/batch/upsert");
+    assert_eq!(upserts.len(), 2, "the lost answer, then the retry");
+    assert_eq!(
+        upserts[0].body, upserts[1].body,
+        "the retry is the same upsert"
+    );
+    let golden = upserts[0].body["inputs"][0]["id"]
+        .as_str()
+        .expect("golden id");
+    assert_eq!(
+        upserts[0].body["inputs"][0],
+        json!({"idProperty": "switchyard_id", "id": golden, "properties": {
+            "dealname": "Beta rollout", "dealstage": "qualifiedtobuy", "amount": "900.00",
+            "pipeline": "default", "switchyard_id": golden}})
+    );
+    assert!(find(&seen, "POST", "/crm/v3/objects/deals").is_empty());
+    let deals = apis.records(c, "deals");
+    assert_eq!(deals.len(), 1, "one deal after the lost answer: {deals:?}");
+    let (id, _) = deals.iter().next().expect("the deal");
+
+    // The id HubSpot gave was kept: the next change patches that deal.
+    send(&pipeline, "d2", &deal("won", 2)).await;
+    let seen = apis.requests(c);
+    let patches = find(&seen, "PATCH", &format!("/crm/v3/objects/deals/{id}"));
+    assert_eq!(patches.len(), 1, "the won stage patched onto the same deal");
+    assert_eq!(patches[0].body["properties"]["dealstage"], "closedwon");
+    assert_eq!(apis.records(c, "deals").len(), 1);
+    assert_no_problems(&apis);
+    pipeline.finish().await;
+}
+
+#[tokio::test]
 async fn salesforce_upserts_by_external_id_sends_only_the_flows_fields_and_retries_a_failed_refresh()
  {
     let c = Connector::Salesforce;

@@ -510,6 +510,7 @@ impl Batch {
                         object: Some(canonical_object::Object::Contact(golden.contact.clone())),
                     }),
                     external_refs: self.refs.get(&golden.id).cloned().unwrap_or_default(),
+                    related: Vec::new(),
                 };
                 Some(Pending {
                     event_id: envelope.event_id.clone(),

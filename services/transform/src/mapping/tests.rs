@@ -447,3 +447,29 @@ fn names_are_joined_from_their_parts() {
         Ok(Some(json!("GB-42")))
     );
 }
+
+#[test]
+fn a_stripe_invoice_names_its_deal_in_metadata_and_a_canonical_one_in_deal_id() {
+    let mut invoice = stripe_fixture("invoice");
+    invoice["metadata"] = json!({"deal_id": " 58213 "});
+    let event = json!({"id": "evt_3", "type": "invoice.paid", "created": 1_721_954_054, "data": {"object": invoice}});
+    assert_eq!(
+        canonical("stripe", "invoice.paid", &event).1["deal_id"],
+        "58213"
+    );
+    // No metadata key, no deal (the fixture's metadata is empty).
+    let event = json!({"id": "evt_4", "type": "invoice.paid", "created": 1, "data": {"object": stripe_fixture("invoice")}});
+    assert!(
+        canonical("stripe", "invoice.paid", &event)
+            .1
+            .get("deal_id")
+            .is_none()
+    );
+    let event = json!({"type": "invoice.updated", "timestamp": "2026-11-27T10:00:00Z", "data": {
+        "id": "inv-1", "invoice_number": "INV-1", "status": "paid", "customer_id": "crm-1", "deal_id": 58213,
+        "total": {"minor_units": 100, "currency": "USD"}}});
+    assert_eq!(
+        canonical("standard-webhooks", "invoice.updated", &event).1["deal_id"],
+        "58213"
+    );
+}
