@@ -4,6 +4,7 @@
 //! a new one on every refresh) kept in the caller's PostgreSQL table, so a restart or another
 //! replica never presents a refresh token the vendor has already retired.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
@@ -68,6 +69,26 @@ pub enum TokenError {
     Permanent(String),
 }
 
+/// How one token refresh went, for an [`RefreshObserver`]: what an operator needs to know about
+/// a connection's credentials, never a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    /// A new access token was issued. `refresh_expires_in`: how long the refresh token stays
+    /// valid, when the vendor says so (Intuit's `x_refresh_token_expires_in`).
+    Refreshed {
+        refresh_expires_in: Option<Duration>,
+    },
+    /// The refresh failed; `consecutive` counts failures since the last success (1 for the first).
+    Failed { error: TokenError, consecutive: u32 },
+}
+
+/// Told the outcome of every refresh of a [`TokenManager`] (deliver turns it into credential
+/// alerts). Called with the manager's lock held: it must not block or call back into the manager.
+pub trait RefreshObserver: Send + Sync + std::fmt::Debug {
+    /// `owner` is the manager's row key (a source or destination name).
+    fn refreshed(&self, owner: &str, outcome: &RefreshOutcome);
+}
+
 /// The app's OAuth2 credentials.
 #[derive(Debug)]
 struct Credentials {
@@ -89,6 +110,10 @@ struct Tokens {
     generation: u64,
     /// A rotated refresh token not yet in the database (it was down): stored at the next chance.
     unsaved: bool,
+    /// Refreshes failed since the last success, for the observer.
+    failures: u32,
+    /// What the last grant said of the refresh token's own expiry, for the observer.
+    refresh_expires_in: Option<Duration>,
 }
 
 /// What a token endpoint answers (RFC 6749 §5.1).
@@ -99,6 +124,9 @@ struct Grant {
     expires_in: Option<u64>,
     #[serde(default)]
     refresh_token: Option<String>,
+    /// Intuit: seconds until the refresh token itself expires (about 100 days from issue).
+    #[serde(default)]
+    x_refresh_token_expires_in: Option<u64>,
 }
 
 /// One API connection's tokens.
@@ -112,9 +140,17 @@ pub struct TokenManager {
     tokens: Mutex<Tokens>,
     table: TokenTable,
     pool: Pool,
+    observer: Option<Arc<dyn RefreshObserver>>,
 }
 
 impl TokenManager {
+    /// Reports the outcome of every refresh from now on to `observer`.
+    #[must_use]
+    pub fn observed(mut self, observer: Arc<dyn RefreshObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
     /// The manager, starting from the tokens kept in the database when there are any.
     pub async fn new(settings: OAuthSettings, pool: Pool) -> Result<Self, String> {
         let http = reqwest::Client::builder()
@@ -154,6 +190,7 @@ impl TokenManager {
             tokens: Mutex::new(Tokens::default()),
             table: settings.table,
             pool,
+            observer: None,
         };
         if manager.credentials.is_some()
             && let Some(kept) = manager.load().await?
@@ -188,7 +225,37 @@ impl TokenManager {
         if let (Some(access), true) = (&tokens.access, fresh) {
             return Ok((access.clone(), tokens.generation));
         }
-        self.refresh(&mut tokens, what).await
+        self.observed_refresh(&mut tokens, what).await
+    }
+
+    /// [`Self::refresh`], its outcome told to the observer. A call that finds no OAuth2 refresh
+    /// configured is not a refresh, so the observer hears nothing of it.
+    async fn observed_refresh(
+        &self,
+        tokens: &mut Tokens,
+        what: &str,
+    ) -> Result<(SecretString, u64), TokenError> {
+        let result = self.refresh(tokens, what).await;
+        let outcome = match &result {
+            _ if self.credentials.is_none() => return result,
+            Ok(_) => {
+                tokens.failures = 0;
+                RefreshOutcome::Refreshed {
+                    refresh_expires_in: tokens.refresh_expires_in.take(),
+                }
+            }
+            Err(error) => {
+                tokens.failures = tokens.failures.saturating_add(1);
+                RefreshOutcome::Failed {
+                    error: error.clone(),
+                    consecutive: tokens.failures,
+                }
+            }
+        };
+        if let Some(observer) = &self.observer {
+            observer.refreshed(&self.owner, &outcome);
+        }
+        result
     }
 
     /// After a 401 with the token of `generation`: refreshes, unless another call already did.
@@ -203,7 +270,9 @@ impl TokenManager {
         {
             return Ok(access.clone());
         }
-        self.refresh(&mut tokens, what).await.map(|(t, _)| t)
+        self.observed_refresh(&mut tokens, what)
+            .await
+            .map(|(t, _)| t)
     }
 
     /// Trades the refresh token for a new access token: one at a time in this process (the
@@ -281,6 +350,7 @@ impl TokenManager {
             .expires_in
             .map(|s| OffsetDateTime::now_utc() + Duration::from_secs(s));
         tokens.refresh = Some(grant.refresh_token.map_or(current, SecretString::from));
+        tokens.refresh_expires_in = grant.x_refresh_token_expires_in.map(Duration::from_secs);
         tokens.generation += 1;
         let stored = async {
             tx.execute(&self.upsert_sql(), &params(&self.owner, tokens).as_refs())

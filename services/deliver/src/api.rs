@@ -11,7 +11,7 @@ use switchyard_chassis::config::{DestinationConfig, DestinationKind};
 use switchyard_chassis::deadpool_postgres::Pool;
 use switchyard_chassis::oauth::{ClientAuth, OAuthSettings, TokenError, TokenManager, TokenTable};
 
-use crate::webhook::{SendError, refusal, transport_error};
+use crate::webhook::{SendError, TOKEN_REFRESH_FAILED, refusal, transport_error};
 
 /// Deliver keeps each destination's OAuth2 tokens in its own table, keyed by destination name.
 const TOKENS: TokenTable = TokenTable {
@@ -69,9 +69,12 @@ impl Api {
             timeout: config.timeout,
             table: TOKENS,
         };
-        let tokens = TokenManager::new(settings, pool)
+        let mut tokens = TokenManager::new(settings, pool)
             .await
             .map_err(|e| format!("destination {}: {e}", config.name))?;
+        if let Some(observer) = &config.refresh_observer {
+            tokens = tokens.observed(observer.clone());
+        }
         Self::with(config, Auth::Bearer(Box::new(tokens)))
     }
 
@@ -197,7 +200,7 @@ impl Api {
         SendError::Retryable {
             status: None,
             retry_after,
-            reason,
+            reason: format!("{TOKEN_REFRESH_FAILED}: {reason}"),
         }
     }
 }

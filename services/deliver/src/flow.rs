@@ -1,7 +1,7 @@
 //! One flow: which golden changes it takes, the request it makes, and what happens on failure.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -9,7 +9,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prost::Message as _;
 use serde_json::json;
-use switchyard_chassis::bus::{Bus, Delivery, settled};
+use switchyard_chassis::bus::{Bus, Delivery, ErrorClass, Failure, REPLAY_FLOW, settled};
 use switchyard_chassis::config::{FlowConfig, Trigger};
 use switchyard_chassis::deadpool_postgres::Pool;
 use switchyard_chassis::retry::RedeliveryPolicy;
@@ -20,6 +20,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::STAGE;
+use crate::breaker::Admit;
 use crate::destination::{Destination, Write, Written};
 use crate::minimise::minimise;
 use crate::webhook::SendError;
@@ -40,12 +41,19 @@ pub(crate) struct Flow {
     pub destination: std::sync::Arc<Destination>,
     pub bus: Bus,
     pub pool: Pool,
+    /// Group commit of this flow's `deliveries` look-ups and records (shared by every flow).
+    pub deliveries: crate::batcher::Deliveries,
     pub retry: RedeliveryPolicy,
     pub attempts: Family<Labels, Counter>,
-    /// Set when the destination answered 410 Gone: from then on (until deliver restarts with a
-    /// fixed configuration) every change is dead-lettered without calling the destination, so
-    /// nothing hammers an endpoint that no longer exists and every change stays replayable.
+    /// Set when the destination answered 410 Gone: from then on (until an operator resumes the
+    /// flow) every change is dead-lettered without calling the destination, so nothing hammers
+    /// an endpoint that no longer exists and every change stays replayable. A cache of the
+    /// flow's `flow_pauses` row (see `pause`), which is the truth across restarts and replicas.
     pub paused: AtomicBool,
+    /// Flow and credential status reports for monitor's alerts.
+    pub reporter: crate::status::Reporter,
+    /// Redeliveries that only waited for the destination's open circuit breaker.
+    pub deferrals: crate::breaker::Deferrals,
 }
 
 impl Flow {
@@ -60,12 +68,23 @@ impl Flow {
 
     pub async fn handle(&self, delivery: Delivery) {
         let flow = self.config.name.as_str();
+        // A replayed dead letter is meant for the flow it came from; every other flow on the
+        // object has had its turn at this change already.
+        if let Some(target) = delivery.headers().and_then(|h| h.get(REPLAY_FLOW))
+            && target.as_str() != flow
+        {
+            self.count("skipped");
+            settled(delivery.ack().await);
+            return;
+        }
         let change = match GoldenChange::decode(delivery.payload()) {
             Ok(change) => change,
             Err(error) => {
                 let reason = format!("undecodable golden change: {error}");
+                let failure = Failure::new(STAGE, flow, ErrorClass::Undecodable, &reason)
+                    .destination(self.destination.name());
                 self.bus
-                    .dead_letter_then_ack(delivery, STAGE, flow, &reason, 0, &self.retry)
+                    .dead_letter_then_ack(delivery, &failure, &self.retry)
                     .await;
                 return;
             }
@@ -108,8 +127,48 @@ impl Flow {
             Err(error) => return self.retry_later(delivery, &change, &error, 0, None).await,
         }
         if self.paused.load(Ordering::Relaxed) {
-            return self.give_up(delivery, &change, 410, PAUSED).await;
+            // The row decides: an operator may have resumed the flow through another replica.
+            match crate::pause::holds(&self.pool, flow).await {
+                Ok(true) => {
+                    let failure = Failure::new(STAGE, flow, ErrorClass::Gone, PAUSED).status(410);
+                    return self.give_up(delivery, &change, failure).await;
+                }
+                Ok(false) => self.paused.store(false, Ordering::Relaxed),
+                Err(error) => return self.retry_later(delivery, &change, &error, 0, None).await,
+            }
         }
+        if let Some(reason) = self.too_old(&delivery, &change) {
+            let failure = Failure::new(STAGE, flow, ErrorClass::MaxAge, &reason);
+            return self.give_up(delivery, &change, failure).await;
+        }
+        let sequence = delivery.stream_sequence();
+        if let Admit::Wait(delay) = self.destination.breaker().admit(Instant::now()) {
+            // The destination is not called while its breaker is open: the change comes back
+            // when the cool-down ends. JetStream counts this redelivery, so it is remembered
+            // (`deferrals`) and subtracted below: waiting never uses up `max_attempts`. The
+            // server's max_deliver does not stop it either (see `App::build`); `max_age` does.
+            self.deferrals.defer(sequence);
+            // Still a failed delivery for monitor (reported under this redelivery's number), so
+            // failure rates and "destination down" alerts see the outage while nothing is sent.
+            self.count("failed");
+            let reason = format!(
+                "circuit breaker of destination {} open: not called for another {}",
+                self.destination.name(),
+                humantime::format_duration(Duration::from_secs(delay.as_secs().max(1)))
+            );
+            if let Err(error) = self
+                .report(&change, DeliveryOutcome::Failed, 0, &reason, attempt)
+                .await
+            {
+                tracing::warn!(%error, "failure report not published");
+            }
+            settled(delivery.nak(Some(delay)).await);
+            return;
+        }
+        // The attempts that really called the destination.
+        let attempt = attempt
+            .saturating_sub(self.deferrals.count(sequence))
+            .max(1);
         let webhook_id = format!("{flow}:{}", change.change_id);
         // Data minimisation: the connector (and the webhook body) see only the named fields.
         let mut minimised = change.clone();
@@ -129,7 +188,19 @@ impl Flow {
             .destination
             .write(&write, || payload(&minimised, fields))
             .await
-        {
+            .inspect(|written| {
+                // A skipped write may not have called the destination: it proves nothing.
+                if matches!(written, Written::Done(_)) {
+                    self.destination.breaker().success();
+                }
+            })
+            .inspect_err(|error| match error {
+                SendError::Retryable { .. } => self.destination.breaker().failure(Instant::now()),
+                // The destination answered: it is up, whatever it thought of the request.
+                SendError::Permanent { .. } | SendError::Gone { .. } => {
+                    self.destination.breaker().success();
+                }
+            }) {
             Ok(Written::Done(status)) => {
                 if let Err(error) = self.record(&change.change_id, status, attempt).await {
                     // The write happened; the retry sends it again with the same idempotency
@@ -156,11 +227,27 @@ impl Flow {
                 self.retry_later(delivery, &change, &reason, status.unwrap_or(0), retry_after)
                     .await;
             }
-            Err(SendError::Gone { reason }) => {
-                // Not in the dead letter: it may quote the vendor's body.
-                tracing::error!(%reason, "destination gone (410); flow paused until deliver restarts");
+            Err(error @ SendError::Gone { .. }) => {
+                // The dead letter's reason says the flow paused; the vendor's body goes to its
+                // response body, not into the reason.
+                tracing::error!(reason = %error, "destination gone (410); flow paused until an operator resumes it");
+                // Paused only once the pause is stored: a pause that would not survive a restart
+                // is retried instead (the retry meets the 410 again).
+                match crate::pause::store(&self.pool, flow, PAUSED).await {
+                    Ok(Some(at)) => {
+                        self.reporter
+                            .paused(flow, self.destination.name(), PAUSED, at);
+                    }
+                    Ok(None) => {}
+                    Err(error) => {
+                        return self.retry_later(delivery, &change, &error, 410, None).await;
+                    }
+                }
                 self.paused.store(true, Ordering::Relaxed);
-                self.give_up(delivery, &change, 410, PAUSED).await;
+                let failure = Failure::new(STAGE, flow, ErrorClass::Gone, PAUSED)
+                    .status(410)
+                    .response_body(error.response_body());
+                self.give_up(delivery, &change, failure).await;
             }
             Err(error) => {
                 let status = error.status();
@@ -172,23 +259,31 @@ impl Flow {
                         reason.clone()
                     }
                 };
-                self.give_up(delivery, &change, status, &reason).await;
+                // Attempts that ran out on our own side (database, bus) are "exhausted"; a
+                // vendor's answer keeps its own class.
+                let failure = Failure::new(STAGE, flow, error.class(), &reason)
+                    .status(status)
+                    .response_body(error.response_body());
+                self.give_up(delivery, &change, failure).await;
             }
         }
     }
 
-    /// Dead-letters the change with its reason, then reports it; if the dead letter cannot be
+    /// Dead-letters the change with what `failure` says (its stage, flow and destination are
+    /// this flow's whatever the caller put there), then reports it; if the dead letter cannot be
     /// stored the message is retried instead (never dropped).
-    async fn give_up(&self, delivery: Delivery, change: &GoldenChange, status: u16, reason: &str) {
-        let flow = self.config.name.as_str();
+    async fn give_up(&self, delivery: Delivery, change: &GoldenChange, failure: Failure<'_>) {
+        let failure = Failure {
+            stage: STAGE,
+            key: self.config.name.as_str(),
+            destination: self.destination.name(),
+            ..failure
+        };
+        let (status, reason) = (failure.http_status, failure.reason);
         let attempt = delivery.attempt();
-        tracing::warn!(status, attempt, "delivery dead-lettered");
+        tracing::warn!(status, attempt, class = %failure.class, "delivery dead-lettered");
         self.count("dead_lettered");
-        if let Err(error) = self
-            .bus
-            .dead_letter(&delivery, STAGE, flow, reason, status)
-            .await
-        {
+        if let Err(error) = self.bus.dead_letter(&delivery, &failure).await {
             tracing::warn!(%error, "dead letter not stored; will retry");
             let delay = self.retry.delay(attempt, None);
             settled(delivery.nak(Some(delay)).await);
@@ -204,36 +299,43 @@ impl Flow {
         .await;
     }
 
-    /// Whether the golden record has every value the flow's `when` asks for.
-    fn matches_when(&self, change: &GoldenChange) -> bool {
-        if self.config.when.is_empty() {
-            return true;
-        }
-        let Some(canonical_object::Object::Contact(c)) =
-            change.record.as_ref().and_then(|r| r.object.as_ref())
-        else {
-            return false;
-        };
-        self.config.when.iter().all(|(field, expected)| {
-            let actual = match field.as_str() {
-                "email" => json!(c.email),
-                "phone" => json!(c.phone),
-                "first_name" => json!(c.first_name),
-                "last_name" => json!(c.last_name),
-                "company_name" => json!(c.company_name),
-                "job_title" => json!(c.job_title),
-                "lifecycle_stage" => json!(c.lifecycle_stage),
-                "marketing_consent" => json!(c.consent.as_ref().is_some_and(|x| x.marketing)),
-                "country" => json!(
-                    c.address
-                        .as_ref()
-                        .map(|a| a.country.clone())
-                        .unwrap_or_default()
-                ),
-                _ => return false,
-            };
-            &actual == expected
+    /// Why the change is too old for another attempt, if it is: its age counts from ingest's
+    /// receipt of its cause (else from when the golden change was stored), so `max_age` bounds
+    /// how long a change can keep retrying or waiting for an open breaker.
+    fn too_old(&self, delivery: &Delivery, change: &GoldenChange) -> Option<String> {
+        // A replayed dead letter is an operator's decision to try again now: it counts from the
+        // replay, or it would go straight back to the dead letters.
+        let replayed = delivery
+            .headers()
+            .is_some_and(|h| h.get(REPLAY_FLOW).is_some())
+            || delivery
+                .msg_id()
+                .is_some_and(|id| id.starts_with("replay:"));
+        let since = change
+            .cause
+            .as_ref()
+            .and_then(|c| c.received_at)
+            .and_then(|t| SystemTime::try_from(t).ok())
+            .filter(|_| !replayed)
+            .or_else(|| delivery.published())?;
+        let age = SystemTime::now().duration_since(since).ok()?;
+        let max_age = self.config.max_age;
+        (age > max_age).then(|| {
+            format!(
+                "maximum age {} exceeded: the change is {} old; not tried again",
+                humantime::format_duration(max_age),
+                humantime::format_duration(Duration::from_secs(age.as_secs()))
+            )
         })
+    }
+
+    /// Whether the golden record has every value the flow's `when` asks for (see `when`).
+    fn matches_when(&self, change: &GoldenChange) -> bool {
+        crate::when::matches(
+            self.config.object.as_str(),
+            &self.config.when,
+            change.record.as_ref().and_then(|r| r.object.as_ref()),
+        )
     }
 
     /// Reports a terminal outcome to monitor, then acks; if the report cannot be stored the
@@ -250,7 +352,10 @@ impl Flow {
             .report(change, outcome, status, reason, delivery.attempt())
             .await
         {
-            Ok(()) => settled(delivery.ack().await),
+            Ok(()) => {
+                self.deferrals.forget(delivery.stream_sequence());
+                settled(delivery.ack().await);
+            }
             Err(error) => {
                 tracing::warn!(%error, "outcome report not published; will retry");
                 let delay = self.retry.delay(delivery.attempt(), None);
@@ -309,53 +414,61 @@ impl Flow {
             attempt: u32::try_from(attempt).unwrap_or(u32::MAX),
             at: Some(switchyard_proto::timestamp(SystemTime::now())),
             end_to_end_ms,
+            source: change
+                .cause
+                .as_ref()
+                .map(|c| c.source_system.clone())
+                .unwrap_or_default(),
         };
         // Failed attempts are counted per attempt, terminal outcomes once per change.
         let msg_id = match outcome {
             DeliveryOutcome::Failed => format!("ops:{flow}:{}:failed:{attempt}", change.change_id),
             other => format!("ops:{flow}:{}:{}", change.change_id, other.as_str_name()),
         };
+        let subject = self.bus.names().ops_delivery(flow);
+        let payload = Bytes::from(result.encode_to_vec());
+        if outcome == DeliveryOutcome::Received {
+            // "Received" is best effort (the terminal outcome is what must land): published
+            // beside the write rather than before it, so its JetStream ack costs the delivery
+            // no round trip. Its failure is logged here, as the caller would.
+            let bus = self.bus.clone();
+            let publish = async move {
+                if let Err(error) = bus
+                    .publish(subject, &msg_id, Default::default(), payload)
+                    .await
+                {
+                    tracing::warn!(%error, "received report not published");
+                }
+            };
+            tokio::spawn(tracing::Instrument::in_current_span(publish));
+            return Ok(());
+        }
         self.bus
-            .publish(
-                self.bus.names().ops_delivery(flow),
-                &msg_id,
-                Default::default(),
-                Bytes::from(result.encode_to_vec()),
-            )
+            .publish(subject, &msg_id, Default::default(), payload)
             .await
             .map(|_| ())
             .map_err(|e| e.to_string())
     }
 
     async fn delivered_before(&self, change_id: &str) -> Result<Option<u16>, String> {
-        let client = self.pool.get().await.map_err(|e| e.to_string())?;
-        let row = client
-            .query_opt(
-                "SELECT http_status FROM deliveries WHERE flow = $1 AND change_id = $2",
-                &[&self.config.name, &change_id],
-            )
+        // Batched with the other lanes' look-ups: one `= ANY` query instead of one each.
+        self.deliveries
+            .delivered(&self.config.name, change_id)
             .await
-            .map_err(|e| e.to_string())?;
-        Ok(row.map(|r| u16::try_from(r.get::<_, i32>(0)).unwrap_or(0)))
     }
 
     async fn record(&self, change_id: &str, status: u16, attempt: u64) -> Result<(), String> {
-        let client = self.pool.get().await.map_err(|e| e.to_string())?;
-        client
-            .execute(
-                "INSERT INTO deliveries (flow, change_id, destination, http_status, attempts) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-                &[
-                    &self.config.name,
-                    &change_id,
-                    &self.destination.name(),
-                    &i32::from(status),
-                    &i32::try_from(attempt).unwrap_or(i32::MAX),
-                ],
+        // Group commit with the other lanes' records; answered once the row has committed, so
+        // the ack still follows the record.
+        self.deliveries
+            .record(
+                &self.config.name,
+                change_id,
+                self.destination.name(),
+                status,
+                attempt,
             )
             .await
-            .map_err(|e| e.to_string())?;
-        Ok(())
     }
 }
 

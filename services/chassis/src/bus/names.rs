@@ -140,6 +140,19 @@ impl Names {
             .is_some_and(|rest| !rest.is_empty() && !rest.contains('.'))
     }
 
+    /// `<prefix>.ops.command.<service>`: operator commands to a service (e.g. resume a paused
+    /// flow). On the OPS stream, which monitor may already publish to; the service consumes it
+    /// with its own durable consumer.
+    pub fn ops_command(&self, service: &str) -> String {
+        format!("{}.ops.command.{}", self.prefix, token(service))
+    }
+
+    /// `<prefix>.ops.status.<key>`: deliver's reports on a flow's or a destination's health
+    /// (paused, resumed, credentials failing or expiring), for monitor's alerts.
+    pub fn ops_status(&self, key: &str) -> String {
+        format!("{}.ops.status.{}", self.prefix, token(key))
+    }
+
     /// `<prefix>.ops.drift.<source>`: schema-drift notices from transform.
     pub fn ops_drift(&self, source: &str) -> String {
         format!("{}.ops.drift.{}", self.prefix, token(source))
@@ -202,6 +215,8 @@ mod tests {
         assert_eq!(n.dlq("deliver", "my.flow"), "t-42.dlq.deliver.my_flow");
         assert_eq!(n.ops_conflict("contact"), "t-42.ops.conflict.contact");
         assert_eq!(n.identity_command(), "t-42.canonical.command.admin");
+        assert_eq!(n.ops_command("deliver"), "t-42.ops.command.deliver");
+        assert_eq!(n.ops_status("a.b"), "t-42.ops.status.a_b");
         assert_eq!(
             n.identity_command_result("contact"),
             "t-42.ops.conflict.contact.command"
