@@ -4,13 +4,28 @@
 # to end (webhook → ingest → transform → dedupe → deliver → a local sink) on this machine, with
 # NATS and PostgreSQL on the same machine, and prints the figures with the machine, date and
 # commit, ready for docs/benchmarks.md.
+#
+# Shorter runs (e.g. while profiling): BENCH_SECTIONS picks the sections (default
+# "ingest dedupe e2e"), BENCH_E2E_SECONDS sets the length of each end-to-end run (default 20; the
+# past-saturation run takes three quarters of it) and BENCH_DEDUPE_COUNT the contacts preloaded
+# for dedupe (default 60000, half of them new people); BENCH_BIN runs the binaries found there
+# instead of building them.
 set -euo pipefail
+sections=" ${BENCH_SECTIONS:-ingest dedupe e2e} "
+e2e_seconds="${BENCH_E2E_SECONDS:-20}"
+dedupe_count="${BENCH_DEDUPE_COUNT:-60000}"
+ingest=""
+db=""
+dedupe_config=""
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/switchyard-target}"
 cd "$(dirname "$0")/.."
 target="$CARGO_TARGET_DIR"
-cargo build --release -p switchyard-ingest -p switchyard-transform -p switchyard-dedupe \
-  -p switchyard-deliver -p switchyard-monitor -p switchyard-loadgen >&2
-bin="$target/release"
+# BENCH_BIN: run binaries already built there (e.g. a copy of an earlier build, to compare).
+bin="${BENCH_BIN:-$target/release}"
+if [[ -z "${BENCH_BIN:-}" ]]; then
+  cargo build --release -p switchyard-ingest -p switchyard-transform -p switchyard-dedupe \
+    -p switchyard-deliver -p switchyard-monitor -p switchyard-loadgen >&2
+fi
 
 prefix="bench$(date +%s)"
 export SWITCHYARD_BENCH_SECRET="whsec_$(head -c 32 /dev/urandom | base64 -w0)"
@@ -23,8 +38,6 @@ ingest: { listen: "127.0.0.1:18080", ops_listen: "127.0.0.1:19101", max_lag: 0 }
 sources:
   - { name: bench, kind: standard-webhooks, secret_env: [SWITCHYARD_BENCH_SECRET] }
 YAML
-"$bin/switchyard-ingest" --config "$config" > /tmp/switchyard-bench-ingest.log 2>&1 &
-ingest=$!
 cleanup() {
   kill "$ingest" 2>/dev/null || true
   wait "$ingest" 2>/dev/null || true
@@ -32,14 +45,17 @@ cleanup() {
   rm -f "$config"
 }
 trap cleanup EXIT
+url=http://127.0.0.1:18080/v1/webhooks/bench
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+echo "date: $(date -u +%Y-%m-%dT%H:%MZ)  commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)  nats-server: $(nats-server --version 2>/dev/null || /usr/sbin/nats-server --version)"
+echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
+if [[ "$sections" == *" ingest "* ]]; then
+"$bin/switchyard-ingest" --config "$config" > /tmp/switchyard-bench-ingest.log 2>&1 &
+ingest=$!
 for _ in $(seq 1 100); do
   curl -sf http://127.0.0.1:19101/readyz >/dev/null && break
   sleep 0.1
 done
-
-url=http://127.0.0.1:18080/v1/webhooks/bench
-echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
-echo "date: $(date -u +%Y-%m-%dT%H:%MZ)  commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)  nats-server: $(nats-server --version 2>/dev/null || /usr/sbin/nats-server --version)"
 "$bin/switchyard-loadgen" ingest --url "$url" --rate 0 --duration 3s --connections 32 --label warm-up >/dev/null
 "$bin/switchyard-loadgen" ingest --url "$url" --rate 0 --duration 15s --connections 64 --label "ingest max (64 connections)"
 "$bin/switchyard-loadgen" ingest --url "$url" --rate 0 --duration 15s --connections 128 --label "ingest max (128 connections)"
@@ -50,6 +66,9 @@ echo "ingest RSS after the runs: $((rss / 1024)) MiB"
 # Dedupe: preload contacts while it is stopped (it creates its consumer first), then time it.
 kill "$ingest" 2>/dev/null || true
 wait "$ingest" 2>/dev/null || true
+fi
+
+if [[ "$sections" == *" dedupe "* ]]; then
 db="bench_dedupe_$(date +%s)"
 psql -q "host=/var/run/postgresql user=$(id -un) dbname=postgres" -c "CREATE DATABASE $db"
 dedupe_config="$(mktemp --suffix .yaml)"
@@ -76,12 +95,14 @@ stop_dedupe() {
 trap 'stop_dedupe; cleanup; rm -f "$dedupe_config"; psql -q "host=/var/run/postgresql user=$(id -un) dbname=postgres" -c "DROP DATABASE IF EXISTS $db" || true' EXIT
 start_dedupe
 stop_dedupe
-"$bin/switchyard-loadgen" dedupe-load --prefix "$prefix" --count 60000 --people 30000
+"$bin/switchyard-loadgen" dedupe-load --prefix "$prefix" --count "$dedupe_count" --people "$((dedupe_count / 2))"
 start_dedupe
-"$bin/switchyard-loadgen" dedupe-drain --prefix "$prefix" --label "dedupe: 30,000 new contacts then 30,000 updates"
+"$bin/switchyard-loadgen" dedupe-drain --prefix "$prefix" --label "dedupe: $((dedupe_count / 2)) new contacts then as many updates"
 rss=$(awk '/VmRSS/ {print $2}' "/proc/$dedupe/status")
 echo "dedupe RSS after the run: $((rss / 1024)) MiB"
 stop_dedupe
+fi
+[[ "$sections" == *" e2e "* ]] || exit 0
 
 # End to end: all five services as separate processes, one flow delivering every contact to the
 # load generator's own sink, which times each delivery from the moment its webhook was sent.
@@ -111,7 +132,7 @@ for service in ingest transform dedupe deliver monitor; do
   "$bin/switchyard-$service" --config "$e2e_config" >> "/tmp/switchyard-bench-$service.log" 2>&1 &
   pids+=("$!")
 done
-trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; cleanup; "$bin/switchyard-loadgen" purge --prefix "$e2e_prefix" || true; rm -f "$dedupe_config" "$e2e_config"; for d in "$db" "$e2e_db"; do psql -q "host=/var/run/postgresql user=$(id -un) dbname=postgres" -c "DROP DATABASE IF EXISTS $d" || true; done' EXIT
+trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; cleanup; "$bin/switchyard-loadgen" purge --prefix "$e2e_prefix" || true; rm -f ${dedupe_config:+"$dedupe_config"} "$e2e_config"; for d in $db "$e2e_db"; do psql -q "host=/var/run/postgresql user=$(id -un) dbname=postgres" -c "DROP DATABASE IF EXISTS $d" || true; done' EXIT
 for port in 19101 19102 19103 19104 19105; do
   for _ in $(seq 1 300); do
     curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break
@@ -142,7 +163,7 @@ e2e() { # label, then loadgen arguments
   echo "$line"
 }
 url_e2e=http://127.0.0.1:18080/v1/webhooks/bench
-e2e "e2e at 1000/s" --rate 1000 --duration 20s --connections 64
-e2e "e2e max (64 connections)" --rate 0 --duration 20s --connections 64
-e2e "e2e past saturation (offered 12000/s)" --rate 12000 --duration 15s --connections 256
+e2e "e2e at 1000/s" --rate 1000 --duration "${e2e_seconds}s" --connections 64
+e2e "e2e max (64 connections)" --rate 0 --duration "${e2e_seconds}s" --connections 64
+e2e "e2e past saturation (offered 12000/s)" --rate 12000 --duration "$((e2e_seconds * 3 / 4))s" --connections 256
 rss_line "RSS after the runs"

@@ -22,7 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use bytes::Bytes;
 use prost::Message as _;
-use switchyard_chassis::bus::Bus;
+use switchyard_chassis::bus::{Bus, BusError};
 use switchyard_chassis::config::{Config, SourceKind};
 use switchyard_chassis::deadpool_postgres::Pool;
 use switchyard_chassis::{CancellationToken, Error, Runtime};
@@ -93,7 +93,13 @@ impl App {
         )
         .await?;
         let pool = runtime.pool()?;
-        let backlog = Backlog::new(runtime.bus.clone(), config.ingest.max_lag);
+        let flows: Vec<String> = config.flows.iter().map(|f| f.name.clone()).collect();
+        let backlog = Backlog::new(runtime.bus.clone(), config.ingest.max_lag, &flows);
+        runtime.registry.register(
+            "ingest_pipeline_lag",
+            "Unfinished messages of the stage furthest behind (transform, dedupe or a flow), as ingest's back-pressure last measured it",
+            backlog.lag_gauge(),
+        );
         let state = Arc::new(Shared {
             bus: runtime.bus.clone(),
             recorder: seen::Recorder::start(pool.clone(), runtime.shutdown.clone()),
@@ -277,6 +283,7 @@ async fn accept(
     if !parsed.events.is_empty() && state.backlog.overloaded() {
         return Err(IngestError::Overloaded);
     }
+    let _in_flight = state.backlog.publishing(parsed.events.len());
     let received_at = Some(switchyard_proto::timestamp(std::time::SystemTime::now()));
     let kept: HashMap<String, String> = KEPT_HEADERS
         .iter()
@@ -317,13 +324,21 @@ async fn accept(
             Bytes::from(raw.encode_to_vec()),
         ));
     }
-    // Every event must be stored before the vendor hears 2xx; a partial failure answers 503 and
-    // the vendor's retry is de-duplicated event by event.
+    // Every event must be stored before the vendor hears 2xx; a partial failure answers 503 (or
+    // 429) and the vendor's retry is de-duplicated event by event.
     let results = futures::future::join_all(publishes).await;
     let mut duplicates = known.len();
     for result in results {
         match result {
             Ok(published) => duplicates += usize::from(published.duplicate),
+            // Still connected, yet JetStream did not ack in time: the server is alive and behind
+            // (saturated), not gone. That is overload, so the sender hears 429 with a short
+            // Retry-After and backs off, like any sender past the backlog bound; 503 (with a
+            // longer Retry-After) stays for a bus that is unreachable or refusing.
+            Err(BusError::AckTimeout(_)) if state.bus.is_connected() => {
+                tracing::warn!("JetStream is not acknowledging in time; answering 429");
+                return Err(IngestError::Overloaded);
+            }
             Err(error) => {
                 tracing::warn!(%error, "event not stored; answering 503 so the sender retries");
                 return Err(IngestError::Unavailable);

@@ -1,13 +1,13 @@
 //! Consuming: a guard around each delivered message that naks when dropped unsettled, and the
 //! loops that feed a durable pull consumer to a handler until shutdown — one message at a time,
-//! several at once, or in batches.
+//! several at once, in batches, or on lanes that keep each key's messages in order.
 
 use std::future::Future;
 use std::time::Duration;
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, AckKind};
-use futures::StreamExt as _;
+use futures::{FutureExt as _, StreamExt as _};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
@@ -100,6 +100,12 @@ impl Delivery {
         self.stream_sequence
     }
 
+    /// When JetStream stored the message (the same on every redelivery).
+    pub fn published(&self) -> Option<std::time::SystemTime> {
+        let info = self.msg.as_ref()?.info().ok()?;
+        Some(std::time::SystemTime::from(info.published))
+    }
+
     async fn settle(mut self, kind: AckKind) -> Result<(), async_nats::Error> {
         match self.msg.take() {
             Some(msg) => msg.ack_with(kind).await,
@@ -173,22 +179,17 @@ pub async fn run_consumer_concurrently<H, F>(
     let concurrency = concurrency.max(1);
     let mut in_hand = futures::stream::FuturesUnordered::new();
     'outer: while !shutdown.is_cancelled() {
-        let stream = consumer
-            .stream()
-            .max_messages_per_batch(batch)
-            .heartbeat(Duration::from_secs(5))
-            .expires(Duration::from_secs(30))
-            .messages()
-            .await;
-        let mut messages = match stream {
-            Ok(messages) => messages,
-            Err(error) => {
-                tracing::warn!(%error, consumer = %durable, "cannot pull messages; retrying");
-                if wait_or_cancelled(&shutdown, Duration::from_secs(1)).await {
-                    break;
-                }
-                continue;
-            }
+        let Some(mut messages) = open_pull(
+            &consumer,
+            &durable,
+            batch,
+            Some(Duration::from_secs(5)),
+            Duration::from_secs(30),
+            &shutdown,
+        )
+        .await
+        else {
+            break;
         };
         loop {
             if in_hand.len() >= concurrency {
@@ -252,22 +253,17 @@ pub async fn run_batch_consumer<H, F>(
     'outer: while !shutdown.is_cancelled() {
         // Pull for every batch that may be in hand: the client asks for more once half of one pull
         // has arrived, so a pull of a single batch would leave the other batches waiting.
-        let stream = consumer
-            .stream()
-            .max_messages_per_batch(batch.saturating_mul(concurrency))
-            .heartbeat(Duration::from_secs(5))
-            .expires(Duration::from_secs(30))
-            .messages()
-            .await;
-        let mut messages = match stream {
-            Ok(messages) => messages,
-            Err(error) => {
-                tracing::warn!(%error, consumer = %durable, "cannot pull messages; retrying");
-                if wait_or_cancelled(&shutdown, Duration::from_secs(1)).await {
-                    break;
-                }
-                continue;
-            }
+        let Some(mut messages) = open_pull(
+            &consumer,
+            &durable,
+            batch.saturating_mul(concurrency),
+            Some(Duration::from_secs(5)),
+            Duration::from_secs(30),
+            &shutdown,
+        )
+        .await
+        else {
+            break;
         };
         loop {
             if in_hand.len() >= concurrency {
@@ -335,7 +331,141 @@ pub async fn run_batch_consumer<H, F>(
     tracing::info!(consumer = %durable, "consumer stopped");
 }
 
+/// Feeds `consumer`'s messages to `lanes` lanes, each handling its messages one at a time, in
+/// order: `key` picks a message's lane, so messages with the same key (deliver: one golden
+/// record's changes) reach their handler in stream order while other keys' messages proceed on
+/// the other lanes. Each lane holds at most `depth` messages waiting behind the one in hand; a
+/// message for a full lane holds the pull until that lane frees a place, so what is pulled but
+/// not handled stays bounded (`pull` buffered, `lanes × (depth + 1)` in the lanes).
+///
+/// The pull runs without idle heartbeats: it legitimately pauses while a lane is full (a slow
+/// destination), and a heartbeat timer would then report "missed idle heartbeat" and stall the
+/// pull. Short pull requests (`expires` of 10 s, re-issued by the client when one goes
+/// unanswered) stand in for them. Each handler settles its own message; on shutdown the lanes
+/// finish what they hold, and messages pulled but not yet in a lane are naked so they come back
+/// at once rather than after their ack wait.
+#[allow(clippy::too_many_arguments)] // one loop's knobs, passed once
+pub async fn run_laned_consumer<K, H, F>(
+    consumer: jetstream::consumer::PullConsumer,
+    stage: &'static str,
+    pull: usize,
+    lanes: usize,
+    depth: usize,
+    shutdown: CancellationToken,
+    key: K,
+    handler: H,
+) where
+    K: Fn(&Delivery) -> u64,
+    H: Fn(Delivery) -> F + Clone + Send + 'static,
+    F: Future<Output = ()> + Send + 'static,
+{
+    let durable = consumer.cached_info().name.clone();
+    let lanes = lanes.max(1);
+    let (queues, workers): (Vec<_>, Vec<_>) = (0..lanes)
+        .map(|_| {
+            let (queue, mut inbox) = tokio::sync::mpsc::channel::<Delivery>(depth.max(1));
+            let handler = handler.clone();
+            let worker = tokio::spawn(async move {
+                while let Some(delivery) = inbox.recv().await {
+                    let span = delivery.span().clone();
+                    handler(delivery).instrument(span).await;
+                }
+            });
+            (queue, worker)
+        })
+        .collect();
+    let lane_count = u64::try_from(lanes).unwrap_or(1);
+    'outer: while !shutdown.is_cancelled() {
+        let Some(mut messages) = open_pull(
+            &consumer,
+            &durable,
+            pull.max(1),
+            None,
+            Duration::from_secs(10),
+            &shutdown,
+        )
+        .await
+        else {
+            break;
+        };
+        loop {
+            let next = tokio::select! {
+                biased;
+                () = shutdown.cancelled() => {
+                    // Pulled but not started: back to the server now, not after the ack wait.
+                    while let Some(Some(Ok(msg))) = messages.next().now_or_never() {
+                        settled(msg.ack_with(AckKind::Nak(None)).await);
+                    }
+                    break 'outer;
+                }
+                next = messages.next() => next,
+            };
+            match next {
+                None => continue 'outer,
+                Some(Err(error)) => {
+                    tracing::warn!(%error, consumer = %durable, "pull consumer error");
+                    if wait_or_cancelled(&shutdown, Duration::from_millis(200)).await {
+                        break 'outer;
+                    }
+                }
+                Some(Ok(msg)) => {
+                    let delivery = Delivery::new(msg, stage, &durable);
+                    let lane = usize::try_from(key(&delivery) % lane_count).unwrap_or(0);
+                    let queue = &queues[lane];
+                    match queue.try_send(delivery) {
+                        Ok(()) => {}
+                        Err(tokio::sync::mpsc::error::TrySendError::Full(delivery)) => {
+                            // Order within the lane matters more than the other lanes' pace.
+                            // A send fails only once the worker is gone (it panicked); the
+                            // delivery then drops unsettled, which naks it.
+                            let _ = queue.send(delivery).await;
+                        }
+                        Err(tokio::sync::mpsc::error::TrySendError::Closed(delivery)) => {
+                            drop(delivery);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // What the lanes hold finishes (and acknowledges) before the consumer stops.
+    drop(queues);
+    futures::future::join_all(workers).await;
+    tracing::info!(consumer = %durable, "consumer stopped");
+}
+
 /// Waits for `delay`; true when shutdown came first.
+/// Opens a pull of up to `batch` messages per request (with idle heartbeats when given), trying
+/// again every second while the server refuses; `None` once shut down.
+async fn open_pull(
+    consumer: &jetstream::consumer::PullConsumer,
+    durable: &str,
+    batch: usize,
+    heartbeat: Option<Duration>,
+    expires: Duration,
+    shutdown: &CancellationToken,
+) -> Option<jetstream::consumer::pull::Stream> {
+    while !shutdown.is_cancelled() {
+        let mut pull = consumer
+            .stream()
+            .max_messages_per_batch(batch)
+            .expires(expires);
+        if let Some(heartbeat) = heartbeat {
+            pull = pull.heartbeat(heartbeat);
+        }
+        match pull.messages().await {
+            Ok(messages) => return Some(messages),
+            Err(error) => {
+                tracing::warn!(%error, consumer = %durable, "cannot pull messages; retrying");
+                if wait_or_cancelled(shutdown, Duration::from_secs(1)).await {
+                    return None;
+                }
+            }
+        }
+    }
+    None
+}
+
 async fn wait_or_cancelled(shutdown: &CancellationToken, delay: Duration) -> bool {
     tokio::select! {
         () = shutdown.cancelled() => true,

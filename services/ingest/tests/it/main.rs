@@ -683,3 +683,102 @@ async fn a_backlog_past_the_bound_answers_429_with_retry_after() {
     assert_eq!(ingest.metric(overloaded).await, Some(1));
     ingest.stop(&nats).await;
 }
+
+/// Posts signed webhooks (`<tag>1`, `<tag>2`, …) until one is answered `wanted`, within 15 s;
+/// every other answer must be `otherwise`. Returns the wanted response.
+async fn post_until(ingest: &Ingest, tag: &str, wanted: u16, otherwise: u16) -> reqwest::Response {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    for i in 1.. {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never answered {wanted}"
+        );
+        let body = format!(r#"{{"type":"contact.created","data":{{"id":"{tag}{i}"}}}}"#);
+        let mut request = reqwest::Client::new()
+            .post(format!("{}/v1/webhooks/demo", ingest.base))
+            .header("content-type", "application/json")
+            .body(body.clone());
+        for (k, v) in ingest.signed(&format!("{tag}{i}"), body.as_bytes()) {
+            request = request.header(k, v);
+        }
+        let response = request.send().await.expect("answer");
+        if response.status().as_u16() == wanted {
+            return response;
+        }
+        assert_eq!(response.status().as_u16(), otherwise);
+        // The backlog watcher measures twice a second.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    unreachable!()
+}
+
+#[tokio::test]
+async fn a_lagging_deliver_consumer_answers_429_until_its_backlog_drains() {
+    let nats = testkit::nats_url();
+    // A flow whose deliver consumer is stopped: its backlog is the pipeline's lag, as much as
+    // transform's would be.
+    let sink_secret = testkit::random_secret();
+    let ingest = start_with(
+        &format!("nats: {{ url: \"{nats}\" }}"),
+        "destinations:\n  - { name: sink, kind: webhook, url: \"http://127.0.0.1:9/hooks\", secret_env: SINK_SECRET }\n\
+         flows:\n  - { name: slow, object: contact, on: [created], destination: sink }\n",
+        &[("SINK_SECRET", sink_secret.as_str())],
+    )
+    .await;
+    let client = async_nats::connect(&nats).await.expect("nats");
+    let js = async_nats::jetstream::new(client);
+    let names = Names::new(&ingest.prefix);
+    let golden = js
+        .get_stream(names.stream(StreamKind::Golden))
+        .await
+        .expect("GOLDEN");
+    let consumer: async_nats::jetstream::consumer::PullConsumer = golden
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            durable_name: Some(names.consumer("deliver-slow")),
+            filter_subject: names.golden("contact"),
+            ack_policy: async_nats::jetstream::consumer::AckPolicy::Explicit,
+            ..Default::default()
+        })
+        .await
+        .expect("deliver consumer");
+    // Five golden changes waiting: past the bound of two.
+    for i in 0..5 {
+        js.publish(names.golden("contact"), format!("change {i}").into())
+            .await
+            .expect("publish")
+            .await
+            .expect("stored");
+    }
+
+    let refused = post_until(&ingest, "lag", 429, 200).await;
+    assert_eq!(
+        refused
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    let body: serde_json::Value = refused.json().await.expect("JSON error body");
+    assert_eq!(body["error"]["code"], "overloaded");
+    let lag = r#"switchyard_ingest_pipeline_lag "#;
+    assert_eq!(ingest.metric(lag).await, Some(5));
+
+    // Deliver catches up: every change handled and acknowledged.
+    let mut batch = consumer
+        .fetch()
+        .max_messages(5)
+        .messages()
+        .await
+        .expect("fetch");
+    let mut drained = 0;
+    while let Some(message) = futures::StreamExt::next(&mut batch).await {
+        message.expect("message").double_ack().await.expect("ack");
+        drained += 1;
+    }
+    assert_eq!(drained, 5);
+
+    let accepted = post_until(&ingest, "drained", 200, 429).await;
+    let body: serde_json::Value = accepted.json().await.expect("JSON body");
+    assert_eq!(body["status"], "accepted");
+    ingest.stop(&nats).await;
+}
