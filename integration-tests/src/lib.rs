@@ -71,6 +71,8 @@ pub struct Options {
     pub extra_env: Vec<(String, String)>,
     /// More keys of monitor's settings, e.g. `alerts: { bucket: 2s }` (YAML flow-mapping entries).
     pub extra_monitor: String,
+    /// More keys of the `sink` destination, e.g. `, circuit_breaker: { failures: 1000 }`.
+    pub sink_extra: String,
 }
 
 /// Per-service PostgreSQL logins made by `deploy/compose/postgres-init.sh`.
@@ -165,6 +167,7 @@ impl Default for Options {
             extra_flows: String::new(),
             extra_env: Vec::new(),
             extra_monitor: String::new(),
+            sink_extra: String::new(),
         }
     }
 }
@@ -246,7 +249,7 @@ sources:
   - {{ name: salesforce, kind: salesforce, organization_id: "{SALESFORCE_ORG}" }}
 {extra_sources}
 destinations:
-  - {{ name: sink, kind: webhook, url: "{}/contacts", secret_env: DST_SECRET, timeout: 2s }}
+  - {{ name: sink, kind: webhook, url: "{}/contacts", secret_env: DST_SECRET, timeout: 2s{sink_extra} }}
 {extra_destinations}
 flows:
   - {{ name: {FLOW}, object: contact, destination: sink, max_attempts: {}, retry_base: 50ms, retry_max: 1s }}
@@ -257,6 +260,7 @@ flows:
             extra_sources = options.extra_sources,
             extra_destinations = options.extra_destinations,
             extra_flows = options.extra_flows,
+            sink_extra = options.sink_extra,
             extra_monitor = if options.extra_monitor.is_empty() {
                 String::new()
             } else {

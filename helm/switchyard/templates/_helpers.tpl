@@ -107,6 +107,17 @@ top (prefix, NATS URL and TLS files, listen addresses inside the pod).
 {{- $_ := set $s "ops_listen" $ops -}}
 {{- if eq $svc "monitor" -}}
 {{- $_ := set $s "admin_listen" (printf "0.0.0.0:%v" $.Values.ports.admin) -}}
+{{- if $.Values.dashboard.enabled -}}
+{{- $_ := set $s "dashboard_listen" (printf "0.0.0.0:%v" $.Values.dashboard.port) -}}
+{{- end -}}
+{{- if $.Values.alerts.webhook.existingSecret -}}
+{{- /* The URL and the signing secret reach only monitor, as environment variables from the Secret. */ -}}
+{{- $alerts := deepCopy (default dict $s.alerts) -}}
+{{- $_ := unset $alerts "webhook_url" -}}
+{{- $_ := set $alerts "webhook_url_env" "SWITCHYARD_ALERTS_WEBHOOK_URL" -}}
+{{- $_ := set $alerts "webhook_secret_env" "SWITCHYARD_ALERTS_WEBHOOK_SECRET" -}}
+{{- $_ := set $s "alerts" $alerts -}}
+{{- end -}}
 {{- end -}}
 {{- $_ := set $c $svc $s -}}
 {{- end -}}

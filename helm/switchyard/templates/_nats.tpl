@@ -20,6 +20,8 @@ Result: JSON {"<service>": {"publish": [...], "subscribe": [...]}}.
 {{- range $f := .Values.config.flows -}}
 {{- $pairs = append $pairs (list "deliver" $stream.golden (printf "deliver-%s" $f.name)) -}}
 {{- end -}}
+{{- /* deliver's operator commands (resume a paused flow), after its flows as in for_service. */ -}}
+{{- $pairs = append $pairs (list "deliver" $stream.ops "deliver-commands") -}}
 {{- range $pair := $pairs -}}
 {{- $svc := index $pair 0 -}}
 {{- $s := index $pair 1 -}}
@@ -30,19 +32,26 @@ Result: JSON {"<service>": {"publish": [...], "subscribe": [...]}}.
 {{- $l = append $l (printf "$JS.API.CONSUMER.CREATE.%s.%s.>" $s $d) -}}
 {{- $l = append $l (printf "$JS.API.CONSUMER.MSG.NEXT.%s.%s" $s $d) -}}
 {{- $l = append $l (printf "$JS.ACK.%s.%s.>" $s $d) -}}
-{{- if eq $svc "deliver" -}}
+{{- if and (eq $svc "deliver") (eq $s $stream.golden) -}}
 {{- $flow := trimPrefix "deliver-" (index $pair 2) -}}
 {{- $l = append $l (printf "%s.ops.delivery.%s" $p $flow) -}}
 {{- $l = append $l (printf "%s.dlq.deliver.%s" $p $flow) -}}
 {{- end -}}
 {{- $_ := set $consume $svc $l -}}
 {{- end -}}
+{{- /* ingest's back-pressure and monitor's lag metrics read every later stage's consumer: transform, dedupe, each flow. */ -}}
+{{- $stages := list (printf "$JS.API.CONSUMER.INFO.%s.%s-transform" $stream.raw $p) (printf "$JS.API.CONSUMER.INFO.%s.%s-dedupe" $stream.canonical $p) -}}
+{{- range $f := .Values.config.flows -}}
+{{- $stages = append $stages (printf "$JS.API.CONSUMER.INFO.%s.%s-deliver-%s" $stream.golden $p $f.name) -}}
+{{- end -}}
+{{- $ingest := prepend $stages (printf "%s.raw.>" $p) -}}
 {{- $own := dict
-  "ingest" (list (printf "%s.raw.>" $p) (printf "$JS.API.CONSUMER.INFO.%s.%s-transform" $stream.raw $p))
+  "ingest" $ingest
   "transform" (list (printf "%s.canonical.>" $p) (printf "%s.dlq.transform.>" $p) (printf "%s.ops.drift.>" $p))
   "dedupe" (list (printf "%s.golden.>" $p) (printf "%s.ops.conflict.>" $p) (printf "%s.dlq.dedupe.>" $p))
-  "deliver" (list (printf "%s.canonical.crosswalk.>" $p))
+  "deliver" (list (printf "%s.ops.status.>" $p) (printf "%s.canonical.crosswalk.>" $p))
   "monitor" (list (printf "%s.dlq.monitor.>" $p) (printf "$JS.API.STREAM.MSG.GET.%s_DLQ" $P) (printf "%s.raw.>" $p) (printf "%s.canonical.>" $p) (printf "%s.golden.>" $p) (printf "%s.ops.>" $p)) -}}
+{{- $_ := set $own "monitor" (concat (index $own "monitor") $stages) -}}
 {{- $out := dict -}}
 {{- range $svc := list "ingest" "transform" "dedupe" "deliver" "monitor" -}}
 {{- $pub := concat $declare (default list (index $consume $svc)) (index $own $svc) -}}

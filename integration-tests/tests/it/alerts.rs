@@ -297,10 +297,20 @@ async fn a_volume_drop_raises_one_alert_that_resolves_when_volume_returns() {
     })
     .await;
     let drops = of_rule(&all, "volume_drop");
-    assert_eq!(drops.len(), 1, "exactly one alert: {all:#?}");
-    assert_eq!(all.len(), 1, "and nothing else: {all:#?}");
-    let drop = drops[0];
-    assert_eq!(drop.id, format!("volume_drop:flow={FLOW}"));
+    // One for the flow, and one for its only source, whose numbers are the flow's.
+    let mut ids: Vec<&str> = drops.iter().map(|a| a.id.as_str()).collect();
+    ids.sort_unstable();
+    let flow_drop = format!("volume_drop:flow={FLOW}");
+    assert_eq!(
+        ids,
+        [flow_drop.as_str(), "volume_drop:source=demo"],
+        "exactly one alert each: {all:#?}"
+    );
+    assert_eq!(all.len(), 2, "and nothing else: {all:#?}");
+    let drop = drops
+        .iter()
+        .find(|a| a.id == flow_drop)
+        .expect("the flow's drop");
     assert_eq!(drop.severity, "warning");
     assert_eq!(drop.runbook, "docs/runbook.md#volume-drop");
     assert!(
@@ -365,6 +375,9 @@ async fn an_error_spike_raises_one_alert_that_resolves() {
     let pipeline = Pipeline::start(Options {
         extra_monitor: receiver.monitor(""),
         extra_env: receiver.env(),
+        // Every attempt reaches the failing destination and changes run out of attempts (the
+        // circuit breaker, tested in `reliability`, would hold them back instead).
+        sink_extra: ", circuit_breaker: { failures: 100000 }".to_owned(),
         ..Options::default()
     })
     .await;
@@ -522,6 +535,152 @@ async fn a_stale_flow_breaches_its_freshness_sla_and_the_report_counts_its_value
     assert_eq!(hooks[0].status, 503);
     assert_eq!(hooks[1].id, hooks[0].id, "a retry keeps its webhook-id");
     assert_eq!(hooks[1].status, 200);
+    check_hooks(&receiver);
+    pipeline.finish().await;
+}
+
+/// Like `send_until`, to the standard-webhooks source `source` signed with `secret`.
+async fn send_from_until(
+    pipeline: &Pipeline,
+    source: &str,
+    secret: &str,
+    per_second: u32,
+    until: u64,
+    sent: &mut u32,
+) {
+    let until = UNIX_EPOCH + Duration::from_secs(until);
+    let mut tick = tokio::time::interval(Duration::from_secs(1) / per_second);
+    let mut sends = FuturesUnordered::new();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if SystemTime::now() >= until {
+                    break;
+                }
+                *sent += 1;
+                let n = *sent;
+                sends.push(async move {
+                    let id = format!("{source}-{n}");
+                    let body = serde_json::to_vec(&json!({"type": "contact.created", "data": {
+                        "id": id,
+                        "email": format!("{source}.{n}@example.com"),
+                    }}))
+                    .expect("json");
+                    let mut headers = testkit::signed_headers(
+                        secret,
+                        &id,
+                        switchyard_chassis::unix_now(),
+                        &body,
+                    )
+                    .to_vec();
+                    headers.push(("content-type", "application/json".to_owned()));
+                    let (status, text) = pipeline.send_to(source, &headers, &body).await;
+                    assert_eq!(status, 200, "{text}");
+                });
+            }
+            Some(()) = sends.next(), if !sends.is_empty() => {}
+        }
+    }
+    while sends.next().await.is_some() {}
+}
+
+/// Sends from demo and crm2 at their rates (a second) until `until`.
+async fn two_sources(
+    pipeline: &Pipeline,
+    secret: &str,
+    (demo_rate, crm2_rate): (u32, u32),
+    until: u64,
+    (demo, crm2): (&mut u32, &mut u32),
+) {
+    tokio::join!(
+        send_until(pipeline, "d", demo_rate, until, demo),
+        send_from_until(pipeline, "crm2", secret, crm2_rate, until, crm2),
+    );
+}
+
+#[tokio::test]
+async fn a_drop_on_one_source_raises_one_alert_naming_it_that_resolves() {
+    let receiver = Receiver::start(&[]).await;
+    let secret = testkit::random_secret();
+    let mut env = receiver.env();
+    env.push(("CRM2_SECRET".to_owned(), secret.clone()));
+    let pipeline = Pipeline::start(Options {
+        extra_monitor: receiver.monitor(""),
+        extra_env: env,
+        extra_sources: "  - { name: crm2, kind: standard-webhooks, secret_env: [CRM2_SECRET] }"
+            .to_owned(),
+        ..Options::default()
+    })
+    .await;
+    // Two sources feed the flow: demo at 12 a second, crm2 at 10. Then crm2 drops by 30 % for two
+    // buckets: its own baseline is left by 30 %, the flow's only by 14 %, under the 20 % that
+    // alerts; then crm2 is back.
+    let start = next_boundary();
+    let (mut demo, mut crm2) = (0, 0);
+    two_sources(
+        &pipeline,
+        &secret,
+        (12, 10),
+        start + 5 * BUCKET,
+        (&mut demo, &mut crm2),
+    )
+    .await;
+    let before = alerts(&pipeline, false).await;
+    assert!(before.is_empty(), "steady sources raised {before:#?}");
+    two_sources(
+        &pipeline,
+        &secret,
+        (12, 7),
+        start + 7 * BUCKET,
+        (&mut demo, &mut crm2),
+    )
+    .await;
+    wait_alerts(&pipeline, "the source's drop", WAIT, |a| {
+        !of_rule(a, "volume_drop").is_empty()
+    })
+    .await;
+    two_sources(
+        &pipeline,
+        &secret,
+        (12, 10),
+        start + 10 * BUCKET,
+        (&mut demo, &mut crm2),
+    )
+    .await;
+    let all = wait_alerts(&pipeline, "the source's drop resolved", WAIT, |a| {
+        of_rule(a, "volume_drop")
+            .iter()
+            .all(|a| a.resolved_at.is_some())
+    })
+    .await;
+    assert_eq!(all.len(), 1, "exactly one alert: {all:#?}");
+    let drop = &all[0];
+    assert_eq!(drop.id, "volume_drop:source=crm2");
+    assert_eq!(drop.runbook, "docs/runbook.md#volume-drop");
+    assert!(
+        drop.summary.starts_with("source crm2: ") && drop.summary.contains("below its baseline"),
+        "{}",
+        drop.summary
+    );
+    assert!(drop.resolved_at.is_some());
+
+    // Each source's bucket holds its own changes.
+    pipeline.wait_drained(WAIT).await;
+    let db = pipeline.db().await;
+    for (source, sent) in [("demo", demo), ("crm2", crm2)] {
+        let received: i64 = db
+            .query_one(
+                "SELECT coalesce(sum(received), 0)::int8 FROM source_buckets WHERE source = $1",
+                &[&source],
+            )
+            .await
+            .expect("source buckets")
+            .get(0);
+        assert_eq!(received, i64::from(sent), "{source}");
+    }
+    receiver
+        .wait_for("[warning] volume_drop:source=crm2 opened", WAIT)
+        .await;
     check_hooks(&receiver);
     pipeline.finish().await;
 }

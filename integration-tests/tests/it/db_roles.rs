@@ -1,5 +1,6 @@
 //! The shipped `deploy/compose/postgres-init.sh` gives each service its own PostgreSQL role and
-//! schema: the pipeline works end to end with them, and no service can touch another's tables.
+//! schema: the pipeline works end to end with them, and no service can touch another's tables
+//! (monitor reads golden-record lineage through one function of dedupe's, nothing more).
 
 use std::time::Duration;
 
@@ -78,6 +79,43 @@ async fn each_service_runs_with_its_own_role_and_sees_only_its_own_tables() {
             denied.code(),
             Some(&SqlState::INSUFFICIENT_PRIVILEGE),
             "ingest reading {other}: {denied:?}"
+        );
+    }
+    // Monitor reads a golden record's lineage through dedupe's one function, and nothing else
+    // of dedupe's: no table, no write.
+    let monitor = connect(Service::Monitor).await;
+    let golden: String = admin
+        .query_one("SELECT id::text FROM dedupe.golden_contacts", &[])
+        .await
+        .expect("the golden contact")
+        .get(0);
+    let lineage = monitor
+        .query(
+            "SELECT kind, system, source_id FROM dedupe.golden_lineage($1::text::uuid)",
+            &[&golden],
+        )
+        .await
+        .expect("monitor reads the lineage");
+    assert!(
+        lineage.iter().any(|r| r.get::<_, String>(0) == "source"
+            && r.get::<_, String>(1) == "demo"
+            && r.get::<_, String>(2) == "crm-1"),
+        "the demo source record in the lineage"
+    );
+    for statement in [
+        "SELECT count(*) FROM dedupe.golden_contacts",
+        "SELECT count(*) FROM dedupe.crosswalk",
+        "UPDATE dedupe.crosswalk SET golden_id = golden_id",
+        "DELETE FROM dedupe.processed_events",
+    ] {
+        let denied = monitor
+            .execute(statement, &[])
+            .await
+            .expect_err("monitor may not touch dedupe's tables");
+        assert_eq!(
+            denied.code(),
+            Some(&SqlState::INSUFFICIENT_PRIVILEGE),
+            "monitor: {statement}: {denied:?}"
         );
     }
     let deliver = connect(Service::Deliver).await;

@@ -248,6 +248,25 @@ pub struct MonitorConfig {
     pub operator_token: Option<SecretString>,
     /// Volume buckets, baselines, alert rules and the daily report.
     pub alerts: AlertsConfig,
+    /// How long flow and source volume buckets are kept. Must exceed the hour-of-week
+    /// baseline's look-back (8 weeks) and the trailing window, or baselines lose their history.
+    #[serde(with = "humantime_serde")]
+    pub bucket_retention: Duration,
+    /// How long the ids of counted delivery reports are remembered (`counted_reports`, what
+    /// keeps a redelivered report from being counted twice). Must exceed how long a report can
+    /// come back: JetStream's duplicate window and the OPS stream's retention (`nats.retention`),
+    /// since a report still in the stream can be delivered again (redelivery after a lost ack, a
+    /// recreated consumer reading the stream anew). Unset: twice that, at least 14 days
+    /// ([`MonitorConfig::report_ids_kept`]), so raising `nats.retention` never breaks it.
+    #[serde(default, with = "humantime_serde")]
+    pub report_retention: Option<Duration>,
+    /// How often old buckets and report ids are pruned.
+    #[serde(with = "humantime_serde")]
+    pub prune_every: Duration,
+    /// How often every stage's consumer lag and the dead letters per flow/source are read from
+    /// JetStream for `/metrics`.
+    #[serde(with = "humantime_serde")]
+    pub backlog_every: Duration,
 }
 
 impl Default for MonitorConfig {
@@ -261,7 +280,53 @@ impl Default for MonitorConfig {
             read_token: None,
             operator_token: None,
             alerts: AlertsConfig::default(),
+            bucket_retention: Duration::from_secs(90 * 24 * 3600),
+            report_retention: None,
+            prune_every: Duration::from_secs(3600),
+            backlog_every: Duration::from_secs(15),
         }
+    }
+}
+
+impl MonitorConfig {
+    /// The hour-of-week baseline looks back this far (monitor's `rules::MAX_WEEKS`).
+    const BASELINE_LOOK_BACK: Duration = Duration::from_secs(8 * 7 * 24 * 3600);
+
+    /// How long counted report ids are kept: `report_retention`, else twice the time a report
+    /// can come back (the OPS stream's retention, the duplicate window), at least 14 days.
+    pub fn report_ids_kept(&self, nats: &NatsConfig) -> Duration {
+        self.report_retention.unwrap_or_else(|| {
+            (nats.retention.max(nats.duplicate_window) * 2).max(Duration::from_secs(14 * 24 * 3600))
+        })
+    }
+
+    fn retention_problems(&self, nats: &NatsConfig) -> Vec<String> {
+        let mut problems = Vec::new();
+        let trailing = self
+            .alerts
+            .bucket
+            .saturating_mul(self.alerts.trailing_buckets.saturating_add(1));
+        let needed = Self::BASELINE_LOOK_BACK.max(trailing) + self.alerts.bucket;
+        if self.bucket_retention <= needed {
+            problems.push(format!(
+                "monitor.bucket_retention: must exceed the baselines' look-back of {} (8 weeks of hour-of-week history, or the trailing buckets)",
+                humantime_serde::re::humantime::format_duration(needed)
+            ));
+        }
+        let horizon = nats.retention.max(nats.duplicate_window);
+        if self.report_retention.is_some_and(|kept| kept <= horizon) {
+            problems.push(format!(
+                "monitor.report_retention: must exceed {} (nats.retention and nats.duplicate_window): a report still in the OPS stream can be delivered again",
+                humantime_serde::re::humantime::format_duration(horizon)
+            ));
+        }
+        if self.backlog_every.is_zero() {
+            problems.push("monitor.backlog_every: must be greater than zero".to_owned());
+        }
+        if self.prune_every.is_zero() {
+            problems.push("monitor.prune_every: must be greater than zero".to_owned());
+        }
+        problems
     }
 }
 
@@ -292,6 +357,9 @@ pub struct AlertsConfig {
     pub drift_quiet: Duration,
     /// Slack-compatible incoming webhook for alerts and the daily report; none sent when unset.
     pub webhook_url: Option<String>,
+    /// Environment variable holding the webhook URL instead (a Slack incoming-webhook URL is a
+    /// credential in itself, so deployments keep it in a Secret); wins over `webhook_url`.
+    pub webhook_url_env: Option<String>,
     /// Environment variable holding the `whsec_…` secret the webhook is signed with.
     pub webhook_secret_env: Option<String>,
     #[serde(skip)]
@@ -317,6 +385,7 @@ impl Default for AlertsConfig {
             dlq_growth: 1,
             drift_quiet: Duration::from_secs(24 * 3600),
             webhook_url: None,
+            webhook_url_env: None,
             webhook_secret_env: None,
             webhook_secret: None,
             webhook_timeout: Duration::from_secs(10),
@@ -393,8 +462,9 @@ pub struct IngestConfig {
     pub ops_listen: SocketAddr,
     /// Bodies larger than this are refused with 413.
     pub max_body_bytes: usize,
-    /// When transform lags this many raw events behind, new webhooks get 429 with `Retry-After`
-    /// so throughput holds instead of collapsing. 0 turns the check off.
+    /// When any stage behind ingest (transform, dedupe, a flow's deliver consumer) lags this many
+    /// messages behind, new webhooks get 429 with `Retry-After` so throughput holds instead of
+    /// collapsing. 0 turns the check off.
     pub max_lag: u64,
     /// How long accepted event ids are remembered in PostgreSQL, beyond JetStream's window.
     #[serde(with = "humantime_serde")]
@@ -763,6 +833,11 @@ pub struct DestinationConfig {
     /// Salesforce: the external-id field records are upserted by (`Switchyard_Id__c`).
     #[serde(default)]
     pub external_id_field: Option<String>,
+    /// HubSpot: a unique-value deal property (e.g. `switchyard_id`, created once in the portal)
+    /// that holds the golden id, so new deals are upserted by it (`deals/batch/upsert`) and a
+    /// repeat after a lost answer updates the deal instead of creating a second.
+    #[serde(default)]
+    pub deal_id_property: Option<String>,
     /// QuickBooks Online: the company (realm) id.
     #[serde(default)]
     pub realm_id: Option<String>,
@@ -831,6 +906,34 @@ impl DestinationConfig {
 
 fn default_timeout() -> Duration {
     Duration::from_secs(10)
+}
+
+/// A destination's circuit breaker: after `failures` retryable failures in a row deliver stops
+/// calling it for `cool_down`, then lets one trial request through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CircuitBreakerConfig {
+    #[serde(default = "default_breaker_failures")]
+    pub failures: u32,
+    #[serde(with = "humantime_serde", default = "default_cool_down")]
+    pub cool_down: Duration,
+}
+
+impl Default for CircuitBreakerConfig {
+    fn default() -> Self {
+        Self {
+            failures: default_breaker_failures(),
+            cool_down: default_cool_down(),
+        }
+    }
+}
+
+fn default_breaker_failures() -> u32 {
+    5
+}
+
+fn default_cool_down() -> Duration {
+    Duration::from_secs(30)
 }
 
 /// Canonical object types a flow can be triggered by.
@@ -926,6 +1029,7 @@ impl ObjectType {
                 "tax",
                 "line_items",
                 "customer_id",
+                "deal_id",
             ],
         }
     }
@@ -974,9 +1078,25 @@ pub struct FlowConfig {
     /// `first_name`, `country`) reach the destination; every other field is left out of the body.
     #[serde(default)]
     pub fields: Option<Vec<String>>,
-    /// Klaviyo: the list profiles with marketing consent are subscribed to.
+    /// Klaviyo: the list profiles with marketing consent are subscribed to; for invoices, the
+    /// (post-sale nurture) list the paying customer's profile is added to.
     #[serde(default)]
     pub list_id: Option<String>,
+    /// HubSpot, invoices: the deal stage the invoice's deal is moved to (default `closedwon`).
+    #[serde(default)]
+    pub deal_stage: Option<String>,
+    /// Mailchimp, invoices: the tag the paying customer's audience member gets (e.g.
+    /// `customer-paid`), for a post-sale nurture journey that starts on it.
+    #[serde(default)]
+    pub tag: Option<String>,
+    /// A change older than this (since ingest received its cause) is dead-lettered instead of
+    /// tried again: it bounds how long any change can keep retrying.
+    #[serde(with = "humantime_serde", default = "default_max_age")]
+    pub max_age: Duration,
+}
+
+fn default_max_age() -> Duration {
+    Duration::from_secs(24 * 3600)
 }
 
 fn default_triggers() -> Vec<Trigger> {
@@ -1176,6 +1296,16 @@ impl Config {
                 }
             }
         }
+        if let Some(var) = &self.monitor.alerts.webhook_url_env {
+            // Monitor sends alerts; other services only need to know one is configured.
+            match env.get(var) {
+                Some(url) => self.monitor.alerts.webhook_url = Some(url.to_owned()),
+                None if scope.admin_tokens() => problems.push(format!(
+                    "monitor.alerts.webhook_url_env: environment variable {var} is not set"
+                )),
+                None => {}
+            }
+        }
         problems.extend(self.problems());
         if problems.is_empty() {
             Ok(())
@@ -1187,6 +1317,7 @@ impl Config {
     /// Everything wrong with the configuration, each naming its field.
     fn problems(&self) -> Vec<String> {
         let mut problems = self.monitor.alerts.problems();
+        problems.extend(self.monitor.retention_problems(&self.nats));
         if !is_token(&self.prefix) {
             problems.push(format!(
                 "prefix: {:?} must be 1-32 characters of a-z, 0-9, '-' or '_'",
@@ -1285,6 +1416,11 @@ impl Config {
                     "destinations[{i}].rate_per_second/burst: must be at least 1 when given"
                 ));
             }
+            if dest.circuit_breaker.failures == 0 || dest.circuit_breaker.cool_down.is_zero() {
+                problems.push(format!(
+                    "destinations[{i}].circuit_breaker: failures and cool_down must be more than 0"
+                ));
+            }
             problems.extend(destination_problems(i, dest, &names));
         }
         let mut flow_names = HashSet::new();
@@ -1304,17 +1440,47 @@ impl Config {
                     flow.destination
                 ));
             }
+            // Any field of the flow's object, as a dotted path (`total.currency`) or a contract
+            // name (`marketing_consent`), resolved against the canonical message's descriptor.
             for (field, value) in &flow.when {
-                if !FILTER_FIELDS.contains(&field.as_str()) {
+                match switchyard_proto::fields::resolve(flow.object.as_str(), field) {
+                    Err(error) => {
+                        problems.push(format!("flows[{i}].when.{field}: {error}"));
+                    }
+                    Ok(path) if !path.leaf.accepts(value) => problems.push(format!(
+                        "flows[{i}].when.{field}: give {}, not {value}",
+                        path.leaf.describe()
+                    )),
+                    Ok(_) => {}
+                }
+            }
+            for (option, value) in [("deal_stage", &flow.deal_stage), ("tag", &flow.tag)] {
+                if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                    problems.push(format!("flows[{i}].{option}: must not be empty when given"));
+                }
+            }
+            // Post-sale nurture names its list or tag; without one the flow could only fail.
+            let kind = self
+                .destinations
+                .iter()
+                .find(|d| d.name == flow.destination)
+                .map(|d| d.kind);
+            match kind {
+                Some(DestinationKind::Klaviyo)
+                    if flow.object == ObjectType::Invoice && flow.list_id.is_none() =>
+                {
                     problems.push(format!(
-                        "flows[{i}].when.{field}: not a field a flow can filter on ({})",
-                        FILTER_FIELDS.join(", ")
-                    ));
-                } else if !(value.is_string() || value.is_boolean()) {
-                    problems.push(format!(
-                        "flows[{i}].when.{field}: give a text or true/false"
+                        "flows[{i}].list_id: a klaviyo invoice flow adds paying customers to a list: name it"
                     ));
                 }
+                Some(DestinationKind::Mailchimp)
+                    if flow.object == ObjectType::Invoice && flow.tag.is_none() =>
+                {
+                    problems.push(format!(
+                        "flows[{i}].tag: a mailchimp invoice flow tags paying customers: name the tag"
+                    ));
+                }
+                _ => {}
             }
             if flow.on.is_empty() {
                 problems.push(format!("flows[{i}].on: name at least one trigger"));
@@ -1328,6 +1494,9 @@ impl Config {
                         known.join(", ")
                     ));
                 }
+            }
+            if flow.max_age.is_zero() {
+                problems.push(format!("flows[{i}].max_age: must be more than 0"));
             }
             if flow.max_attempts == 0 || flow.max_attempts > 100 {
                 problems.push(format!(
@@ -1489,6 +1658,11 @@ fn destination_problems(
             &dest.external_id_field,
             &[DestinationKind::Salesforce][..],
         ),
+        (
+            "deal_id_property",
+            &dest.deal_id_property,
+            &[DestinationKind::Hubspot][..],
+        ),
     ] {
         match value {
             Some(_) if !kinds.contains(&dest.kind) => problems.push(format!(
@@ -1523,7 +1697,11 @@ fn destination_problems(
         .items
         .iter()
         .map(|(sku, v)| (format!("items.{sku}"), v))
-        .chain(dest.tax_codes.iter().map(|(bp, v)| (format!("tax_codes.{bp}"), v)))
+        .chain(
+            dest.tax_codes
+                .iter()
+                .map(|(bp, v)| (format!("tax_codes.{bp}"), v)),
+        )
     {
         // Written into request bodies as vendor ids: plain identifiers only.
         if value.is_empty()
@@ -1563,19 +1741,6 @@ fn destination_problems(
     }
     problems
 }
-
-/// Golden-record fields a flow's `when` can test.
-pub const FILTER_FIELDS: [&str; 9] = [
-    "email",
-    "phone",
-    "first_name",
-    "last_name",
-    "company_name",
-    "job_title",
-    "lifecycle_stage",
-    "marketing_consent",
-    "country",
-];
 
 /// Names that end up in subjects and stream names: no dots, wildcards or spaces.
 fn is_token(s: &str) -> bool {
@@ -1625,6 +1790,41 @@ flows:
             "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
         );
         assert_eq!(config.flows[0].on, vec![Trigger::Created, Trigger::Updated]);
+    }
+
+    #[test]
+    fn max_age_and_circuit_breaker_have_defaults_and_are_checked() {
+        let config = Config::from_yaml(YAML, &env()).expect("valid config");
+        assert_eq!(config.flows[0].max_age, Duration::from_secs(24 * 3600));
+        let breaker = config.destinations[0].circuit_breaker;
+        assert_eq!((breaker.failures, breaker.cool_down.as_secs()), (5, 30));
+        let yaml = YAML
+            .replace(
+                "    destination: sink",
+                "    destination: sink\n    max_age: 90s",
+            )
+            .replace(
+                "    secret_env: SINK_SECRET",
+                "    secret_env: SINK_SECRET\n    circuit_breaker: { failures: 3, cool_down: 2s }",
+            );
+        let config = Config::from_yaml(&yaml, &env()).expect("valid config");
+        assert_eq!(config.flows[0].max_age, Duration::from_secs(90));
+        let breaker = config.destinations[0].circuit_breaker;
+        assert_eq!((breaker.failures, breaker.cool_down.as_secs()), (3, 2));
+        let yaml = YAML
+            .replace(
+                "    destination: sink",
+                "    destination: sink\n    max_age: 0s",
+            )
+            .replace(
+                "    secret_env: SINK_SECRET",
+                "    secret_env: SINK_SECRET\n    circuit_breaker: { failures: 0 }",
+            );
+        let text = Config::from_yaml(&yaml, &env())
+            .expect_err("invalid")
+            .to_string();
+        assert!(text.contains("flows[0].max_age"), "{text}");
+        assert!(text.contains("destinations[0].circuit_breaker"), "{text}");
     }
 
     #[test]
@@ -1882,6 +2082,46 @@ flows:"#,
             text.contains("flows[0].hourly_cost: must be a number of 0 or more"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_flow_when_names_fields_of_its_object_and_a_typo_fails_to_load() {
+        let yaml = YAML.replace(
+            "object: contact",
+            "object: invoice\n    when: { status: paid, total.currency: EUR, deal_id: \"58213\" }\n    deal_stage: closedwon",
+        );
+        let config = Config::from_yaml(&yaml, &env()).expect("valid config");
+        assert_eq!(config.flows[0].when.len(), 3);
+        assert_eq!(config.flows[0].deal_stage.as_deref(), Some("closedwon"));
+        let contact = YAML.replace(
+            "object: contact",
+            "object: contact\n    when: { lifecycle_stage: lead, marketing_consent: true, consent.marketing: true }",
+        );
+        Config::from_yaml(&contact, &env()).expect("contract names and paths both work");
+        let bad = YAML.replace(
+            "object: contact",
+            "object: invoice\n    when: { stauts: paid, total: EUR, status: true, lifecycle_stage: lead }\n    tag: \" \"",
+        );
+        let text = Config::from_yaml(&bad, &env())
+            .expect_err("unknown fields")
+            .to_string();
+        assert!(
+            text.contains("flows[0].when.stauts: invoice has no field \"stauts\" (it has invoice_number, status"),
+            "{text}"
+        );
+        assert!(
+            text.contains("flows[0].when.total: total is a group of fields: name one of"),
+            "{text}"
+        );
+        assert!(
+            text.contains("flows[0].when.status: give a text, not true"),
+            "{text}"
+        );
+        assert!(
+            text.contains("flows[0].when.lifecycle_stage: invoice has no field"),
+            "{text}"
+        );
+        assert!(text.contains("flows[0].tag: must not be empty"), "{text}");
     }
 
     #[test]

@@ -220,6 +220,7 @@ impl Evaluator {
             };
             findings.extend(rules::evaluate_flow(&view, now, &th));
         }
+        findings.extend(source_findings(tx, &slots, now, &th).await?);
         let quiet_since = system_time(
             now - i64::try_from(self.config.drift_quiet.as_secs()).unwrap_or(i64::MAX / 2),
         );
@@ -250,11 +251,66 @@ impl Evaluator {
         {
             findings.push(rules::conflicts(r.get(0), r.get(1)));
         }
+        findings.extend(crate::status::findings(tx).await?);
         // Two rules never find the same id, but keep the invariant obvious.
         let mut seen = HashSet::new();
         findings.retain(|f| seen.insert(f.id.clone()));
         Ok(findings)
     }
+}
+
+/// The per-source volume rule for every source that ever reported (`source_buckets`).
+async fn source_findings(
+    tx: &tokio_postgres::Transaction<'_>,
+    slots: &[SystemTime],
+    now: i64,
+    th: &Thresholds,
+) -> Result<Vec<Finding>, StoreError> {
+    let first: Vec<(String, i64)> = tx
+        .query(
+            "SELECT source, extract(epoch FROM min(bucket_start))::int8 FROM source_buckets \
+             GROUP BY source ORDER BY source",
+            &[],
+        )
+        .await
+        .map_err(|e| e.to_string())?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let mut buckets: HashMap<String, HashMap<i64, Counts>> = HashMap::new();
+    for r in tx
+        .query(
+            "SELECT source, extract(epoch FROM bucket_start)::int8, received, delivered, failed, \
+             dead_lettered FROM source_buckets WHERE bucket_start = ANY($1)",
+            &[&slots],
+        )
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        buckets.entry(r.get(0)).or_default().insert(
+            r.get(1),
+            Counts {
+                received: r.get(2),
+                delivered: r.get(3),
+                failed: r.get(4),
+                dead_lettered: r.get(5),
+            },
+        );
+    }
+    let none = HashMap::new();
+    Ok(first
+        .iter()
+        .filter_map(|(source, first)| {
+            let view = FlowView {
+                name: source,
+                first_bucket: Some(*first),
+                buckets: buckets.get(source).unwrap_or(&none),
+                last_delivered: None,
+                freshness_sla: None,
+            };
+            rules::evaluate_source(&view, now, th)
+        })
+        .collect())
 }
 
 /// Keeps a schema-drift notice: the latest per source and path.
@@ -363,6 +419,48 @@ mod tests {
             Some(std::time::Duration::from_secs(1800))
         );
         assert_eq!(config.flows[0].minutes_per_record, Some(10.0));
+    }
+
+    #[test]
+    fn the_webhook_url_may_come_from_the_environment_and_retention_outlives_baselines() {
+        let config = load(
+            "monitor: { alerts: { webhook_url_env: HOOK_URL, webhook_secret_env: HOOK } }\n",
+            &[
+                ("HOOK_URL", "https://hooks.example/T0/B0/x"),
+                ("HOOK", "whsec_aG9vaw=="),
+            ],
+        )
+        .expect("valid");
+        assert_eq!(
+            config.monitor.alerts.webhook_url.as_deref(),
+            Some("https://hooks.example/T0/B0/x")
+        );
+        assert_eq!(
+            config.monitor.bucket_retention,
+            std::time::Duration::from_secs(90 * 24 * 3600)
+        );
+        assert_eq!(
+            config.monitor.report_ids_kept(&config.nats),
+            std::time::Duration::from_secs(14 * 24 * 3600)
+        );
+        let config = load("nats: { retention: 30d }\n", &[]).expect("valid");
+        assert_eq!(
+            config.monitor.report_ids_kept(&config.nats),
+            std::time::Duration::from_secs(60 * 24 * 3600),
+            "twice the OPS stream's retention"
+        );
+        let error = load(
+            "monitor: { bucket_retention: 30d, report_retention: 7d, alerts: { webhook_url_env: NOPE, webhook_secret_env: HOOK } }\n",
+            &[("HOOK", "whsec_aG9vaw==")],
+        )
+        .expect_err("too short, and an unset variable");
+        for field in [
+            "monitor.bucket_retention",
+            "monitor.report_retention",
+            "monitor.alerts.webhook_url_env: environment variable NOPE is not set",
+        ] {
+            assert!(error.contains(field), "{field} in {error}");
+        }
     }
 
     #[test]

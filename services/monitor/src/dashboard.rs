@@ -80,6 +80,7 @@ impl Dashboard {
             .route("/dlq/{seq}/replay", get(confirm_page).post(replay))
             .route("/drift", get(drift_page))
             .route("/conflicts", get(conflicts_page))
+            .route("/golden", get(golden_lookup))
             .route("/golden/{object}/{id}", get(golden_page))
             .with_state(self);
         axum::serve(listener, app)
@@ -131,7 +132,8 @@ fn page(title: &str, role: Option<Role>, body: Markup) -> Html<String> {
                         nav {
                             a href="/" { "Flows" } " · " a href="/alerts" { "Alerts" } " · "
                             a href="/dlq" { "Dead letters" } " · " a href="/drift" { "Schema drift" } " · "
-                            a href="/conflicts" { "Identity conflicts" }
+                            a href="/conflicts" { "Identity conflicts" } " · "
+                            a href="/golden" { "Golden record" }
                             form.inline method="post" action="/logout" {
                                 " (" (role.as_str()) ") " button type="submit" { "Log out" }
                             }
@@ -433,10 +435,12 @@ async fn dlq_page(State(dash): State<Dashboard>, headers: HeaderMap) -> Response
             @if letters.is_empty() { p { "No dead letters." } }
             @else {
                 table {
-                    tr { th { "Sequence" } th { "Stage" } th { "Key" } th { "Reason" } th { "Failed at" } }
+                    tr { th { "Sequence" } th { "Stage" } th { "Key" } th { "Destination" } th { "Error class" }
+                         th { "Reason" } th { "Failed at" } }
                     @for l in &letters {
                         tr { td { a href={ "/dlq/" (l.sequence) } { (l.sequence) } } td { (l.stage) }
-                             td { (l.key) } td { (l.reason) } td { (utc(l.failed_at.as_ref())) } }
+                             td { (l.key) } td { (l.destination) } td { (l.error_class) } td { (l.reason) }
+                             td { (utc(l.failed_at.as_ref())) } }
                     }
                 }
             }
@@ -445,35 +449,39 @@ async fn dlq_page(State(dash): State<Dashboard>, headers: HeaderMap) -> Response
     .into_response()
 }
 
-/// One dead letter as the admin API lists it (never its payload, which may hold personal data).
+/// One dead letter by its sequence, as the admin API summarises it (never its payload, which
+/// may hold personal data), wherever it is in the DLQ.
 async fn find_letter(
     dash: &Dashboard,
     role: Role,
     seq: u64,
 ) -> Result<switchyard_proto::v1::DeadLetterSummary, Response> {
-    let listed = dash
+    let found = dash
         .admin
-        .list_dead_letters(as_role(
+        .get_dead_letter(as_role(
             role,
-            ListDeadLettersRequest {
-                limit: 1000,
-                ..Default::default()
-            },
+            switchyard_proto::v1::GetDeadLetterRequest { sequence: seq },
         ))
-        .await
-        .map_err(|s| error_page(StatusCode::SERVICE_UNAVAILABLE, Some(role), s.message()))?;
-    listed
-        .into_inner()
-        .dead_letters
-        .into_iter()
-        .find(|l| l.sequence == seq)
-        .ok_or_else(|| {
+        .await;
+    match found {
+        Ok(detail) => detail.into_inner().summary.ok_or_else(|| {
             error_page(
                 StatusCode::NOT_FOUND,
                 Some(role),
                 &format!("No dead letter {seq}."),
             )
-        })
+        }),
+        Err(status) if status.code() == tonic::Code::NotFound => Err(error_page(
+            StatusCode::NOT_FOUND,
+            Some(role),
+            &format!("No dead letter {seq}."),
+        )),
+        Err(status) => Err(error_page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some(role),
+            status.message(),
+        )),
+    }
 }
 
 async fn letter_page(
@@ -493,6 +501,8 @@ async fn letter_page(
             table {
                 tr { th { "Stage" } td { (letter.stage) } }
                 tr { th { "Key" } td { (letter.key) } }
+                tr { th { "Destination" } td { (letter.destination) } }
+                tr { th { "Error class" } td { (letter.error_class) } }
                 tr { th { "Reason" } td { (letter.reason) } }
                 tr { th { "Attempts" } td { (letter.attempts) } }
                 tr { th { "HTTP status" } td { (letter.http_status) } }
@@ -650,9 +660,145 @@ async fn conflicts_page(State(dash): State<Dashboard>, headers: HeaderMap) -> Re
     .into_response()
 }
 
-/// What monitor has seen of one golden record: its identity conflicts and the merge commands that
-/// named it. The record's own fields and source lineage live in dedupe's tables, which monitor
-/// cannot read, so they are not shown.
+/// Dedupe's lineage of a golden record, through the function the database set-up gives monitor
+/// (`deploy/compose/postgres-init.sh`): it runs as dedupe's role and answers only ids, versions
+/// and times for one record, so monitor's role needs no access to dedupe's tables (whose fields
+/// hold personal data) and can write none of them.
+const LINEAGE_FUNCTION: &str = "SELECT kind, system, object, source_id, event_id, outcome, version, \
+     first_seen, last_seen FROM dedupe.golden_lineage($1::text::uuid)";
+
+/// The same rows read straight from the tables, for an installation that runs every service as
+/// one role in one schema (nothing to keep apart there). Keep in step with the function.
+const LINEAGE_TABLES: &str = "\
+    SELECT 'source'::text, c.system, c.object, c.external_id, ''::text, ''::text, NULL::int8, \
+           c.created_at, (SELECT max(p.processed_at) FROM processed_events p \
+                          WHERE p.golden_id = c.golden_id AND starts_with(p.event_id, c.system || ':')) \
+    FROM crosswalk c WHERE c.golden_id = $1::text::uuid \
+    UNION ALL \
+    SELECT 'event', split_part(e.event_id, ':', 1), ''::text, ''::text, e.event_id, e.outcome, \
+           CASE WHEN split_part(e.change_msg_id, ':', 3) ~ '^[0-9]+$' \
+                THEN split_part(e.change_msg_id, ':', 3)::int8 END, \
+           e.processed_at, e.processed_at \
+    FROM (SELECT * FROM processed_events WHERE golden_id = $1::text::uuid \
+          ORDER BY processed_at DESC LIMIT 200) e \
+    UNION ALL \
+    SELECT 'record', ''::text, 'contact', ''::text, ''::text, ''::text, g.version, g.created_at, g.updated_at \
+    FROM golden_contacts g WHERE g.id = $1::text::uuid \
+    UNION ALL \
+    SELECT 'record', ''::text, r.object, ''::text, ''::text, ''::text, r.version, r.created_at, r.updated_at \
+    FROM golden_records r WHERE r.id = $1::text::uuid";
+
+/// One row of a golden record's lineage.
+#[derive(Debug, Clone, PartialEq)]
+struct Lineage {
+    /// `record` (the golden record itself), `source` (a source record it was built from) or
+    /// `event` (a source event dedupe applied to it).
+    kind: String,
+    system: String,
+    object: String,
+    source_id: String,
+    event_id: String,
+    outcome: String,
+    version: Option<i64>,
+    first_seen: Option<SystemTime>,
+    last_seen: Option<SystemTime>,
+}
+
+/// Which source records and events built golden record `id`; empty when it is not a golden id
+/// dedupe knows.
+async fn lineage(pool: &Pool, id: &str) -> Result<Vec<Lineage>, String> {
+    if uuid::Uuid::parse_str(id).is_err() {
+        return Ok(Vec::new());
+    }
+    let client = pool.get().await.map_err(|e| e.to_string())?;
+    let separate: bool = client
+        .query_one(
+            "SELECT to_regprocedure('dedupe.golden_lineage(uuid)') IS NOT NULL",
+            &[],
+        )
+        .await
+        .map_err(|e| e.to_string())?
+        .get(0);
+    let query = if separate {
+        LINEAGE_FUNCTION
+    } else {
+        LINEAGE_TABLES
+    };
+    let rows = client
+        .query(query, &[&id])
+        .await
+        .map_err(|e| format!("lineage: {e}"))?;
+    let mut lineage: Vec<Lineage> = rows
+        .iter()
+        .map(|r| Lineage {
+            kind: r.get(0),
+            system: r.get(1),
+            object: r.get(2),
+            source_id: r.get(3),
+            event_id: r.get(4),
+            outcome: r.get(5),
+            version: r.get(6),
+            first_seen: r.get(7),
+            last_seen: r.get(8),
+        })
+        .collect();
+    // The record first, then its sources by system, then events newest first.
+    lineage.sort_by(|a, b| {
+        let rank = |l: &Lineage| match l.kind.as_str() {
+            "record" => 0,
+            "source" => 1,
+            _ => 2,
+        };
+        rank(a).cmp(&rank(b)).then_with(|| match a.kind.as_str() {
+            "event" => b.last_seen.cmp(&a.last_seen),
+            _ => (&a.system, &a.source_id).cmp(&(&b.system, &b.source_id)),
+        })
+    });
+    Ok(lineage)
+}
+
+fn seen(at: Option<SystemTime>) -> String {
+    at.map_or_else(
+        || "—".to_owned(),
+        |t| utc(Some(&switchyard_proto::timestamp(t))),
+    )
+}
+
+/// The golden-record lookup: a form for object and id, which leads to the record's page.
+async fn golden_lookup(
+    State(dash): State<Dashboard>,
+    headers: HeaderMap,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Response {
+    let role = session!(dash, headers);
+    let asked: HashMap<String, String> =
+        form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
+    let field = |k: &str| asked.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+    if let (Some(object), Some(id)) = (field("object"), field("id")) {
+        let path: String = form_urlencoded::byte_serialize(object.as_bytes())
+            .chain(["/"])
+            .chain(form_urlencoded::byte_serialize(id.as_bytes()))
+            .collect();
+        return Redirect::to(&format!("/golden/{path}")).into_response();
+    }
+    page(
+        "Golden record",
+        Some(role),
+        html! {
+            form method="get" action="/golden" {
+                label { "Object " input name="object" value="contact"; }
+                " " label { "Golden id " input name="id" size="40"; }
+                " " button type="submit" { "Look up" }
+            }
+        },
+    )
+    .into_response()
+}
+
+/// What is known of one golden record: the source records and events that built it (dedupe's
+/// lineage), its identity conflicts and the merge commands that named it. Never its fields.
 async fn golden_page(
     State(dash): State<Dashboard>,
     headers: HeaderMap,
@@ -677,10 +823,13 @@ async fn golden_page(
             )
             .await
             .map_err(|e| e.to_string())?;
-        Ok::<_, String>((conflicts, commands))
+        // Lineage that cannot be read (a database set up without dedupe's lineage function)
+        // leaves the rest of the page.
+        let lineage = lineage(&dash.pool, &id).await;
+        Ok::<_, String>((conflicts, commands, lineage))
     }
     .await;
-    let (conflicts, commands) = match found {
+    let (conflicts, commands, lineage) = match found {
         Ok(found) => found,
         Err(e) => return error_page(StatusCode::SERVICE_UNAVAILABLE, Some(role), &e),
     };
@@ -688,8 +837,38 @@ async fn golden_page(
         &format!("Golden {object} {id}"),
         Some(role),
         html! {
-            p { "Monitor sees identity notices only; the record's fields and source lineage are kept by dedupe "
-                "and are not shown here." }
+            p { "Where the record came from, as dedupe keeps it; its fields are not shown here." }
+            h2 { "Lineage" }
+            @if let Err(e) = &lineage {
+                p id="lineage-error" { "The lineage cannot be read: " (e) " (see docs/deploy.md, Least privilege on PostgreSQL)." }
+            }
+            @let lineage: &[Lineage] = lineage.as_deref().unwrap_or_default();
+            @let record = lineage.iter().find(|l| l.kind == "record");
+            @if let Some(r) = record {
+                p id="record" { (r.object) " version " (r.version.unwrap_or_default())
+                    ", created " (seen(r.first_seen)) ", last changed " (seen(r.last_seen)) }
+            } @else { p id="record" { "Dedupe holds no golden record with this id." } }
+            h3 { "Source records" }
+            @let sources: Vec<&Lineage> = lineage.iter().filter(|l| l.kind == "source").collect();
+            @if sources.is_empty() { p { "None." } }
+            @else { table id="sources" {
+                tr { th { "System" } th { "Object" } th { "Source id" } th { "First seen" } th { "Last event" } }
+                @for l in &sources {
+                    tr data-system=(l.system) { td { (l.system) } td { (l.object) } td { (l.source_id) }
+                         td { (seen(l.first_seen)) } td { (seen(l.last_seen)) } }
+                }
+            } }
+            h3 { "Source events applied" }
+            @let events: Vec<&Lineage> = lineage.iter().filter(|l| l.kind == "event").collect();
+            @if events.is_empty() { p { "None kept." } }
+            @else { table id="events" {
+                tr { th { "Event" } th { "System" } th { "Outcome" } th { "Version" } th { "Processed" } }
+                @for l in &events {
+                    tr { td { (l.event_id) } td { (l.system) } td { (l.outcome) }
+                         td { (l.version.map_or_else(|| "—".to_owned(), |v| v.to_string())) }
+                         td { (seen(l.last_seen)) } }
+                }
+            } }
             h2 { "Identity conflicts" }
             @if conflicts.is_empty() { p { "None seen." } }
             @else { table {

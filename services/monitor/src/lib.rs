@@ -7,12 +7,16 @@
 
 pub mod admin;
 mod alerts;
+mod backlog;
 pub mod dashboard;
 mod identity;
 mod notify;
+mod payload;
+mod prune;
 mod recorder;
 mod report;
 mod rules;
+mod status;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -28,7 +32,8 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 use prost::Message as _;
 use switchyard_chassis::bus::{
-    Bus, ConsumerSpec, Delivery, StreamKind, run_consumer_concurrently, settled,
+    Bus, ConsumerSpec, Delivery, ErrorClass, Failure, StreamKind, run_consumer_concurrently,
+    settled,
 };
 use switchyard_chassis::config::Config;
 use switchyard_chassis::deadpool_postgres::Pool;
@@ -36,7 +41,8 @@ use switchyard_chassis::retry::RedeliveryPolicy;
 use switchyard_chassis::signing::SigningKey;
 use switchyard_chassis::{CancellationToken, Error, Runtime};
 use switchyard_proto::v1::{
-    DeliveryOutcome, DeliveryResult, IdentityCommandResult, IdentityConflict, SchemaDrift,
+    DeliveryOutcome, DeliveryResult, FlowStatus, IdentityCommandResult, IdentityConflict,
+    SchemaDrift,
 };
 
 use crate::recorder::{Recorder, Report};
@@ -139,6 +145,8 @@ pub struct App {
     evaluator: alerts::Evaluator,
     /// Sends alerts and reports, when a webhook is configured.
     sender: Option<(notify::Sender, report::Reporter)>,
+    pruner: prune::Pruner,
+    backlog: backlog::Backlog,
 }
 
 #[derive(Debug, Clone)]
@@ -241,6 +249,7 @@ impl App {
             bus: runtime.bus.clone(),
             pool: handler.pool.clone(),
             flows: config.flows.clone(),
+            contracts_dir: config.transform.contracts_dir.clone(),
         };
         let auth = admin::Auth::new(
             config.monitor.read_token.clone(),
@@ -264,6 +273,19 @@ impl App {
                 );
                 (pages, listener)
             });
+        let flow_names: Vec<String> = config.flows.iter().map(|f| f.name.clone()).collect();
+        let backlog = backlog::Backlog::register(
+            &mut runtime.registry,
+            runtime.bus.clone(),
+            &flow_names,
+            config.monitor.backlog_every,
+        );
+        let pruner = prune::Pruner {
+            pool: handler.pool.clone(),
+            bucket_retention: config.monitor.bucket_retention,
+            report_retention: config.monitor.report_ids_kept(&config.nats),
+            every: config.monitor.prune_every,
+        };
         Ok(Self {
             runtime,
             admin,
@@ -274,6 +296,8 @@ impl App {
             handler,
             evaluator,
             sender,
+            pruner,
+            backlog,
         })
     }
 
@@ -325,6 +349,8 @@ impl App {
             );
         let tasks = tokio_util::task::TaskTracker::new();
         tasks.spawn(self.evaluator.run(shutdown.clone()));
+        tasks.spawn(self.pruner.run(shutdown.clone()));
+        tasks.spawn(self.backlog.run(shutdown.clone()));
         if let Some((pages, listener)) = dashboard {
             let shutdown = shutdown.clone();
             tasks.spawn(async move {
@@ -419,6 +445,9 @@ impl Handler {
         if delivery.subject().starts_with(&conflicts) {
             return self.handle_identity(delivery).await;
         }
+        if delivery.subject().contains(".ops.status.") {
+            return self.handle_status(delivery).await;
+        }
         if delivery.subject().contains(".ops.drift.") {
             return self.handle_drift(delivery).await;
         }
@@ -431,10 +460,9 @@ impl Handler {
             Ok(result) => result,
             Err(error) => {
                 let reason = format!("undecodable delivery result: {error}");
-                self.bus
-                    .dead_letter_then_ack(delivery, STAGE, "ops", &reason, 0, &self.retry)
+                return self
+                    .dead_letter(delivery, ErrorClass::Undecodable, &reason)
                     .await;
-                return;
             }
         };
         let outcome = outcome_label(DeliveryOutcome::try_from(result.outcome).unwrap_or_default());
@@ -451,6 +479,14 @@ impl Handler {
                 .and_then(|t| SystemTime::try_from(t).ok())
                 .unwrap_or_else(SystemTime::now),
             latency_ms: result.end_to_end_ms,
+            source: result.source.clone(),
+            // Every destination write is audited (`recorder`), once per change.
+            write: (outcome == "delivered").then(|| recorder::DestinationWrite {
+                destination: result.destination.clone(),
+                change_id: result.change_id.clone(),
+                http_status: result.http_status,
+                attempt: result.attempt,
+            }),
         };
         match self.recorder.record(report).await {
             Ok(true) => {
@@ -486,8 +522,7 @@ impl Handler {
             }
             Err(error) => {
                 let reason = format!("report not stored after {MAX_ATTEMPTS} attempts: {error}");
-                self.bus
-                    .dead_letter_then_ack(delivery, STAGE, "ops", &reason, 0, &self.retry)
+                self.dead_letter(delivery, ErrorClass::Exhausted, &reason)
                     .await;
             }
         }
@@ -499,19 +534,48 @@ impl Handler {
             Ok(drift) => alerts::store_drift(&self.pool, &drift).await,
             Err(error) => {
                 let reason = format!("undecodable schema-drift notice: {error}");
-                return self.dead_letter(delivery, &reason).await;
+                return self
+                    .dead_letter(delivery, ErrorClass::Undecodable, &reason)
+                    .await;
             }
         };
+        self.settle_stored(delivery, stored, "drift notice").await;
+    }
+
+    /// Keeps deliver's report on a flow or destination for the `flow_paused` and `credentials`
+    /// alerts.
+    async fn handle_status(self, delivery: Delivery) {
+        let stored = match FlowStatus::decode(delivery.payload()) {
+            Ok(status) => status::store(&self.pool, &status).await,
+            Err(error) => {
+                let reason = format!("undecodable flow status: {error}");
+                return self
+                    .dead_letter(delivery, ErrorClass::Undecodable, &reason)
+                    .await;
+            }
+        };
+        self.settle_stored(delivery, stored, "flow status").await;
+    }
+
+    /// Acks a notice once stored; otherwise retries it, and dead-letters it after
+    /// `MAX_ATTEMPTS`.
+    async fn settle_stored(
+        self,
+        delivery: Delivery,
+        stored: Result<(), alerts::StoreError>,
+        what: &str,
+    ) {
         match stored {
             Ok(()) => settled(delivery.ack().await),
             Err(error) if delivery.attempt() < MAX_ATTEMPTS => {
-                tracing::warn!(%error, "drift notice not stored; will retry");
+                tracing::warn!(%error, what, "notice not stored; will retry");
                 let delay = self.retry.delay(delivery.attempt(), None);
                 settled(delivery.nak(Some(delay)).await);
             }
             Err(error) => {
-                let reason = format!("notice not stored after {MAX_ATTEMPTS} attempts: {error}");
-                self.dead_letter(delivery, &reason).await;
+                let reason = format!("{what} not stored after {MAX_ATTEMPTS} attempts: {error}");
+                self.dead_letter(delivery, ErrorClass::Exhausted, &reason)
+                    .await;
             }
         }
     }
@@ -524,7 +588,9 @@ impl Handler {
                 Ok(result) => identity::store_result(&self.pool, &result).await,
                 Err(error) => {
                     let reason = format!("undecodable identity command result: {error}");
-                    return self.dead_letter(delivery, &reason).await;
+                    return self
+                        .dead_letter(delivery, ErrorClass::Undecodable, &reason)
+                        .await;
                 }
             }
         } else {
@@ -532,7 +598,9 @@ impl Handler {
                 Ok(conflict) => identity::store_conflict(&self.pool, &conflict).await,
                 Err(error) => {
                     let reason = format!("undecodable identity conflict: {error}");
-                    return self.dead_letter(delivery, &reason).await;
+                    return self
+                        .dead_letter(delivery, ErrorClass::Undecodable, &reason)
+                        .await;
                 }
             }
         };
@@ -545,14 +613,16 @@ impl Handler {
             }
             Err(error) => {
                 let reason = format!("notice not stored after {MAX_ATTEMPTS} attempts: {error}");
-                self.dead_letter(delivery, &reason).await;
+                self.dead_letter(delivery, ErrorClass::Exhausted, &reason)
+                    .await;
             }
         }
     }
 
-    async fn dead_letter(&self, delivery: Delivery, reason: &str) {
+    async fn dead_letter(&self, delivery: Delivery, class: ErrorClass, reason: &str) {
+        let failure = Failure::new(STAGE, "ops", class, reason);
         self.bus
-            .dead_letter_then_ack(delivery, STAGE, "ops", reason, 0, &self.retry)
+            .dead_letter_then_ack(delivery, &failure, &self.retry)
             .await;
     }
 }

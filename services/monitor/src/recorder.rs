@@ -1,6 +1,7 @@
 //! Group commit for delivery reports. Handlers hand their report to one recorder task, which
 //! writes a whole batch in one transaction — each report id marked counted, per-flow totals,
-//! freshness and the flow's volume bucket — then answers every handler, which acks only then.
+//! freshness, the flow's and the source's volume buckets and, for a delivery, its
+//! `destination.write` audit entry — then answers every handler, which acks only then.
 //! So monitor makes a few transactions a second whatever the traffic, a report is in its bucket
 //! exactly once (the bucket and the "counted" mark commit together), and the batch in hand at
 //! shutdown is written before its messages are acked.
@@ -30,6 +31,29 @@ pub(crate) struct Report {
     pub at: SystemTime,
     /// Delivered only: webhook received → destination acknowledged.
     pub latency_ms: u64,
+    /// The source behind the change; empty when none (its report counts for the flow only).
+    pub source: String,
+    /// Delivered only: the write to audit.
+    pub write: Option<DestinationWrite>,
+}
+
+/// A destination write, as the audit log keeps it.
+#[derive(Debug)]
+pub(crate) struct DestinationWrite {
+    pub destination: String,
+    pub change_id: String,
+    pub http_status: u32,
+    pub attempt: u32,
+}
+
+impl Report {
+    /// The audit entry's target, `<destination>/<flow>/<change id>`: unique per write, so a
+    /// redelivered report finds its entry there already.
+    fn audit_target(&self) -> Option<String> {
+        self.write
+            .as_ref()
+            .map(|w| format!("{}/{}/{}", w.destination, self.flow, w.change_id))
+    }
 }
 
 type Pending = (Report, oneshot::Sender<Result<bool, StoreError>>);
@@ -98,6 +122,8 @@ pub(crate) fn bucket_start(at: SystemTime, bucket_secs: u64) -> i64 {
 
 /// Per flow and bucket: received, delivered, failed, dead-lettered, latency sum and count.
 type BucketRow = [i64; 6];
+/// Per source and bucket: received, delivered, failed, dead-lettered.
+type SourceRow = [i64; 4];
 
 fn bucket_column(outcome: &str) -> Option<usize> {
     match outcome {
@@ -140,6 +166,9 @@ async fn write(
     let mut counts: BTreeMap<(&str, &str), i64> = BTreeMap::new();
     let mut last_delivered: BTreeMap<&str, SystemTime> = BTreeMap::new();
     let mut buckets: BTreeMap<(&str, i64), BucketRow> = BTreeMap::new();
+    let mut sources: BTreeMap<(&str, i64), SourceRow> = BTreeMap::new();
+    // target → (at, detail); sorted and one per target, for the same reasons.
+    let mut writes: BTreeMap<String, (SystemTime, String)> = BTreeMap::new();
     for report in reports
         .iter()
         .zip(&fresh)
@@ -147,7 +176,19 @@ async fn write(
         .map(|(r, _)| r)
     {
         *counts.entry((&report.flow, report.outcome)).or_default() += 1;
+        if let (Some(target), Some(write)) = (report.audit_target(), &report.write) {
+            let detail = format!(
+                "http status {}, attempt {}",
+                write.http_status, write.attempt
+            );
+            writes.entry(target).or_insert((report.at, detail));
+        }
         if let Some(column) = bucket_column(report.outcome) {
+            if !report.source.is_empty() {
+                sources
+                    .entry((&report.source, bucket_start(report.at, bucket_secs)))
+                    .or_default()[column] += 1;
+            }
             let row = buckets
                 .entry((&report.flow, bucket_start(report.at, bucket_secs)))
                 .or_default();
@@ -227,6 +268,54 @@ async fn write(
                 latency_sum,
                 latency_count,
             ],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    }
+    if !sources.is_empty() {
+        let mut names = Vec::new();
+        let mut starts = Vec::new();
+        let mut columns: [Vec<i64>; 4] = Default::default();
+        for ((source, start), row) in sources {
+            names.push(source);
+            starts.push(UNIX_EPOCH + Duration::from_secs(u64::try_from(start).unwrap_or(0)));
+            for (column, value) in columns.iter_mut().zip(row) {
+                column.push(value);
+            }
+        }
+        let [received, delivered, failed, dead_lettered] = &columns;
+        tx.execute(
+            "INSERT INTO source_buckets (source, bucket_start, received, delivered, failed, \
+             dead_lettered) \
+             SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::int8[], $4::int8[], \
+             $5::int8[], $6::int8[]) \
+             ON CONFLICT (source, bucket_start) DO UPDATE SET \
+             received = source_buckets.received + EXCLUDED.received, \
+             delivered = source_buckets.delivered + EXCLUDED.delivered, \
+             failed = source_buckets.failed + EXCLUDED.failed, \
+             dead_lettered = source_buckets.dead_lettered + EXCLUDED.dead_lettered",
+            &[&names, &starts, received, delivered, failed, dead_lettered],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    }
+    if !writes.is_empty() {
+        let mut targets = Vec::new();
+        let mut ats = Vec::new();
+        let mut details = Vec::new();
+        for (target, (at, detail)) in writes {
+            targets.push(target);
+            ats.push(at);
+            details.push(detail);
+        }
+        // The unique index keeps one entry per write even if its report's "counted" mark was
+        // pruned and the report came back.
+        tx.execute(
+            "INSERT INTO audit_log (at, role, action, target, detail) \
+             SELECT at, 'deliver', 'destination.write', target, detail \
+             FROM unnest($1::timestamptz[], $2::text[], $3::text[]) AS w (at, target, detail) \
+             ON CONFLICT (target) WHERE action = 'destination.write' DO NOTHING",
+            &[&ats, &targets, &details],
         )
         .await
         .map_err(|e| e.to_string())?;

@@ -25,10 +25,14 @@ pub(crate) enum Rule {
     DlqGrowth,
     SchemaDrift,
     IdentityConflicts,
+    /// Deliver paused a flow (its destination answered 410), until an operator resumes it.
+    FlowPaused,
+    /// A destination's OAuth2 refresh fails, or its refresh token expires soon.
+    Credentials,
 }
 
 impl Rule {
-    pub(crate) const ALL: [Rule; 7] = [
+    pub(crate) const ALL: [Rule; 9] = [
         Self::VolumeDrop,
         Self::VolumeSpike,
         Self::ErrorRate,
@@ -36,6 +40,8 @@ impl Rule {
         Self::DlqGrowth,
         Self::SchemaDrift,
         Self::IdentityConflicts,
+        Self::FlowPaused,
+        Self::Credentials,
     ];
 
     pub(crate) fn as_str(self) -> &'static str {
@@ -47,12 +53,14 @@ impl Rule {
             Self::DlqGrowth => "dlq_growth",
             Self::SchemaDrift => "schema_drift",
             Self::IdentityConflicts => "identity_conflicts",
+            Self::FlowPaused => "flow_paused",
+            Self::Credentials => "credentials",
         }
     }
 
     pub(crate) fn severity(self) -> &'static str {
         match self {
-            Self::ErrorRate | Self::Freshness => "critical",
+            Self::ErrorRate | Self::Freshness | Self::FlowPaused | Self::Credentials => "critical",
             Self::VolumeDrop | Self::VolumeSpike | Self::DlqGrowth | Self::IdentityConflicts => {
                 "warning"
             }
@@ -70,6 +78,8 @@ impl Rule {
             Self::DlqGrowth => "docs/runbook.md#dead-letters-are-growing",
             Self::SchemaDrift => "docs/runbook.md#schema-drift",
             Self::IdentityConflicts => "docs/runbook.md#an-identity-conflict-needs-review",
+            Self::FlowPaused => "docs/runbook.md#a-flow-is-paused",
+            Self::Credentials => "docs/runbook.md#destination-credentials-failing-or-expiring",
         }
     }
 }
@@ -235,29 +245,14 @@ pub(crate) fn evaluate_flow(view: &FlowView<'_>, now: i64, th: &Thresholds) -> V
     if let (true, Some(base)) = (view.known(evaluated), baseline(view, evaluated, th)) {
         let seen = view.at(evaluated);
         if base.volume >= th.min_volume && base.volume > 0.0 {
-            #[allow(clippy::cast_precision_loss)]
-            let change = (seen.received as f64 - base.volume) / base.volume;
-            let rule = if change < -th.deviation {
-                Some((Rule::VolumeDrop, "below"))
-            } else if change > th.deviation {
-                Some((Rule::VolumeSpike, "above"))
-            } else {
-                None
-            };
-            if let Some((rule, side)) = rule {
-                found.push(Finding::new(
-                    rule,
-                    &subject,
-                    format!(
-                        "flow {} received {} events in the bucket from {when}, {} {side} its baseline of {:.1} ({})",
-                        view.name,
-                        seen.received,
-                        percent(change.abs()),
-                        base.volume,
-                        base.basis
-                    ),
-                ));
-            }
+            found.extend(volume(
+                &format!("flow {} received {} events", view.name, seen.received),
+                &subject,
+                seen,
+                &base,
+                &when,
+                th,
+            ));
             if seen.received > 0 {
                 #[allow(clippy::cast_precision_loss)]
                 let rate = seen.errors() as f64 / seen.received as f64;
@@ -322,6 +317,63 @@ pub(crate) fn evaluate_flow(view: &FlowView<'_>, now: i64, th: &Thresholds) -> V
     found
 }
 
+/// A volume drop or spike against `base`, if the bucket strays more than the deviation.
+fn volume(
+    what: &str,
+    subject: &str,
+    seen: Counts,
+    base: &Baseline,
+    when: &str,
+    th: &Thresholds,
+) -> Option<Finding> {
+    #[allow(clippy::cast_precision_loss)]
+    let change = (seen.received as f64 - base.volume) / base.volume;
+    let (rule, side) = if change < -th.deviation {
+        (Rule::VolumeDrop, "below")
+    } else if change > th.deviation {
+        (Rule::VolumeSpike, "above")
+    } else {
+        return None;
+    };
+    Some(Finding::new(
+        rule,
+        subject,
+        format!(
+            "{what} in the bucket from {when}, {} {side} its baseline of {:.1} ({})",
+            percent(change.abs()),
+            base.volume,
+            base.basis
+        ),
+    ))
+}
+
+/// The per-source volume rule at `now`: the golden changes the flows picked up whose event came
+/// from the source (`view.name`), against the source's own baseline, with the same deviation
+/// and minimum volume as a flow's. A source going quiet shows here even while the flows it
+/// feeds still get changes from others.
+pub(crate) fn evaluate_source(view: &FlowView<'_>, now: i64, th: &Thresholds) -> Option<Finding> {
+    let evaluated = evaluated_bucket(now, th.bucket_secs);
+    if !view.known(evaluated) {
+        return None;
+    }
+    let base = baseline(view, evaluated, th)?;
+    if base.volume < th.min_volume || base.volume <= 0.0 {
+        return None;
+    }
+    let seen = view.at(evaluated);
+    volume(
+        &format!(
+            "source {}: {} changes from its events reached the flows",
+            view.name, seen.received
+        ),
+        &format!("source={}", view.name),
+        seen,
+        &base,
+        &crate::report::utc(evaluated),
+        th,
+    )
+}
+
 /// A schema-drift notice still within its quiet period.
 pub(crate) fn drift(
     source: &str,
@@ -338,6 +390,11 @@ pub(crate) fn drift(
             crate::report::utc(last_seen)
         ),
     )
+}
+
+/// A condition deliver reported (see `status`), as stored with its subject and summary.
+pub(crate) fn status(rule: Rule, subject: &str, summary: String) -> Finding {
+    Finding::new(rule, subject, summary)
 }
 
 /// Open identity conflicts of one object.
@@ -416,6 +473,30 @@ mod tests {
             evaluate_flow(&view(&buckets), judging(50), &TH)[0].rule,
             Rule::VolumeSpike
         );
+    }
+
+    #[test]
+    fn a_source_drop_names_the_source_and_a_quiet_source_raises_nothing() {
+        let mut buckets: HashMap<i64, Counts> = (0..5)
+            .map(|i| (i * 10, received(if i == 0 { 3 } else { 20 })))
+            .collect();
+        buckets.insert(50, received(14));
+        let mut v = view(&buckets);
+        v.name = "hubspot";
+        let found = evaluate_source(&v, judging(50), &TH).expect("a drop");
+        assert_eq!(found.id, "volume_drop:source=hubspot");
+        assert!(
+            found.summary.contains("source hubspot: 14 changes")
+                && found.summary.contains("30% below its baseline of 20.0"),
+            "{}",
+            found.summary
+        );
+        buckets.insert(50, received(19));
+        assert_eq!(evaluate_source(&view(&buckets), judging(50), &TH), None);
+        let quiet: HashMap<i64, Counts> = (0..6)
+            .map(|i| (i * 10, received(if i == 5 { 1 } else { 5 })))
+            .collect();
+        assert_eq!(evaluate_source(&view(&quiet), judging(50), &TH), None);
     }
 
     #[test]

@@ -94,12 +94,9 @@ pub fn for_service(service: Service, prefix: &str, flows: &[&str]) -> Permission
     match service {
         Service::Ingest => {
             publish.push(names.stream_subjects(StreamKind::Raw));
-            // Back-pressure: ingest reads how far transform lags behind.
-            publish.push(format!(
-                "$JS.API.CONSUMER.INFO.{}.{}",
-                names.stream(StreamKind::Raw),
-                names.consumer("transform")
-            ));
+            // Back-pressure: ingest reads how far each stage behind it lags (transform, dedupe,
+            // and every flow's deliver consumer).
+            publish.extend(stage_consumer_info(&names, flows));
         }
         Service::Transform => {
             consume(&mut publish, StreamKind::Raw, "transform");
@@ -120,6 +117,10 @@ pub fn for_service(service: Service, prefix: &str, flows: &[&str]) -> Permission
                 publish.push(names.ops_delivery(flow));
                 publish.push(names.dlq("deliver", flow));
             }
+            // Operators' commands (resume a paused flow), from monitor on the OPS stream.
+            consume(&mut publish, StreamKind::Ops, "deliver-commands");
+            // Flow and destination status reports (paused, credentials failing) for monitor.
+            publish.push(format!("{}.ops.status.>", names.prefix()));
             // The ids destinations gave golden records, for dedupe's crosswalk.
             publish.push(format!("{}.canonical.crosswalk.>", names.prefix()));
         }
@@ -140,6 +141,8 @@ pub fn for_service(service: Service, prefix: &str, flows: &[&str]) -> Permission
             ] {
                 publish.push(names.stream_subjects(kind));
             }
+            // Every stage's consumer lag, for `/metrics`.
+            publish.extend(stage_consumer_info(&names, flows));
         }
     }
     Permissions {
@@ -149,6 +152,29 @@ pub fn for_service(service: Service, prefix: &str, flows: &[&str]) -> Permission
             inbox_prefix(prefix, &service.client_name())
         )],
     }
+}
+
+/// Reading the consumer of every stage behind ingest: transform, dedupe, each flow's deliver.
+fn stage_consumer_info(names: &Names, flows: &[&str]) -> Vec<String> {
+    let mut watched = vec![
+        (StreamKind::Raw, "transform".to_owned()),
+        (StreamKind::Canonical, "dedupe".to_owned()),
+    ];
+    watched.extend(
+        flows
+            .iter()
+            .map(|flow| (StreamKind::Golden, format!("deliver-{flow}"))),
+    );
+    watched
+        .into_iter()
+        .map(|(kind, durable)| {
+            format!(
+                "$JS.API.CONSUMER.INFO.{}.{}",
+                names.stream(kind),
+                names.consumer(&durable)
+            )
+        })
+        .collect()
 }
 
 /// Every service's permissions, keyed by service name.
@@ -239,6 +265,21 @@ mod tests {
             &ingest.publish,
             "$JS.API.CONSUMER.MSG.NEXT.P_RAW.p-transform"
         ));
+        // Back-pressure reads every later stage's consumer, and nothing else of theirs.
+        for info in [
+            "$JS.API.CONSUMER.INFO.P_CANONICAL.p-dedupe",
+            "$JS.API.CONSUMER.INFO.P_GOLDEN.p-deliver-f",
+        ] {
+            assert!(allowed(&ingest.publish, info), "{info}");
+        }
+        assert!(!allowed(
+            &ingest.publish,
+            "$JS.API.CONSUMER.INFO.P_OPS.p-monitor"
+        ));
+        assert!(!allowed(
+            &ingest.publish,
+            "$JS.API.CONSUMER.MSG.NEXT.P_GOLDEN.p-deliver-f"
+        ));
 
         let transform = for_service(Service::Transform, "p", &["f"]);
         assert!(allowed(
@@ -271,6 +312,16 @@ mod tests {
             ));
         }
         assert!(!allowed(&deliver.publish, &n.ops_delivery("h")));
+        assert!(allowed(&deliver.publish, &n.ops_status("f")));
+        assert!(allowed(
+            &deliver.publish,
+            "$JS.API.CONSUMER.MSG.NEXT.P_OPS.p-deliver-commands"
+        ));
+        assert!(!allowed(&deliver.publish, &n.ops_command("deliver")));
+        assert!(!allowed(
+            &deliver.publish,
+            "$JS.API.CONSUMER.MSG.NEXT.P_OPS.p-monitor"
+        ));
         assert!(!allowed(
             &deliver.publish,
             "$JS.ACK.P_RAW.p-transform.1.2.3.4.5"
@@ -284,6 +335,7 @@ mod tests {
         assert!(allowed(&monitor.publish, "$JS.API.STREAM.MSG.GET.P_DLQ"));
         assert!(allowed(&monitor.publish, &n.raw("demo", "contact.created")));
         assert!(allowed(&monitor.publish, &n.identity_command()));
+        assert!(allowed(&monitor.publish, &n.ops_command("deliver")));
         assert!(!allowed(&monitor.publish, &n.dlq("deliver", "f")));
         assert!(!allowed(
             &monitor.publish,
