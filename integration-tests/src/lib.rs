@@ -595,6 +595,25 @@ flows:
         messages
     }
 
+    /// The dead letters of deliver's flow `flow`, oldest first, with their DLQ stream sequences.
+    pub async fn flow_dead_letters(
+        &self,
+        flow: &str,
+    ) -> Vec<(u64, switchyard_proto::v1::DeadLetter)> {
+        use prost::Message as _;
+        let subject = Names::new(&self.prefix).dlq("deliver", flow);
+        self.stream_messages(StreamKind::Dlq)
+            .await
+            .into_iter()
+            .filter(|m| m.subject.as_str() == subject)
+            .map(|m| {
+                let letter = switchyard_proto::v1::DeadLetter::decode(m.payload.as_ref())
+                    .expect("dead letter");
+                (m.sequence, letter)
+            })
+            .collect()
+    }
+
     /// Stops everything and removes the prefix's streams and the database.
     pub async fn finish(mut self) {
         for service in Service::ALL {

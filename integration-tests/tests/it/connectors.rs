@@ -12,15 +12,12 @@ mod retries;
 
 use std::time::Duration;
 
-use prost::Message as _;
 use serde_json::{Value, json};
-use switchyard_chassis::bus::StreamKind;
 use switchyard_integration_tests::vendor_apis::{
     CLIENT_ID, CLIENT_SECRET, Connector, KLAVIYO_KEY, QUICKBOOKS_REALM, Request, STRIPE_KEY,
     VendorApis, XERO_TENANT,
 };
 use switchyard_integration_tests::{Options, Pipeline};
-use switchyard_proto::v1::DeadLetter;
 
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -123,23 +120,6 @@ pub(crate) fn money(minor_units: i64) -> Value {
 pub(crate) async fn send(pipeline: &Pipeline, id: &str, event: &Value) {
     assert_eq!(pipeline.send(id, event).await.0, 200, "ingest accepts {id}");
     pipeline.wait_drained(WAIT).await;
-}
-
-/// The flow's dead letters, oldest first, with their DLQ stream sequences.
-async fn dead_letters(pipeline: &Pipeline, flow: &str) -> Vec<(u64, DeadLetter)> {
-    let subject = format!("{}.dlq.deliver.{flow}", pipeline.prefix);
-    pipeline
-        .stream_messages(StreamKind::Dlq)
-        .await
-        .into_iter()
-        .filter(|m| m.subject.as_str() == subject)
-        .map(|m| {
-            (
-                m.sequence,
-                DeadLetter::decode(m.payload.as_ref()).expect("dead letter"),
-            )
-        })
-        .collect()
 }
 
 /// The refresh token deliver keeps for a destination.

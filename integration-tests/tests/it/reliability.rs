@@ -8,9 +8,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use prost::Message as _;
 use serde_json::json;
-use switchyard_chassis::bus::StreamKind;
 use switchyard_integration_tests::vendor_apis::{
     CLIENT_ID, CLIENT_SECRET, Connector, Fault, VendorApis,
 };
@@ -60,14 +58,8 @@ async fn with_flaky(flow_keys: &str, breaker: &str) -> (Pipeline, Sink) {
 
 /// The dead letters of `flow`.
 async fn dead_letters(pipeline: &Pipeline, flow: &str) -> Vec<DeadLetter> {
-    let subject = format!("{}.dlq.deliver.{flow}", pipeline.prefix);
-    pipeline
-        .stream_messages(StreamKind::Dlq)
-        .await
-        .into_iter()
-        .filter(|m| m.subject.as_str() == subject)
-        .map(|m| DeadLetter::decode(m.payload.as_ref()).expect("dead letter"))
-        .collect()
+    let letters = pipeline.flow_dead_letters(flow).await;
+    letters.into_iter().map(|(_, letter)| letter).collect()
 }
 
 /// Polls until `check` holds for `flow`'s dead letters.

@@ -233,14 +233,8 @@ fn stripe_invoice(event_id: &str, id: &str, status: &str, deal: Option<&str>, at
 
 /// The flow's dead letters.
 async fn dead_letters(pipeline: &Pipeline, flow: &str) -> Vec<DeadLetter> {
-    let subject = format!("{}.dlq.deliver.{flow}", pipeline.prefix);
-    pipeline
-        .stream_messages(StreamKind::Dlq)
-        .await
-        .into_iter()
-        .filter(|m| m.subject.as_str() == subject)
-        .map(|m| DeadLetter::decode(m.payload.as_ref()).expect("dead letter"))
-        .collect()
+    let letters = pipeline.flow_dead_letters(flow).await;
+    letters.into_iter().map(|(_, letter)| letter).collect()
 }
 
 #[tokio::test]

@@ -90,8 +90,19 @@ impl HubspotDestination {
                 })?,
         };
         let stage = write.flow.deal_stage.as_deref().unwrap_or(SETTLED_STAGE);
-        let body = json!({ "properties": { "dealstage": stage } });
+        let mut properties = serde_json::Map::new();
+        properties.insert("dealstage".to_owned(), json!(stage));
+        self.patch_deal(&id, properties).await
+    }
+
+    /// `PATCH /crm/v3/objects/deals/{dealId}` with `properties`.
+    async fn patch_deal(
+        &self,
+        id: &str,
+        properties: serde_json::Map<String, Value>,
+    ) -> Result<Written, SendError> {
         let url = self.api.url(&format!("/crm/v3/objects/deals/{id}"));
+        let body = json!({ "properties": properties });
         let answer = self
             .api
             .call(Method::PATCH, &url, |r| r.json(&body))
@@ -190,13 +201,7 @@ impl HubspotDestination {
             None => self.ids.find(std::slice::from_ref(&golden)).await?,
         };
         if let Some(id) = known {
-            let url = self.api.url(&format!("/crm/v3/objects/deals/{id}"));
-            let body = json!({ "properties": properties });
-            let answer = self
-                .api
-                .call(Method::PATCH, &url, |r| r.json(&body))
-                .await?;
-            return Ok(Written::Done(answer.status));
+            return self.patch_deal(&id, properties).await;
         }
         if !properties.contains_key("dealname") {
             return Err(permanent(
@@ -229,13 +234,7 @@ impl HubspotDestination {
             .claim(std::slice::from_ref(&golden), write.key)
             .await?;
         if let Some(id) = self.ids.find(std::slice::from_ref(&golden)).await? {
-            let url = self.api.url(&format!("/crm/v3/objects/deals/{id}"));
-            let body = json!({ "properties": properties });
-            let answer = self
-                .api
-                .call(Method::PATCH, &url, |r| r.json(&body))
-                .await?;
-            return Ok(Written::Done(answer.status));
+            return self.patch_deal(&id, properties).await;
         }
         let body = json!({ "properties": properties });
         let url = self.api.url("/crm/v3/objects/deals");

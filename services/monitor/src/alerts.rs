@@ -178,26 +178,7 @@ impl Evaluator {
             .iter()
             .map(|r| (r.get(0), r.get(1)))
             .collect();
-        let mut buckets: HashMap<String, HashMap<i64, Counts>> = HashMap::new();
-        for r in tx
-            .query(
-                "SELECT flow, extract(epoch FROM bucket_start)::int8, received, delivered, failed, dead_lettered \
-                 FROM flow_buckets WHERE bucket_start = ANY($1)",
-                &[&slots],
-            )
-            .await
-            .map_err(|e| e.to_string())?
-        {
-            buckets.entry(r.get(0)).or_default().insert(
-                r.get(1),
-                Counts {
-                    received: r.get(2),
-                    delivered: r.get(3),
-                    failed: r.get(4),
-                    dead_lettered: r.get(5),
-                },
-            );
-        }
+        let buckets = buckets_at(tx, "flow_buckets", "flow", &slots).await?;
         let fresh: HashMap<String, i64> = tx
             .query(
                 "SELECT flow, extract(epoch FROM last_delivered_at)::int8 FROM flow_freshness",
@@ -259,6 +240,33 @@ impl Evaluator {
     }
 }
 
+/// The counts of `table` (`flow_buckets` keyed by `flow`, `source_buckets` by `source`) in the
+/// buckets starting at `slots`, by key and bucket start (Unix seconds).
+async fn buckets_at(
+    tx: &tokio_postgres::Transaction<'_>,
+    table: &str,
+    key: &str,
+    slots: &[SystemTime],
+) -> Result<HashMap<String, HashMap<i64, Counts>>, StoreError> {
+    let mut buckets: HashMap<String, HashMap<i64, Counts>> = HashMap::new();
+    let sql = format!(
+        "SELECT {key}, extract(epoch FROM bucket_start)::int8, received, delivered, failed, \
+         dead_lettered FROM {table} WHERE bucket_start = ANY($1)"
+    );
+    for r in tx.query(&sql, &[&slots]).await.map_err(|e| e.to_string())? {
+        buckets.entry(r.get(0)).or_default().insert(
+            r.get(1),
+            Counts {
+                received: r.get(2),
+                delivered: r.get(3),
+                failed: r.get(4),
+                dead_lettered: r.get(5),
+            },
+        );
+    }
+    Ok(buckets)
+}
+
 /// The per-source volume rule for every source that ever reported (`source_buckets`).
 async fn source_findings(
     tx: &tokio_postgres::Transaction<'_>,
@@ -277,26 +285,7 @@ async fn source_findings(
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
-    let mut buckets: HashMap<String, HashMap<i64, Counts>> = HashMap::new();
-    for r in tx
-        .query(
-            "SELECT source, extract(epoch FROM bucket_start)::int8, received, delivered, failed, \
-             dead_lettered FROM source_buckets WHERE bucket_start = ANY($1)",
-            &[&slots],
-        )
-        .await
-        .map_err(|e| e.to_string())?
-    {
-        buckets.entry(r.get(0)).or_default().insert(
-            r.get(1),
-            Counts {
-                received: r.get(2),
-                delivered: r.get(3),
-                failed: r.get(4),
-                dead_lettered: r.get(5),
-            },
-        );
-    }
+    let buckets = buckets_at(tx, "source_buckets", "source", slots).await?;
     let none = HashMap::new();
     Ok(first
         .iter()

@@ -404,7 +404,7 @@ async fn accounting_lines_carry_the_configured_products_and_tax_codes() {
     )
     .await;
     for flow in ["qb-invoices", "xero-invoices"] {
-        let letters = super::dead_letters(&pipeline, flow).await;
+        let letters = pipeline.flow_dead_letters(flow).await;
         assert_eq!(letters.len(), 1, "{flow}: one dead letter");
         assert!(
             letters[0].1.reason.contains("7.5 %") && letters[0].1.reason.contains("tax_codes"),

@@ -12,8 +12,8 @@ use switchyard_integration_tests::Pipeline;
 use switchyard_integration_tests::vendor_apis::{Connector, Fault, Request, VendorApis};
 
 use super::{
-    assert_no_problems, contact, contact_records, dead_letters, destination, flow,
-    kept_refresh_token, send, start, statuses, write_key,
+    assert_no_problems, contact, contact_records, destination, flow, kept_refresh_token, send,
+    start, statuses, write_key,
 };
 
 /// Sends one new contact (its first name is `id`, so vendors that want unique names get them)
@@ -84,7 +84,7 @@ async fn retry_rules(c: Connector) {
     );
     assert_eq!(records(), 2, "{name}: a lost answer does not write twice");
     assert!(
-        dead_letters(&pipeline, &flow_name).await.is_empty(),
+        pipeline.flow_dead_letters(&flow_name).await.is_empty(),
         "{name}: nothing dead-lettered so far"
     );
 
@@ -131,7 +131,7 @@ async fn retry_rules(c: Connector) {
         assert_eq!(records(), 4, "{name}");
     } else {
         assert_eq!(statuses(&seen), [401], "{name}");
-        let letters = dead_letters(&pipeline, &flow_name).await;
+        let letters = pipeline.flow_dead_letters(&flow_name).await;
         let (_, letter) = letters.last().expect("a dead letter");
         assert_eq!(letter.http_status, 401, "{name}");
         assert!(
@@ -147,7 +147,7 @@ async fn retry_rules(c: Connector) {
     apis.fail_next(c, Fault::Status(400));
     let seen = step(&pipeline, &apis, c, "refused", 5).await;
     assert_eq!(statuses(&seen), [400], "{name}: a refusal is not retried");
-    let letters = dead_letters(&pipeline, &flow_name).await;
+    let letters = pipeline.flow_dead_letters(&flow_name).await;
     let (sequence, letter) = letters.last().expect("a dead letter");
     assert_eq!(letter.http_status, 400, "{name}");
     assert_eq!(letter.stage, "deliver");
@@ -177,7 +177,7 @@ async fn retry_rules(c: Connector) {
     assert_eq!(statuses(&seen), [410], "{name}");
     let seen = step(&pipeline, &apis, c, "after", 7).await;
     assert!(seen.is_empty(), "{name}: a paused flow calls nothing");
-    let letters = dead_letters(&pipeline, &flow_name).await;
+    let letters = pipeline.flow_dead_letters(&flow_name).await;
     let paused: Vec<_> = letters
         .iter()
         .rev()
