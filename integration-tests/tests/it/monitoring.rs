@@ -373,5 +373,29 @@ async fn consumer_lag_and_dead_letter_depth_are_on_metrics() {
         5.0,
     )
     .await;
+    // Each stage times its hop: the five changes waited in the stream while deliver was stopped,
+    // and each was taken and settled once (a first delivery each).
+    let durable = format!("{}-deliver-{FLOW}", pipeline.prefix);
+    let waited =
+        |what: &str| format!("switchyard_consume_{what}_seconds_count{{consumer=\"{durable}\"}}");
+    assert_eq!(
+        pipeline.metric(Service::Deliver, &waited("wait")).await,
+        Some(5.0)
+    );
+    assert_eq!(
+        pipeline.metric(Service::Deliver, &waited("handling")).await,
+        Some(5.0)
+    );
+    let waited_sum = pipeline
+        .metric(
+            Service::Deliver,
+            &format!("switchyard_consume_wait_seconds_sum{{consumer=\"{durable}\"}}"),
+        )
+        .await
+        .expect("wait sum");
+    assert!(
+        waited_sum > 0.0,
+        "the changes waited while deliver was stopped: {waited_sum}"
+    );
     pipeline.finish().await;
 }

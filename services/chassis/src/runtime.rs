@@ -57,11 +57,13 @@ impl Runtime {
             None => None,
         };
         let ops_listener = bind(ops_listen).await?;
+        let mut registry = Registry::with_prefix("switchyard");
+        bus.consume_metrics().register(&mut registry);
         Ok(Self {
             service,
             bus,
             pool,
-            registry: Registry::with_prefix("switchyard"),
+            registry,
             shutdown,
             ops_listener,
         })

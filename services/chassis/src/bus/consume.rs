@@ -2,14 +2,106 @@
 //! loops that feed a durable pull consumer to a handler until shutdown — one message at a time,
 //! several at once, in batches, or on lanes that keep each key's messages in order.
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, AckKind};
 use futures::{FutureExt as _, StreamExt as _};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConsumerLabel {
+    consumer: String,
+}
+
+type Timing = Family<ConsumerLabel, Histogram, fn() -> Histogram>;
+
+fn timing() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_25, 2.0, 16))
+}
+
+/// Each hop's share of the end-to-end latency, per durable consumer of one service (its
+/// [`Bus`](super::Bus) holds them, its runtime serves them on `/metrics`): how long a message
+/// waited in its stream before the service took it, and how long the service then held it.
+#[derive(Debug, Clone)]
+pub struct ConsumeMetrics {
+    wait: Timing,
+    handling: Timing,
+}
+
+impl Default for ConsumeMetrics {
+    fn default() -> Self {
+        Self {
+            wait: Family::new_with_constructor(timing),
+            handling: Family::new_with_constructor(timing),
+        }
+    }
+}
+
+impl ConsumeMetrics {
+    /// Registers `switchyard_consume_wait_seconds` and `switchyard_consume_handling_seconds`.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register_with_unit(
+            "consume_wait",
+            "Time from JetStream storing a message to a consumer taking it (first deliveries), by durable consumer",
+            Unit::Seconds,
+            self.wait.clone(),
+        );
+        registry.register_with_unit(
+            "consume_handling",
+            "Time from a consumer taking a message to settling it (ack, nak or term), by durable consumer",
+            Unit::Seconds,
+            self.handling.clone(),
+        );
+    }
+
+    /// Times `durable`'s messages from now on, under this service's metrics.
+    pub(super) fn track(&self, durable: &str) {
+        let label = ConsumerLabel {
+            consumer: durable.to_owned(),
+        };
+        let timings = Timings {
+            wait: self.wait.get_or_create(&label).clone(),
+            handling: self.handling.get_or_create(&label).clone(),
+        };
+        TRACKED
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(label.consumer, timings);
+    }
+}
+
+/// One consumer's two histograms.
+#[derive(Debug, Clone)]
+struct Timings {
+    wait: Histogram,
+    handling: Histogram,
+}
+
+/// The histograms of every durable consumer a bus of this process created, by name: the consume
+/// loops are handed a bare consumer and find its timings here, once per pull.
+static TRACKED: LazyLock<Mutex<HashMap<String, Timings>>> = LazyLock::new(Mutex::default);
+
+/// `durable`'s timings; a consumer no bus created (a tool's) is timed into the void.
+fn timings_of(durable: &str) -> Timings {
+    TRACKED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(durable)
+        .cloned()
+        .unwrap_or_else(|| Timings {
+            wait: timing(),
+            handling: timing(),
+        })
+}
 
 /// One delivered message. Settle it with [`ack`](Self::ack) once its side effect is committed,
 /// [`nak`](Self::nak) to retry, or [`term`](Self::term) to stop redelivery; dropping it unsettled
@@ -20,21 +112,33 @@ pub struct Delivery {
     attempt: u64,
     stream_sequence: u64,
     span: tracing::Span,
+    /// When the consumer took the message, and where the time until it is settled goes.
+    taken: std::time::Instant,
+    handling: Histogram,
 }
 
 impl Delivery {
     /// Wraps a pulled message, with its `consume` span already joined to the trace context the
     /// publisher sent along.
-    fn new(msg: jetstream::Message, stage: &'static str, durable: &str) -> Self {
+    fn new(msg: jetstream::Message, stage: &'static str, durable: &str, timings: &Timings) -> Self {
         let (attempt, stream_sequence) = msg
             .info()
             .map(|i| (u64::try_from(i.delivered).unwrap_or(1), i.stream_sequence))
             .unwrap_or((1, 0));
+        if attempt == 1
+            && let Ok(info) = msg.info()
+        {
+            let stored = std::time::SystemTime::from(info.published);
+            let waited = stored.elapsed().unwrap_or_default();
+            timings.wait.observe(waited.as_secs_f64());
+        }
         let mut delivery = Self {
             msg: Some(msg),
             attempt,
             stream_sequence,
             span: tracing::Span::none(),
+            taken: std::time::Instant::now(),
+            handling: timings.handling.clone(),
         };
         delivery.span = tracing::info_span!(
             "consume",
@@ -108,7 +212,10 @@ impl Delivery {
 
     async fn settle(mut self, kind: AckKind) -> Result<(), async_nats::Error> {
         match self.msg.take() {
-            Some(msg) => msg.ack_with(kind).await,
+            Some(msg) => {
+                self.handling.observe(self.taken.elapsed().as_secs_f64());
+                msg.ack_with(kind).await
+            }
             None => Ok(()),
         }
     }
@@ -176,6 +283,7 @@ pub async fn run_consumer_concurrently<H, F>(
     F: Future<Output = ()>,
 {
     let durable = consumer.cached_info().name.clone();
+    let timings = timings_of(&durable);
     let concurrency = concurrency.max(1);
     let mut in_hand = futures::stream::FuturesUnordered::new();
     'outer: while !shutdown.is_cancelled() {
@@ -211,7 +319,7 @@ pub async fn run_consumer_concurrently<H, F>(
                     }
                 }
                 Some(Ok(msg)) => {
-                    let delivery = Delivery::new(msg, stage, &durable);
+                    let delivery = Delivery::new(msg, stage, &durable, &timings);
                     let span = delivery.span().clone();
                     in_hand.push(Box::pin(handler(delivery)).instrument(span));
                 }
@@ -247,6 +355,7 @@ pub async fn run_batch_consumer<H, F>(
     F: Future<Output = ()>,
 {
     let durable = consumer.cached_info().name.clone();
+    let timings = timings_of(&durable);
     let batch = batch.max(1);
     let concurrency = concurrency.max(1);
     let mut in_hand = futures::stream::FuturesUnordered::new();
@@ -285,13 +394,15 @@ pub async fn run_batch_consumer<H, F>(
                     }
                     continue;
                 }
-                Some(Ok(msg)) => vec![Delivery::new(msg, stage, &durable)],
+                Some(Ok(msg)) => vec![Delivery::new(msg, stage, &durable, &timings)],
             };
             let linger = tokio::time::Instant::now() + BATCH_LINGER;
             let mut ended = false;
             while deliveries.len() < batch {
                 match tokio::time::timeout_at(linger, messages.next()).await {
-                    Ok(Some(Ok(msg))) => deliveries.push(Delivery::new(msg, stage, &durable)),
+                    Ok(Some(Ok(msg))) => {
+                        deliveries.push(Delivery::new(msg, stage, &durable, &timings))
+                    }
                     // What is gathered goes now; the error is met again on the next pull.
                     Ok(Some(Err(error))) => {
                         tracing::warn!(%error, consumer = %durable, "pull consumer error");
@@ -360,6 +471,7 @@ pub async fn run_laned_consumer<K, H, F>(
     F: Future<Output = ()> + Send + 'static,
 {
     let durable = consumer.cached_info().name.clone();
+    let timings = timings_of(&durable);
     let lanes = lanes.max(1);
     let (queues, workers): (Vec<_>, Vec<_>) = (0..lanes)
         .map(|_| {
@@ -409,7 +521,7 @@ pub async fn run_laned_consumer<K, H, F>(
                     }
                 }
                 Some(Ok(msg)) => {
-                    let delivery = Delivery::new(msg, stage, &durable);
+                    let delivery = Delivery::new(msg, stage, &durable, &timings);
                     let lane = usize::try_from(key(&delivery) % lane_count).unwrap_or(0);
                     let queue = &queues[lane];
                     match queue.try_send(delivery) {
@@ -434,7 +546,6 @@ pub async fn run_laned_consumer<K, H, F>(
     tracing::info!(consumer = %durable, "consumer stopped");
 }
 
-/// Waits for `delay`; true when shutdown came first.
 /// Opens a pull of up to `batch` messages per request (with idle heartbeats when given), trying
 /// again every second while the server refuses; `None` once shut down.
 async fn open_pull(
@@ -466,6 +577,7 @@ async fn open_pull(
     None
 }
 
+/// Waits for `delay`; true when shutdown came first.
 async fn wait_or_cancelled(shutdown: &CancellationToken, delay: Duration) -> bool {
     tokio::select! {
         () = shutdown.cancelled() => true,

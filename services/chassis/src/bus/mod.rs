@@ -17,8 +17,8 @@ use prost::Message as _;
 use switchyard_proto::v1::DeadLetter;
 
 pub use consume::{
-    Delivery, run_batch_consumer, run_consumer, run_consumer_concurrently, run_laned_consumer,
-    settled,
+    ConsumeMetrics, Delivery, run_batch_consumer, run_consumer, run_consumer_concurrently,
+    run_laned_consumer, settled,
 };
 pub use dlq::{
     ErrorClass, Failure, Filter as DeadLetterFilter, RESPONSE_BODY_LIMIT, get as get_dead_letter,
@@ -146,6 +146,7 @@ pub struct Bus {
     js: jetstream::Context,
     names: Names,
     config: NatsConfig,
+    metrics: ConsumeMetrics,
 }
 
 impl Bus {
@@ -173,12 +174,18 @@ impl Bus {
             js,
             names: Names::new(prefix),
             config: config.clone(),
+            metrics: ConsumeMetrics::default(),
         })
     }
 
     /// Stream, subject and consumer names under this bus's prefix.
     pub fn names(&self) -> &Names {
         &self.names
+    }
+
+    /// The timings of this service's consumers, for its `/metrics`.
+    pub fn consume_metrics(&self) -> &ConsumeMetrics {
+        &self.metrics
     }
 
     /// The underlying NATS client.
@@ -281,10 +288,12 @@ impl Bus {
             max_ack_pending: 10_000,
             ..Default::default()
         };
-        stream
+        let consumer = stream
             .get_or_create_consumer(&durable, config)
             .await
-            .map_err(|e| fail(e.to_string()))
+            .map_err(|e| fail(e.to_string()))?;
+        self.metrics.track(&durable);
+        Ok(consumer)
     }
 
     /// Dead-letters `delivery` with what `failure` says about it (stage, class, reason, the
