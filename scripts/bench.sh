@@ -7,7 +7,7 @@
 #
 # Shorter runs (e.g. while profiling): BENCH_SECTIONS picks the sections (default
 # "ingest dedupe e2e"), BENCH_E2E_SECONDS sets the length of each end-to-end run (default 20; the
-# past-saturation run takes three quarters of it) and BENCH_DEDUPE_COUNT the contacts preloaded
+# past-saturation runs take three quarters of it) and BENCH_DEDUPE_COUNT the contacts preloaded
 # for dedupe (default 60000, half of them new people); BENCH_BIN runs the binaries found there
 # instead of building them.
 set -euo pipefail
@@ -166,4 +166,7 @@ url_e2e=http://127.0.0.1:18080/v1/webhooks/bench
 e2e "e2e at 1000/s" --rate 1000 --duration "${e2e_seconds}s" --connections 64
 e2e "e2e max (64 connections)" --rate 0 --duration "${e2e_seconds}s" --connections 64
 e2e "e2e past saturation (offered 12000/s)" --rate 12000 --duration "$((e2e_seconds * 3 / 4))s" --connections 256
+# The same offer from a sender that honours Retry-After, as webhook senders do: it holds its
+# sends for the second it is told, so the refusals stop taking the cores the pipeline needs.
+e2e "e2e past saturation, sender honouring Retry-After (offered 12000/s)" --rate 12000 --duration "$((e2e_seconds * 3 / 4))s" --connections 256 --honour-retry-after
 rss_line "RSS after the runs"

@@ -55,6 +55,12 @@ enum Command {
         /// How long to wait for the deliveries after the last send.
         #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
         drain: Duration,
+        /// Behave as a webhook sender that honours `Retry-After`: after a 429 it sends nothing
+        /// until the time it was given has passed, then carries on at the offered rate (the
+        /// refused webhook is not sent again). Without it the load is open loop whatever ingest
+        /// answers.
+        #[arg(long)]
+        honour_retry_after: bool,
     },
     /// Preload canonical contacts for dedupe (run while dedupe is stopped): `people` new people,
     /// then updates to them until `count` events.
@@ -112,6 +118,7 @@ async fn main() -> anyhow::Result<()> {
             label,
             sink_listen,
             drain,
+            honour_retry_after,
         } => {
             let secret = std::env::var(&secret_env)
                 .map_err(|_| anyhow::anyhow!("environment variable {secret_env} is not set"))?;
@@ -120,7 +127,13 @@ async fn main() -> anyhow::Result<()> {
                 Some(addr) => Some(e2e::Sink::start(addr).await?),
                 None => None,
             };
-            let accepted = run(&url, key, rate, duration, connections, &label).await?;
+            let load = Load {
+                rate,
+                duration,
+                connections,
+                honour_retry_after,
+            };
+            let accepted = run(&url, key, &load, &label).await?;
             if let Some(sink) = sink {
                 sink.report(&accepted, drain, &label).await;
             }
@@ -155,14 +168,54 @@ async fn switchyard_chassis_purge(nats: &str, prefix: &str) {
     }
 }
 
-async fn run(
-    url: &str,
-    key: Arc<SigningKey>,
+/// The shape of the load: how fast, how long, over how many connections, and whether the
+/// sender backs off when told to.
+struct Load {
     rate: u64,
     duration: Duration,
     connections: usize,
+    honour_retry_after: bool,
+}
+
+/// Until when a sender honouring `Retry-After` holds its sends, in microseconds since the run
+/// started (0: not holding), and how often it was told to.
+#[derive(Debug, Default)]
+struct Backoff {
+    until_micros: std::sync::atomic::AtomicU64,
+    told: std::sync::atomic::AtomicU64,
+}
+
+impl Backoff {
+    fn hold(&self, started: Instant, retry_after: Duration) {
+        let until = started.elapsed() + retry_after;
+        let until = u64::try_from(until.as_micros()).unwrap_or(u64::MAX);
+        self.until_micros
+            .fetch_max(until, std::sync::atomic::Ordering::Relaxed);
+        self.told.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How long sends are still held, if they are.
+    fn left(&self, started: Instant) -> Option<Duration> {
+        let until =
+            Duration::from_micros(self.until_micros.load(std::sync::atomic::Ordering::Relaxed));
+        until
+            .checked_sub(started.elapsed())
+            .filter(|d| !d.is_zero())
+    }
+}
+
+async fn run(
+    url: &str,
+    key: Arc<SigningKey>,
+    load: &Load,
     label: &str,
 ) -> anyhow::Result<std::collections::HashSet<String>> {
+    let Load {
+        rate,
+        duration,
+        connections,
+        honour_retry_after,
+    } = *load;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(connections)
         .timeout(Duration::from_secs(10))
@@ -173,23 +226,26 @@ async fn run(
     let tally = Arc::new(Mutex::new(Tally::default()));
     let run_id = uuid::Uuid::new_v4().simple().to_string();
     let started = Instant::now();
+    let backoff = Arc::new(Backoff::default());
     let send = {
-        let (client, key, histogram, tally, url, run_id) = (
+        let (client, key, histogram, tally, url, run_id, backoff) = (
             client.clone(),
             key.clone(),
             histogram.clone(),
             tally.clone(),
             url.to_owned(),
             run_id.clone(),
+            backoff.clone(),
         );
         move |i: u64, scheduled: Instant| {
-            let (client, key, histogram, tally, url, run_id) = (
+            let (client, key, histogram, tally, url, run_id, backoff) = (
                 client.clone(),
                 key.clone(),
                 histogram.clone(),
                 tally.clone(),
                 url.clone(),
                 run_id.clone(),
+                backoff.clone(),
             );
             async move {
                 let id = format!("bench_{}_{i}", &run_id[..12]);
@@ -212,6 +268,16 @@ async fn run(
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
                 match result {
                     Ok(response) => {
+                        let retry_after = response
+                            .headers()
+                            .get(reqwest::header::RETRY_AFTER)
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| v.trim().parse::<u64>().ok());
+                        if let (true, 429, Some(secs)) =
+                            (honour_retry_after, response.status().as_u16(), retry_after)
+                        {
+                            backoff.hold(started, Duration::from_secs(secs));
+                        }
                         *tally
                             .statuses
                             .entry(response.status().as_u16())
@@ -230,9 +296,9 @@ async fn run(
         }
     };
     let sent = if rate == 0 {
-        closed_loop(send, duration, connections).await
+        closed_loop(send, duration, connections, &backoff, started).await
     } else {
-        open_loop(send, rate, duration, connections).await
+        open_loop(send, rate, duration, connections, &backoff, started).await
     };
     let elapsed = started.elapsed().as_secs_f64();
     let mut tally = tally
@@ -265,11 +331,23 @@ async fn run(
         ms(0.999),
         histogram.max() as f64 / 1000.0,
     ));
+    if honour_retry_after {
+        say(&format!(
+            "{label}: told to retry later {} times; every send held for the Retry-After given",
+            backoff.told.load(std::sync::atomic::Ordering::Relaxed)
+        ));
+    }
     Ok(std::mem::take(&mut tally.accepted))
 }
 
 /// `connections` workers, each sending its next request when the previous one is answered.
-async fn closed_loop<F, Fut>(send: F, duration: Duration, connections: usize) -> u64
+async fn closed_loop<F, Fut>(
+    send: F,
+    duration: Duration,
+    connections: usize,
+    backoff: &Arc<Backoff>,
+    started: Instant,
+) -> u64
 where
     F: Fn(u64, Instant) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = ()> + Send,
@@ -278,9 +356,13 @@ where
     let deadline = Instant::now() + duration;
     let workers: Vec<_> = (0..connections)
         .map(|_| {
-            let (send, counter) = (send.clone(), counter.clone());
+            let (send, counter, backoff) = (send.clone(), counter.clone(), backoff.clone());
             tokio::spawn(async move {
                 while Instant::now() < deadline {
+                    if let Some(left) = backoff.left(started) {
+                        tokio::time::sleep(left).await;
+                        continue;
+                    }
                     let i = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     send(i, Instant::now()).await;
                 }
@@ -291,17 +373,38 @@ where
     counter.load(std::sync::atomic::Ordering::Relaxed)
 }
 
-/// One request every 1/rate seconds, whatever the answers do; at most `in_flight` outstanding.
-async fn open_loop<F, Fut>(send: F, rate: u64, duration: Duration, in_flight: usize) -> u64
+/// One request every 1/rate seconds, whatever the answers do (unless the sender honours
+/// `Retry-After`: then the schedule moves on by each hold); at most `in_flight` outstanding.
+async fn open_loop<F, Fut>(
+    send: F,
+    rate: u64,
+    duration: Duration,
+    in_flight: usize,
+    backoff: &Backoff,
+    started: Instant,
+) -> u64
 where
     F: Fn(u64, Instant) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let start = Instant::now();
+    let mut start = Instant::now();
+    let deadline = start + duration;
     let total = rate.saturating_mul(duration.as_secs().max(1));
     let limit = Arc::new(tokio::sync::Semaphore::new(in_flight.max(1) * 16));
     let mut tasks = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
+    let (mut sent, mut held) = (0, false);
     for i in 0..total {
+        if let Some(left) = backoff.left(started) {
+            // What was not sent while held is sent later, at the same pace: the sender queues.
+            // The run still ends on time; what is left then was never offered.
+            tokio::time::sleep(left).await;
+            start += left;
+            held = true;
+        }
+        if held && Instant::now() >= deadline {
+            break;
+        }
+        sent += 1;
         let scheduled = start + Duration::from_nanos(i.saturating_mul(1_000_000_000) / rate);
         tokio::time::sleep_until(scheduled.into()).await;
         let Ok(permit) = limit.clone().acquire_owned().await else {
@@ -314,5 +417,5 @@ where
         }));
     }
     futures::future::join_all(tasks).await;
-    total
+    sent
 }
