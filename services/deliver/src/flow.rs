@@ -89,16 +89,10 @@ impl Flow {
                 return;
             }
         };
+        // No "received" report of its own: monitor counts the change received with the first
+        // report this flow makes of it (delivered, failed, skipped or dead-lettered), which
+        // spares every change one OPS message.
         let attempt = delivery.attempt();
-        if attempt == 1 {
-            // Monitor's "received": best effort, the terminal outcome below is what must land.
-            if let Err(error) = self
-                .report(&change, DeliveryOutcome::Received, 0, "", attempt)
-                .await
-            {
-                tracing::warn!(%error, "received report not published");
-            }
-        }
         let trigger = match ChangeKind::try_from(change.kind) {
             Ok(ChangeKind::Created) => Some(Trigger::Created),
             Ok(ChangeKind::Updated) => Some(Trigger::Updated),
@@ -427,22 +421,6 @@ impl Flow {
         };
         let subject = self.bus.names().ops_delivery(flow);
         let payload = Bytes::from(result.encode_to_vec());
-        if outcome == DeliveryOutcome::Received {
-            // "Received" is best effort (the terminal outcome is what must land): published
-            // beside the write rather than before it, so its JetStream ack costs the delivery
-            // no round trip. Its failure is logged here, as the caller would.
-            let bus = self.bus.clone();
-            let publish = async move {
-                if let Err(error) = bus
-                    .publish(subject, &msg_id, Default::default(), payload)
-                    .await
-                {
-                    tracing::warn!(%error, "received report not published");
-                }
-            };
-            tokio::spawn(tracing::Instrument::in_current_span(publish));
-            return Ok(());
-        }
         self.bus
             .publish(subject, &msg_id, Default::default(), payload)
             .await

@@ -428,6 +428,15 @@ async fn load_counts(
     Ok(())
 }
 
+/// The report id under which a flow's receipt of a change is counted: the id deliver gives its
+/// own "received" report.
+fn received_id(flow: &str, change_id: &str) -> String {
+    format!(
+        "ops:{flow}:{change_id}:{}",
+        DeliveryOutcome::Received.as_str_name()
+    )
+}
+
 fn outcome_label(outcome: DeliveryOutcome) -> &'static str {
     match outcome {
         DeliveryOutcome::Received => "received",
@@ -440,6 +449,16 @@ fn outcome_label(outcome: DeliveryOutcome) -> &'static str {
 }
 
 impl Handler {
+    fn count(&self, flow: &str, outcome: &str) {
+        self.metrics
+            .events
+            .get_or_create(&FlowOutcome {
+                flow: flow.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
     async fn handle(self, delivery: Delivery) {
         let conflicts = format!("{}.ops.conflict.", self.bus.names().prefix());
         if delivery.subject().starts_with(&conflicts) {
@@ -465,19 +484,21 @@ impl Handler {
                     .await;
             }
         };
-        let outcome = outcome_label(DeliveryOutcome::try_from(result.outcome).unwrap_or_default());
+        let kind = DeliveryOutcome::try_from(result.outcome).unwrap_or_default();
+        let outcome = outcome_label(kind);
         let msg_id = delivery.msg_id().map_or_else(
             || format!("seq:{}", delivery.stream_sequence()),
             str::to_owned,
         );
+        let at = result
+            .at
+            .and_then(|t| SystemTime::try_from(t).ok())
+            .unwrap_or_else(SystemTime::now);
         let report = Report {
             msg_id,
             flow: result.flow.clone(),
             outcome,
-            at: result
-                .at
-                .and_then(|t| SystemTime::try_from(t).ok())
-                .unwrap_or_else(SystemTime::now),
+            at,
             latency_ms: result.end_to_end_ms,
             source: result.source.clone(),
             // Every destination write is audited (`recorder`), once per change.
@@ -488,19 +509,39 @@ impl Handler {
                 attempt: result.attempt,
             }),
         };
-        match self.recorder.record(report).await {
-            Ok(true) => {
-                let flow = FlowLabel {
-                    flow: result.flow.clone(),
-                };
-                self.metrics
-                    .events
-                    .get_or_create(&FlowOutcome {
+        // The flow received the change: deliver says so with its first report of the change,
+        // whatever it is, so "received" is counted once under the id deliver's own "received"
+        // report had (older deliver replicas still send it; the two count once together).
+        let received =
+            (kind != DeliveryOutcome::Received && !result.change_id.is_empty()).then(|| Report {
+                msg_id: received_id(&result.flow, &result.change_id),
+                flow: result.flow.clone(),
+                outcome: "received",
+                at,
+                latency_ms: 0,
+                source: result.source.clone(),
+                write: None,
+            });
+        let stored = match received {
+            Some(received) => {
+                let (received, reported) =
+                    tokio::join!(self.recorder.record(received), self.recorder.record(report));
+                received.and_then(|r| reported.map(|o| (r, o)))
+            }
+            None => self.recorder.record(report).await.map(|o| (false, o)),
+        };
+        match stored {
+            Ok((received_now, counted_now)) => {
+                if received_now {
+                    self.count(&result.flow, "received");
+                }
+                if counted_now {
+                    self.count(&result.flow, outcome);
+                }
+                if counted_now && outcome == "delivered" {
+                    let flow = FlowLabel {
                         flow: result.flow.clone(),
-                        outcome: outcome.to_owned(),
-                    })
-                    .inc();
-                if outcome == "delivered" {
+                    };
                     #[allow(clippy::cast_precision_loss)] // milliseconds fit a double exactly
                     let seconds = result.end_to_end_ms as f64 / 1000.0;
                     self.metrics.latency.get_or_create(&flow).observe(seconds);
@@ -514,7 +555,6 @@ impl Handler {
                 }
                 settled(delivery.ack().await);
             }
-            Ok(false) => settled(delivery.ack().await),
             Err(error) if delivery.attempt() < MAX_ATTEMPTS => {
                 tracing::warn!(%error, "report not stored; will retry");
                 let delay = self.retry.delay(delivery.attempt(), None);
