@@ -204,6 +204,9 @@ pub(crate) async fn lock_keys(tx: &Transaction<'_>, keys: &[String]) -> Result<(
 const LOCK_KEYS: &str = "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) \
      FROM unnest($1::text[]) WITH ORDINALITY AS t(k, n) ORDER BY n";
 
+/// How long a batch of published marks may fill once it holds one.
+const MARK_LINGER: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// Marks outbox entries published in batches, off the message path. The flag only spares an
 /// event that is delivered again a second publish — which JetStream's duplicate window and
 /// deliver's change-id check absorb anyway — so the acknowledgement need not wait for it.
@@ -219,6 +222,18 @@ impl PublishedMarks {
         tokio::spawn(async move {
             let mut batch = Vec::new();
             while marks.recv_many(&mut batch, 1024).await > 0 {
+                // Nothing waits for a mark, so a batch may fill for a moment: one statement (and
+                // one commit) per `MARK_LINGER` under steady traffic rather than one per batch
+                // of contacts.
+                let deadline = tokio::time::Instant::now() + MARK_LINGER;
+                while batch.len() < 1024 {
+                    let room = 1024 - batch.len();
+                    match tokio::time::timeout_at(deadline, marks.recv_many(&mut batch, room)).await
+                    {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                }
                 if let Err(error) = mark_published(&pool, &batch).await {
                     tracing::warn!(%error, count = batch.len(), "outbox entries not marked published; a redelivery republishes them harmlessly");
                 }
