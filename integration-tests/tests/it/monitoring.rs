@@ -107,17 +107,7 @@ async fn every_destination_write_is_audited_once_however_often_its_report_comes_
     let client = async_nats::connect(&pipeline.nats_url).await.expect("nats");
     let js = async_nats::jetstream::new(client);
     for (i, report) in reports.iter().enumerate() {
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert("Nats-Msg-Id", format!("again-{i}").as_str());
-        js.publish_with_headers(
-            format!("{}.ops.delivery.{FLOW}", pipeline.prefix),
-            headers,
-            report.encode_to_vec().into(),
-        )
-        .await
-        .expect("publish")
-        .await
-        .expect("stored");
+        publish_report(&js, &pipeline, &format!("again-{i}"), report).await;
     }
     wait_delivered(&pipeline, 8.0).await;
     pipeline.wait_drained(WAIT).await;
@@ -140,26 +130,36 @@ async fn every_destination_write_is_audited_once_however_often_its_report_comes_
         http_status: 0,
         ..reports[0].clone()
     };
-    let mut headers = async_nats::HeaderMap::new();
     let id = format!(
         "ops:{FLOW}:{}:{}",
         reports[0].change_id,
         DeliveryOutcome::Received.as_str_name()
     );
-    headers.insert("Nats-Msg-Id", id.as_str());
+    publish_report(&js, &pipeline, &id, &old_style).await;
+    pipeline.wait_drained(WAIT).await;
+    assert_eq!(pipeline.flow_count("received").await, Some(N as f64));
+    assert_eq!(pipeline.flow_count("delivered").await, Some(2.0 * N as f64));
+    pipeline.finish().await;
+}
+
+/// Publishes a delivery report of the pipeline's flow under `msg_id`, as deliver does.
+async fn publish_report(
+    js: &async_nats::jetstream::Context,
+    pipeline: &Pipeline,
+    msg_id: &str,
+    report: &DeliveryResult,
+) {
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", msg_id);
     js.publish_with_headers(
         format!("{}.ops.delivery.{FLOW}", pipeline.prefix),
         headers,
-        old_style.encode_to_vec().into(),
+        report.encode_to_vec().into(),
     )
     .await
     .expect("publish")
     .await
     .expect("stored");
-    pipeline.wait_drained(WAIT).await;
-    assert_eq!(pipeline.flow_count("received").await, Some(N as f64));
-    assert_eq!(pipeline.flow_count("delivered").await, Some(2.0 * N as f64));
-    pipeline.finish().await;
 }
 
 /// Logs in to the dashboard with a token; answers the session cookie.
