@@ -8,8 +8,9 @@
 # Shorter runs (e.g. while profiling): BENCH_SECTIONS picks the sections (default
 # "ingest dedupe e2e"), BENCH_E2E_SECONDS sets the length of each end-to-end run (default 20; the
 # past-saturation runs take three quarters of it) and BENCH_DEDUPE_COUNT the contacts preloaded
-# for dedupe (default 60000, half of them new people); BENCH_BIN runs the binaries found there
-# instead of building them.
+# for dedupe (default 60000, half of them new people); BENCH_KNEE_RATES and BENCH_KNEE_SECONDS
+# the offered rates and run length of the end-to-end knee sweep; BENCH_BIN runs the binaries
+# found there instead of building them.
 set -euo pipefail
 sections=" ${BENCH_SECTIONS:-ingest dedupe e2e} "
 e2e_seconds="${BENCH_E2E_SECONDS:-20}"
@@ -164,6 +165,31 @@ e2e() { # label, then loadgen arguments
 }
 url_e2e=http://127.0.0.1:18080/v1/webhooks/bench
 e2e "e2e at 1000/s" --rate 1000 --duration "${e2e_seconds}s" --connections 64
+# The knee: the offered rate stepped up until the end-to-end p99 climbs past three times its value
+# at the lowest rate, or delivery falls 5 % behind the offer; the sweep stops there (past it a run
+# only builds a backlog).
+knee_seconds="${BENCH_KNEE_SECONDS:-8}"
+below="" knee="" base=""
+for rate in ${BENCH_KNEE_RATES:-500 1000 1500 2000 2500 3000 3500 4000}; do
+  line=$("$bin/switchyard-loadgen" ingest --url "$url_e2e" --sink-listen 127.0.0.1:18090 \
+    --label "knee sweep at $rate/s" --rate "$rate" --duration "${knee_seconds}s" --connections 128 |
+    grep "end to end")
+  delivered=$(sed -E 's/.* delivered=[0-9]+ \(([0-9]+)\/s\).*/\1/' <<<"$line")
+  read -r p50 p99 < <(sed -E 's/.* e2e_ms p50=([0-9.]+) p90=[0-9.]+ p99=([0-9.]+) .*/\1 \2/' <<<"$line")
+  echo "knee sweep: offered ${rate}/s, delivered ${delivered}/s, e2e p50 ${p50} ms, p99 ${p99} ms"
+  base="${base:-$p99}"
+  if awk -v p99="$p99" -v base="$base" -v got="$delivered" -v rate="$rate" \
+    'BEGIN { exit !(p99 > 3 * base || got < 0.95 * rate) }'; then
+    knee="$rate"
+    break
+  fi
+  below="$rate"
+done
+if [[ -n "$knee" ]]; then
+  echo "knee: end-to-end latency climbs between ${below:-0}/s and ${knee}/s offered"
+else
+  echo "knee: none up to ${below}/s offered"
+fi
 e2e "e2e max (64 connections)" --rate 0 --duration "${e2e_seconds}s" --connections 64
 e2e "e2e past saturation (offered 12000/s)" --rate 12000 --duration "$((e2e_seconds * 3 / 4))s" --connections 256
 # The same offer from a sender that honours Retry-After, as webhook senders do: it holds its
