@@ -288,10 +288,30 @@ impl Bus {
             max_ack_pending: 10_000,
             ..Default::default()
         };
-        let consumer = stream
-            .get_or_create_consumer(&durable, config)
+        let mut consumer: jetstream::consumer::PullConsumer = stream
+            .get_or_create_consumer(&durable, config.clone())
             .await
             .map_err(|e| fail(e.to_string()))?;
+        // A consumer made by an earlier version keeps the settings it was made with; the ones
+        // this version sizes (the ack wait covers its lanes, the redelivery backstop) are
+        // brought up to date, so an upgrade needs no hand edits. (The filter is not editable
+        // before NATS 2.10, and never changes.)
+        let held = &consumer.cached_info().config;
+        if held.ack_wait != config.ack_wait
+            || held.max_deliver != config.max_deliver
+            || held.max_ack_pending != config.max_ack_pending
+        {
+            tracing::info!(
+                consumer = %durable,
+                ack_wait = ?config.ack_wait,
+                max_deliver = config.max_deliver,
+                "consumer settings brought up to date"
+            );
+            consumer = stream
+                .create_consumer(config)
+                .await
+                .map_err(|e| fail(format!("cannot update its settings: {e}")))?;
+        }
         self.metrics.track(&durable);
         Ok(consumer)
     }
@@ -374,5 +394,48 @@ impl Bus {
                 false
             }
         }
+    }
+}
+
+#[cfg(all(test, feature = "testkit"))]
+mod tests {
+    use std::time::Duration;
+
+    use super::{Bus, ConsumerSpec, StreamKind};
+    use crate::config::NatsConfig;
+
+    /// An upgrade that sizes a consumer differently (a longer ack wait for more lanes, another
+    /// redelivery backstop) finds the consumer an earlier version made and updates it in place.
+    #[tokio::test]
+    async fn an_existing_consumer_takes_the_settings_of_this_version() {
+        let prefix = crate::testkit::unique("cons");
+        let config = NatsConfig {
+            url: crate::testkit::nats_url(),
+            ..NatsConfig::default()
+        };
+        let bus = Bus::connect(&config, &prefix, "test").await.expect("bus");
+        bus.ensure_streams().await.expect("streams");
+        let spec = |max_deliver, ack_wait| ConsumerSpec {
+            stream: StreamKind::Golden,
+            name: "deliver-contacts".to_owned(),
+            filter: bus.names().golden("contact"),
+            max_deliver,
+            ack_wait,
+            batch: 16,
+        };
+        let before = bus
+            .consumer(&spec(5, Duration::from_secs(30)))
+            .await
+            .expect("consumer");
+        assert_eq!(before.cached_info().config.max_deliver, 5);
+        let mut after = bus
+            .consumer(&spec(8, Duration::from_secs(60)))
+            .await
+            .expect("consumer");
+        let info = after.info().await.expect("info").clone();
+        assert_eq!(info.config.max_deliver, 8);
+        assert_eq!(info.config.ack_wait, Duration::from_secs(60));
+        assert_eq!(info.name, before.cached_info().name, "the same consumer");
+        crate::testkit::delete_streams(&config.url, &prefix).await;
     }
 }
