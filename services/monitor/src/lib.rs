@@ -522,37 +522,37 @@ impl Handler {
                 source: result.source.clone(),
                 write: None,
             });
-        let stored = match received {
+        let (received, reported) = match received {
             Some(received) => {
-                let (received, reported) =
-                    tokio::join!(self.recorder.record(received), self.recorder.record(report));
-                received.and_then(|r| reported.map(|o| (r, o)))
+                tokio::join!(self.recorder.record(received), self.recorder.record(report))
             }
-            None => self.recorder.record(report).await.map(|o| (false, o)),
+            None => (Ok(false), self.recorder.record(report).await),
         };
-        match stored {
-            Ok((received_now, counted_now)) => {
-                if received_now {
-                    self.count(&result.flow, "received");
+        // Each row is counted as soon as it is stored, even if the other failed: a redelivery
+        // finds it counted and does not count it again.
+        if matches!(received, Ok(true)) {
+            self.count(&result.flow, "received");
+        }
+        if matches!(reported, Ok(true)) {
+            self.count(&result.flow, outcome);
+            if outcome == "delivered" {
+                let flow = FlowLabel {
+                    flow: result.flow.clone(),
+                };
+                #[allow(clippy::cast_precision_loss)] // milliseconds fit a double exactly
+                let seconds = result.end_to_end_ms as f64 / 1000.0;
+                self.metrics.latency.get_or_create(&flow).observe(seconds);
+                let at = result
+                    .at
+                    .map_or_else(switchyard_chassis::unix_now, |t| t.seconds);
+                self.metrics.last_delivered.get_or_create(&flow).set(at);
+                if let Some(per_delivery) = self.value_per_delivery.get(&result.flow) {
+                    self.metrics.value(&result.flow, *per_delivery);
                 }
-                if counted_now {
-                    self.count(&result.flow, outcome);
-                }
-                if counted_now && outcome == "delivered" {
-                    let flow = FlowLabel {
-                        flow: result.flow.clone(),
-                    };
-                    #[allow(clippy::cast_precision_loss)] // milliseconds fit a double exactly
-                    let seconds = result.end_to_end_ms as f64 / 1000.0;
-                    self.metrics.latency.get_or_create(&flow).observe(seconds);
-                    let at = result
-                        .at
-                        .map_or_else(switchyard_chassis::unix_now, |t| t.seconds);
-                    self.metrics.last_delivered.get_or_create(&flow).set(at);
-                    if let Some(per_delivery) = self.value_per_delivery.get(&result.flow) {
-                        self.metrics.value(&result.flow, *per_delivery);
-                    }
-                }
+            }
+        }
+        match received.and(reported) {
+            Ok(_) => {
                 settled(delivery.ack().await);
             }
             Err(error) if delivery.attempt() < MAX_ATTEMPTS => {

@@ -121,14 +121,19 @@ impl Delivery {
     /// Wraps a pulled message, with its `consume` span already joined to the trace context the
     /// publisher sent along.
     fn new(msg: jetstream::Message, stage: &'static str, durable: &str, timings: &Timings) -> Self {
-        let (attempt, stream_sequence) = msg
+        let (attempt, stream_sequence, stored) = msg
             .info()
-            .map(|i| (u64::try_from(i.delivered).unwrap_or(1), i.stream_sequence))
-            .unwrap_or((1, 0));
+            .map(|i| {
+                (
+                    u64::try_from(i.delivered).unwrap_or(1),
+                    i.stream_sequence,
+                    Some(std::time::SystemTime::from(i.published)),
+                )
+            })
+            .unwrap_or((1, 0, None));
         if attempt == 1
-            && let Ok(info) = msg.info()
+            && let Some(stored) = stored
         {
-            let stored = std::time::SystemTime::from(info.published);
             let waited = stored.elapsed().unwrap_or_default();
             timings.wait.observe(waited.as_secs_f64());
         }
