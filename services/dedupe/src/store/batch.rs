@@ -838,12 +838,13 @@ mod tests {
 
     use super::*;
 
-    async fn database() -> Pool {
+    /// A migrated database of its own, and its connection string (to drop it afterwards).
+    async fn database() -> (Pool, String) {
         let url = switchyard_chassis::testkit::fresh_database("dedupe_batch")
             .await
             .expect("test database");
         let pool = switchyard_chassis::db::connect(&DatabaseConfig {
-            url: url.into(),
+            url: url.clone().into(),
             pool_size: 2,
             ca_file: None,
         })
@@ -852,7 +853,7 @@ mod tests {
         switchyard_chassis::db::migrate(&pool, "dedupe", crate::migrations::migrations::runner())
             .await
             .expect("migrations");
-        pool
+        (pool, url)
     }
 
     fn rules() -> ContactRules {
@@ -1031,8 +1032,8 @@ mod tests {
         batch[1].1.job_title = "CTO".to_owned();
         batch[9].1.job_title = "Engineer".to_owned();
 
-        let one_by_one = database().await;
-        let together = database().await;
+        let (one_by_one, one_by_one_url) = database().await;
+        let (together, together_url) = database().await;
         for pool in [&one_by_one, &together] {
             for e in &before {
                 resolve_contacts(pool, &rules, std::slice::from_ref(e))
@@ -1096,5 +1097,9 @@ mod tests {
                 .any(|l| l.starts_with("conflict e4 Carol Dan phone matched")),
             "{batched:#?}"
         );
+        drop((one_by_one, together));
+        for url in [one_by_one_url, together_url] {
+            switchyard_chassis::testkit::drop_database(&url).await;
+        }
     }
 }
