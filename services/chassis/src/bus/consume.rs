@@ -318,8 +318,7 @@ pub async fn run_consumer_concurrently<H, F>(
             match next {
                 None => continue 'outer,
                 Some(Err(error)) => {
-                    tracing::warn!(%error, consumer = %durable, "pull consumer error");
-                    if wait_or_cancelled(&shutdown, Duration::from_millis(200)).await {
+                    if pull_failed(&error, &durable, &shutdown).await {
                         break 'outer;
                     }
                 }
@@ -393,8 +392,7 @@ pub async fn run_batch_consumer<H, F>(
             let mut deliveries = match next {
                 None => continue 'outer,
                 Some(Err(error)) => {
-                    tracing::warn!(%error, consumer = %durable, "pull consumer error");
-                    if wait_or_cancelled(&shutdown, Duration::from_millis(200)).await {
+                    if pull_failed(&error, &durable, &shutdown).await {
                         break 'outer;
                     }
                     continue;
@@ -520,8 +518,7 @@ pub async fn run_laned_consumer<K, H, F>(
             match next {
                 None => continue 'outer,
                 Some(Err(error)) => {
-                    tracing::warn!(%error, consumer = %durable, "pull consumer error");
-                    if wait_or_cancelled(&shutdown, Duration::from_millis(200)).await {
+                    if pull_failed(&error, &durable, &shutdown).await {
                         break 'outer;
                     }
                 }
@@ -580,6 +577,16 @@ async fn open_pull(
         }
     }
     None
+}
+
+/// Logs a failed pull and pauses before the next; true when shutdown came first.
+async fn pull_failed(
+    error: &impl std::fmt::Display,
+    durable: &str,
+    shutdown: &CancellationToken,
+) -> bool {
+    tracing::warn!(%error, consumer = %durable, "pull consumer error");
+    wait_or_cancelled(shutdown, Duration::from_millis(200)).await
 }
 
 /// Waits for `delay`; true when shutdown came first.

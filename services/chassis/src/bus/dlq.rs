@@ -215,21 +215,7 @@ pub(super) async fn page_through(
     limit: usize,
     through: u64,
 ) -> Result<(Vec<(u64, DeadLetter)>, Option<u64>), BusError> {
-    let js = jetstream::new(client.clone());
-    let unavailable = |e: String| BusError::Stream {
-        stream: names.stream(StreamKind::Dlq),
-        reason: e,
-    };
-    let mut stream = js
-        .get_stream(names.stream(StreamKind::Dlq))
-        .await
-        .map_err(|e| unavailable(e.to_string()))?;
-    let state = stream
-        .info()
-        .await
-        .map_err(|e| unavailable(e.to_string()))?
-        .state
-        .clone();
+    let (stream, state) = dlq_state(client, names).await?;
     let mut out = Vec::new();
     if state.messages == 0 {
         return Ok((out, None));
@@ -258,6 +244,14 @@ pub(super) async fn last_sequence(
     client: &async_nats::Client,
     names: &Names,
 ) -> Result<u64, BusError> {
+    Ok(dlq_state(client, names).await?.1.last_sequence)
+}
+
+/// The DLQ stream, and what it holds now.
+async fn dlq_state(
+    client: &async_nats::Client,
+    names: &Names,
+) -> Result<(jetstream::stream::Stream, jetstream::stream::State), BusError> {
     let js = jetstream::new(client.clone());
     let unavailable = |e: String| BusError::Stream {
         stream: names.stream(StreamKind::Dlq),
@@ -267,12 +261,13 @@ pub(super) async fn last_sequence(
         .get_stream(names.stream(StreamKind::Dlq))
         .await
         .map_err(|e| unavailable(e.to_string()))?;
-    Ok(stream
+    let state = stream
         .info()
         .await
         .map_err(|e| unavailable(e.to_string()))?
         .state
-        .last_sequence)
+        .clone();
+    Ok((stream, state))
 }
 
 /// The dead letter at `sequence`.
