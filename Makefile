@@ -10,12 +10,16 @@ BIN := $(CARGO_TARGET_DIR)/debug
 # Demo secrets: generated once per checkout, kept out of the repository (.gitignore).
 DEMO_ENV := .demo.env
 
-.PHONY: all deps build run demo test bench chaos fuzz lint fmt check-config chart-check clean
+.PHONY: all deps test-deps build run demo test bench chaos fuzz lint fmt check-config chart-check clean
 
 all: build
 
 deps:
 	@bash scripts/deps.sh
+
+# The tests also drive the dashboard in headless Chromium.
+test-deps:
+	@bash scripts/deps.sh --browser
 
 build:
 	cargo build --workspace --bins
@@ -35,7 +39,7 @@ demo: $(DEMO_ENV)
 	@bash scripts/demo.sh
 
 ## Unit and integration tests against real NATS and PostgreSQL.
-test: deps lint chart-check
+test: test-deps lint chart-check
 	@bash scripts/test.sh
 
 ## Benchmarks (release build); figures go to docs/benchmarks.md.

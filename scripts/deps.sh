@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Makes sure NATS (with JetStream) and PostgreSQL run on this machine, and that headless Chromium
-# with chromedriver is installed for the dashboard test: reuses what already
+# Makes sure NATS (with JetStream) and PostgreSQL run on this machine: reuses what already
 # listens, installs Debian's packages when missing, starts what is stopped, and creates the
-# PostgreSQL role and database Switchyard uses. Safe to run again and again.
+# PostgreSQL role and database Switchyard uses. With --browser (what `make test` asks for) it also
+# installs headless Chromium with chromedriver for the dashboard test; running the hub needs
+# neither. Safe to run again and again.
 set -euo pipefail
 
 NATS_PORT="${NATS_PORT:-4222}"
@@ -98,7 +99,15 @@ ensure_chromium() {
   apt_install chromium chromium-driver
 }
 
+browser=0
+for arg in "$@"; do
+  case "$arg" in
+    --browser) browser=1 ;;
+    *) log "unknown argument $arg (known: --browser)"; exit 2 ;;
+  esac
+done
+
 ensure_nats
 ensure_postgres
-ensure_chromium
+if [ "$browser" = 1 ]; then ensure_chromium; fi
 log "ready: NATS on 127.0.0.1:$NATS_PORT, PostgreSQL on 127.0.0.1:$PG_PORT (database $DB_NAME, role $DB_USER)"
