@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${FUZZ_SECONDS:-60}"
-vendor="${SWITCHYARD_VENDOR_DIR:-$(cd .. && pwd)/shared/vendor}"
+vendor=testdata/vendor
 export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-/var/tmp/switchyard-fuzz-target}"
 export RUSTC_BOOTSTRAP=1
 if ! cargo fuzz --version >/dev/null 2>&1; then
@@ -22,16 +22,12 @@ seed() { # kind-index file
   [ -f "$2" ] || return 0
   { printf "\\x$(printf %02x "$1")"; cat "$2"; } > "$corpus/ingest_parse/$(basename "$2").k$1"
 }
-if [ -d "$vendor/samples" ]; then
-  for f in "$vendor"/samples/hubspot/webhook-batch*.json; do seed 1 "$f"; done
-  for f in "$vendor"/samples/stripe/*.json; do seed 2 "$f"; done
-  for f in "$vendor"/samples/quickbooks/*.json; do seed 4 "$f"; done
-  for f in "$vendor"/samples/xero/*.json; do seed 5 "$f"; done
-  find "$vendor/samples" -name '*.json' ! -name '*signature*' ! -name '*vector*' \
-    -exec cp {} "$corpus/transform_map/" \;
-else
-  echo "fuzz: no vendor samples at $vendor; starting from empty corpora" >&2
-fi
+for f in "$vendor"/samples/hubspot/webhook-batch*.json; do seed 1 "$f"; done
+for f in "$vendor"/samples/stripe/*.json; do seed 2 "$f"; done
+for f in "$vendor"/samples/quickbooks/*.json; do seed 4 "$f"; done
+for f in "$vendor"/samples/xero/*.json; do seed 5 "$f"; done
+find "$vendor/samples" -name '*.json' ! -name '*signature*' ! -name '*vector*' \
+  -exec cp {} "$corpus/transform_map/" \;
 cp services/transform/mappings/*.yaml "$corpus/mapping_file/"
 
 printf '%-16s %12s %8s %s\n' target executions seconds findings

@@ -4,12 +4,6 @@ set -euo pipefail
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/switchyard-target}"
 export SWITCHYARD_TEST_NATS_URL="${SWITCHYARD_TEST_NATS_URL:-nats://127.0.0.1:4222}"
 export SWITCHYARD_TEST_DATABASE_URL="${SWITCHYARD_TEST_DATABASE_URL:-host=/var/run/postgresql user=$(id -un) dbname=postgres}"
-# The vendors' samples the tests use: shared/vendor beside the checkout unless said otherwise.
-export SWITCHYARD_VENDOR_DIR="${SWITCHYARD_VENDOR_DIR:-$(cd "$(dirname "$0")/../.." && pwd)/shared/vendor}"
-if [ ! -d "$SWITCHYARD_VENDOR_DIR/samples" ]; then
-  echo "test: the vendors' samples are not at $SWITCHYARD_VENDOR_DIR; set SWITCHYARD_VENDOR_DIR" >&2
-  exit 1
-fi
 # TLS to PostgreSQL needs TCP; offer it to the tests where a TCP login works (a stock Debian
 # server wants a password there, so the TLS tests then report themselves skipped).
 if [ -z "${SWITCHYARD_TEST_DATABASE_TCP_URL:-}" ] && \

@@ -1,7 +1,7 @@
 //! Mock vendor write APIs for deliver's connectors — HubSpot CRM v3, Salesforce REST, Klaviyo,
 //! QuickBooks Online, Xero Accounting and Stripe — on one loopback port, with each OAuth2 token
 //! endpoint. Each answers as its vendor documents (Klaviyo and Xero request bodies are checked
-//! against the published specs in `../shared/vendor/specs`, Stripe answers with its fixture
+//! against the published specs in `testdata/vendor/specs`, Stripe answers with its fixture
 //! customer), keeps the records written (upserts by their natural keys, creates once per
 //! idempotency key), records every request, and can be scripted to fail: a status (500, 400,
 //! 410…), 429 with `Retry-After`, a revoked access token (401 once), or a hang that applies the

@@ -266,7 +266,7 @@ pub fn quickbooks_customer(id: &str) -> Value {
 
 /// The answer of `GET /Contacts/{ContactID}`: the `getContact` 200 example of Xero's Accounting
 /// OpenAPI spec (XeroAPI/Xero-OpenAPI `xero_accounting.yaml` @ e952d0bd, in
-/// `shared/vendor/specs/xero/`), copied with the given contact id; its attachments, batch payments
+/// `testdata/vendor/specs/xero/`), copied with the given contact id; its attachments, batch payments
 /// and payment terms are left out (nothing reads them).
 pub fn xero_contact(id: &str) -> Value {
     json!({

@@ -1,5 +1,5 @@
 //! A "new lead with consent → Mailchimp audience member" flow against a mock of Mailchimp's
-//! Marketing API built from its published spec (`../shared/vendor/specs/mailchimp`): only matching
+//! Marketing API built from its published spec (`testdata/vendor/specs/mailchimp`): only matching
 //! changes are written, each as an idempotent PUT by subscriber hash with a body the spec accepts.
 
 use std::collections::{BTreeMap, HashSet};

@@ -120,7 +120,7 @@ mod tests {
     use super::*;
 
     // The signing vector published with the Standard Webhooks reference libraries
-    // (see ../shared/vendor/samples/standard-webhooks/test-vectors.json).
+    // (see testdata/vendor/samples/standard-webhooks/test-vectors.json).
     const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     const ID: &str = "msg_p5jXN8AQM9LWM0D4loKWxJek";
     const TS: i64 = 1614265330;

@@ -219,14 +219,12 @@ pub async fn drop_database(url: &str) {
     }
 }
 
-/// A file from the vendors' published specs and samples: `shared/vendor/` beside the checkout,
-/// or where `SWITCHYARD_VENDOR_DIR` points.
+/// A file from the vendors' published specs and samples, kept in the repository under
+/// `testdata/vendor/` with their licences and provenance (its README lists each file).
 pub fn vendor_file(relative: &str) -> std::path::PathBuf {
-    let dir = std::env::var("SWITCHYARD_VENDOR_DIR").map_or_else(
-        |_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vendor"),
-        std::path::PathBuf::from,
-    );
-    dir.join(relative)
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/vendor")
+        .join(relative)
 }
 
 /// A JSON (or YAML) file under the vendor directory, parsed.

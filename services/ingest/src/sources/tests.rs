@@ -1,4 +1,4 @@
-//! Each vendor's scheme against its published vectors and samples (`../shared/vendor`), tampered
+//! Each vendor's scheme against its published vectors and samples (`testdata/vendor`), tampered
 //! variants, and a property test that no input panics any verifier or parser.
 
 use std::time::Duration;

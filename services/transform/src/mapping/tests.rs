@@ -1,6 +1,7 @@
 //! The built-in mappings against the vendors' published samples and canonical payloads.
 
 use serde_json::{Value, json};
+use switchyard_chassis::testkit::{vendor_file, vendor_json};
 use switchyard_proto::contracts;
 
 use super::{Context, Registry};
@@ -16,17 +17,9 @@ fn ctx() -> Context {
     }
 }
 
+/// A published sample under `testdata/vendor/samples`.
 fn vendor(path: &str) -> Value {
-    let file = switchyard_chassis_free_vendor_path(path);
-    serde_json::from_str(&std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{file}: {e}")))
-        .expect("json")
-}
-
-/// `shared/vendor` beside the checkout, or `SWITCHYARD_VENDOR_DIR`.
-fn switchyard_chassis_free_vendor_path(path: &str) -> String {
-    let dir = std::env::var("SWITCHYARD_VENDOR_DIR")
-        .unwrap_or_else(|_| format!("{}/../../../shared/vendor", env!("CARGO_MANIFEST_DIR")));
-    format!("{dir}/samples/{path}")
+    vendor_json(&format!("samples/{path}"))
 }
 
 #[test]
@@ -153,10 +146,7 @@ fn canonical(kind: &str, event_type: &str, payload: &Value) -> (String, Value) {
 
 /// An object from Stripe's published fixtures (`specs/stripe/fixtures3.json`).
 fn stripe_fixture(name: &str) -> Value {
-    let file = switchyard_chassis_free_vendor_path("x")
-        .replace("/samples/x", "/specs/stripe/fixtures3.json");
-    let all: Value =
-        serde_json::from_str(&std::fs::read_to_string(&file).expect("fixtures")).expect("json");
+    let all = vendor_json("specs/stripe/fixtures3.json");
     all["resources"][name].clone()
 }
 
@@ -201,8 +191,7 @@ fn stripe_invoices_and_products_from_the_published_fixtures() {
 #[test]
 fn xero_sales_invoices_from_the_accounting_spec_example_and_bills_left_alone() {
     // The example response of GET /Invoices/{InvoiceID} in Xero's published OpenAPI spec.
-    let file = switchyard_chassis_free_vendor_path("x")
-        .replace("/samples/x", "/specs/xero/xero_accounting.yaml");
+    let file = vendor_file("specs/xero/xero_accounting.yaml");
     let spec: Value =
         serde_yaml_ng::from_str(&std::fs::read_to_string(&file).expect("spec")).expect("yaml");
     let example = &spec["paths"]["/Invoices/{InvoiceID}"]["get"]["responses"]["200"]["content"]["application/json"]
