@@ -52,9 +52,11 @@ fn the_text_report_shows_overlap_roi_scorecard_and_pilots() {
         "Integration audit — Northwind Outdoor Ltd",
         "CRM: hubspot ($890/month) and pipedrive ($149/month); licence at stake $149/month ($1,788/year)",
         "→ INTEGRATE: 1 of 3 answers are yes",
-        "shop-orders-to-books              200/wk × 10       33       $1,155          $577.50",
+        "4.333 week(s) of re-keying per month",
+        // 200 × 10 min = 33.3 h a week, × 52 ÷ 12 weeks = 144 h a calendar month, × $35.
+        "shop-orders-to-books              200/wk × 10      144       $5,040           $2,520",
         "#1 shop-orders-to-books",
-        "1. shop-orders-to-books: saves $1,155/month; setup $720 (12 h, estimated)",
+        "1. shop-orders-to-books: saves $5,040/month; setup $720 (12 h, estimated)",
         "✔ within 60 days",
         "crm-sync: setup $2,160, payback 12.3 weeks",
     ] {
@@ -73,9 +75,9 @@ fn the_json_report_carries_every_number() {
     let first = &v["flows"][0];
     assert_eq!(first["name"], "shop-orders-to-books");
     assert_eq!(first["rank"], 1);
-    assert_eq!(first["roi"]["hours_per_month"], 33.0);
-    assert_eq!(first["roi"]["value_per_month"], 1155.0);
-    assert_eq!(first["roi"]["software_budget_per_month"], 577.5);
+    assert_eq!(first["roi"]["hours_per_month"], 144.0);
+    assert_eq!(first["roi"]["value_per_month"], 5040.0);
+    assert_eq!(first["roi"]["software_budget_per_month"], 2520.0);
     assert_eq!(first["score"], 86.0);
     assert_eq!(first["scorecard"][0]["name"], "time_saved");
     assert_eq!(first["scorecard"][0]["score"], 5);
@@ -98,7 +100,21 @@ fn the_json_report_carries_every_number() {
     assert_eq!(overlap["recommendation"], "integrate");
     assert_eq!(overlap["questions"][1]["answer"], "unknown");
     assert_eq!(overlap["questions"][1]["basis"], "missing");
-    assert_eq!(v["total_value_per_month"], 1960.0);
+    assert_eq!(v["total_value_per_month"], 8505.0);
+}
+
+#[test]
+fn one_week_per_month_reproduces_the_weekly_figures() {
+    let map = example();
+    let out = audit(&[map.to_str().expect("utf-8 path"), "--weeks-per-month", "1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    for expected in [
+        "1 week(s) of re-keying per month",
+        "shop-orders-to-books              200/wk × 10       33       $1,155          $577.50",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
 }
 
 #[test]
@@ -116,7 +132,7 @@ fn command_line_overrides_change_rate_and_weights() {
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let v: Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
-    assert_eq!(v["flows"][0]["roi"]["value_per_month"], 33.0 * 50.0);
+    assert_eq!(v["flows"][0]["roi"]["value_per_month"], 144.0 * 50.0);
     assert_eq!(v["settings"]["weights"]["time_saved"], 40.0);
     // 40 + 20 + 25 + 15: the time criterion now carries 40 points at 5 of 5.
     assert_eq!(v["flows"][0]["scorecard"][0]["points"], 40.0);
@@ -345,9 +361,9 @@ flows:
         .lines()
         .find(|l| l.contains("shopify-to-quickbooks-order"))
         .unwrap_or_else(|| panic!("{text}"));
-    // 3 deliveries × 10 min = 0.5 h, × $35/h = $17.50, beside the 33 h estimate.
+    // 3 deliveries × 10 min = 0.5 h, × $35/h = $17.50, beside the 144 h estimate.
     assert!(
-        row.contains("shop-orders-to-books") && row.contains("33 h $1155"),
+        row.contains("shop-orders-to-books") && row.contains("144 h $5040"),
         "{row}"
     );
     let fields: Vec<&str> = row.split_whitespace().collect();

@@ -207,10 +207,12 @@ fn band(value: f64, limits: [f64; 4]) -> u8 {
 
 /// Scores each criterion 0–5 and weighs it.
 pub fn scorecard(map: &FlowMap, f: &Flow, roi: &Roi, w: &Weights) -> Vec<Criterion> {
-    let time = band(roi.hours_per_month_exact, [2.0, 5.0, 10.0, 20.0]);
+    // Scored on the week's hours, so how a month is counted (weeks_per_month) changes the money
+    // shown, never the ranking.
+    let time = band(roi.hours_per_week, [2.0, 5.0, 10.0, 20.0]);
     let time_why = format!(
-        "{:.1} h/month saved (bands: <2 h 1, <5 h 2, <10 h 3, <20 h 4, 20 h+ 5)",
-        roi.hours_per_month_exact
+        "{:.1} h/week saved, {:.1} h/month (bands per week: <2 h 1, <5 h 2, <10 h 3, <20 h 4, 20 h+ 5)",
+        roi.hours_per_week, roi.hours_per_month_exact
     );
     let (errors, errors_why) = match f.error_rate_percent {
         Some(rate) => {

@@ -199,3 +199,25 @@ fn a_stated_setup_cost_wins_and_a_flow_saving_nothing_is_no_pilot() {
     assert!(!a.pilots.contains(&"shop-customers-to-crm".to_owned()));
     assert_eq!(a.pilots.len(), 3);
 }
+
+#[test]
+fn how_a_month_is_counted_changes_the_money_not_the_ranking() {
+    let week = analyse(&example(), &settings(Weights::default()));
+    let calendar = analyse(
+        &example(),
+        &Settings {
+            weeks_per_month: 52.0 / 12.0,
+            ..settings(Weights::default())
+        },
+    );
+    let scores = |a: &Audit| -> Vec<(String, f64)> {
+        a.flows
+            .iter()
+            .map(|f| (f.name.clone(), f.rank_score))
+            .collect()
+    };
+    assert_eq!(scores(&week), scores(&calendar));
+    assert_eq!(week.pilots, calendar.pilots);
+    assert_eq!(calendar.total_hours_per_month, 243.0);
+    assert_eq!(calendar.total_value_per_month, 8505.0);
+}

@@ -33,7 +33,8 @@ pub struct AuditArgs {
     /// Cost of one hour of setup work (overrides assumptions.setup_hourly_rate).
     #[arg(long)]
     pub setup_hourly_rate: Option<f64>,
-    /// Weeks of re-keying counted per month (overrides assumptions.weeks_per_month; default 1).
+    /// Weeks of re-keying counted per month (overrides assumptions.weeks_per_month; default
+    /// 4.333, a calendar month; 1 counts one week's re-keying as the month's figure).
     #[arg(long)]
     pub weeks_per_month: Option<f64>,
     /// Override one scorecard weight, e.g. `--weight time_saved=40`; all must add up to 100.

@@ -23,6 +23,9 @@ pub struct FlowMap {
     pub consolidation: Vec<ConsolidationFacts>,
 }
 
+/// Weeks in an average calendar month: 52 weeks over 12 months.
+pub const WEEKS_PER_CALENDAR_MONTH: f64 = 52.0 / 12.0;
+
 /// Numbers the estimates rest on; each can also be overridden on the command line.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -31,7 +34,8 @@ pub struct Assumptions {
     pub hourly_rate: f64,
     /// Cost of one hour of setting a flow up (defaults to `hourly_rate`).
     pub setup_hourly_rate: Option<f64>,
-    /// How many weeks of re-keying count as one month (see docs/audit.md for why 1 is the default).
+    /// How many weeks of re-keying count as one month: a calendar month, 52 ÷ 12 ≈ 4.333, unless
+    /// set (1 reproduces "one week's re-keying" figures; see docs/audit.md).
     pub weeks_per_month: f64,
     pub weights: Weights,
 }
@@ -41,7 +45,7 @@ impl Default for Assumptions {
         Self {
             hourly_rate: 35.0,
             setup_hourly_rate: None,
-            weeks_per_month: 1.0,
+            weeks_per_month: WEEKS_PER_CALENDAR_MONTH,
             weights: Weights::default(),
         }
     }

@@ -32,7 +32,7 @@ fn problems(text: &str) -> Vec<Problem> {
 fn a_minimal_map_parses_with_default_assumptions() {
     let map = FlowMap::parse(MINIMAL, "map.yaml").expect("valid");
     assert_eq!(map.assumptions.hourly_rate, 35.0);
-    assert_eq!(map.assumptions.weeks_per_month, 1.0);
+    assert_eq!(map.assumptions.weeks_per_month, 52.0 / 12.0);
     assert_eq!(map.flows[0].display_name(), "shop-to-books");
     assert_eq!(map.flows[0].objects, vec![Object::Order]);
     assert_eq!(map.systems[0].category, Category::ECommerce);

@@ -37,6 +37,12 @@ fn num(x: f64) -> String {
     }
 }
 
+/// Weeks per month to three places (4.333 for a calendar month), without a needless fraction.
+fn weeks(x: f64) -> String {
+    let text = format!("{x:.3}");
+    text.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
 /// Renders the whole report as text.
 pub fn render(a: &Audit) -> String {
     let mut out = String::new();
@@ -55,7 +61,7 @@ pub fn render(a: &Audit) -> String {
         "Assumptions: {}/h loaded cost, setup at {}/h, {} week(s) of re-keying per month; weights: time {} %, errors {} %, revenue {} %, risk {} %, experience {} %",
         money(s.hourly_rate),
         money(s.setup_hourly_rate),
-        num(s.weeks_per_month),
+        weeks(s.weeks_per_month),
         num(w.time_saved),
         num(w.error_reduction),
         num(w.revenue_impact),
@@ -124,7 +130,7 @@ fn roi(out: &mut String, a: &Audit) {
     let _ = writeln!(
         out,
         "\nROI PER FLOW  (h/month = volume/week × minutes ÷ 60 × {} week(s)/month, rounded; value = h/month × {}/h)",
-        num(a.settings.weeks_per_month),
+        weeks(a.settings.weeks_per_month),
         money(a.settings.hourly_rate)
     );
     let _ = writeln!(
@@ -276,5 +282,8 @@ mod tests {
     fn numbers_drop_a_needless_fraction() {
         assert_eq!(num(33.0), "33");
         assert_eq!(num(4.333), "4.3");
+        assert_eq!(weeks(52.0 / 12.0), "4.333");
+        assert_eq!(weeks(1.0), "1");
+        assert_eq!(weeks(4.5), "4.5");
     }
 }
