@@ -1,6 +1,6 @@
-//! One trace per event, from the webhook request through transform, dedupe and deliver to the
-//! destination call, exported over OTLP to a real gRPC receiver in the test, with messaging
-//! attributes on every hop and no personal data in any attribute.
+//! One trace per event, from the sender's `traceparent` through the webhook request, transform,
+//! dedupe and deliver to the destination call, exported over OTLP to a real gRPC receiver in the
+//! test, with messaging attributes on every hop and no personal data in any attribute.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -16,8 +16,12 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use serde_json::json;
 use switchyard_chassis::config::{LogFormat, TelemetryConfig};
-use switchyard_chassis::telemetry;
+use switchyard_chassis::{telemetry, testkit};
 use switchyard_integration_tests::{Options, Pipeline};
+
+/// The trace and span of the sender's own request, as its `traceparent` names them.
+const SENDER_TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const SENDER_SPAN_ID: &str = "00f067aa0ba902b7";
 
 #[derive(Clone, Default)]
 struct Receiver {
@@ -80,7 +84,22 @@ async fn one_trace_follows_an_event_across_every_hop() {
 
     let pipeline = Pipeline::start(Options::default()).await;
     let event = json!({"type": "contact.created", "data": {"id": "crm-1", "email": "trace.person@example.com", "name": "Trace Person"}});
-    assert_eq!(pipeline.send("traced-1", &event).await.0, 200);
+    // The sender traces: its span is the parent of ingest's.
+    let body = serde_json::to_vec(&event).expect("json");
+    let mut headers: Vec<(&str, String)> = testkit::signed_headers(
+        &pipeline.source_secret,
+        "traced-1",
+        switchyard_chassis::unix_now(),
+        &body,
+    )
+    .to_vec();
+    headers.push(("content-type", "application/json".to_owned()));
+    headers.push((
+        "traceparent",
+        format!("00-{SENDER_TRACE_ID}-{SENDER_SPAN_ID}-01"),
+    ));
+    let (status, answer) = pipeline.send_to("demo", &headers, &body).await;
+    assert_eq!(status, 200, "{answer}");
     pipeline.sink.wait_for(1, Duration::from_secs(30)).await;
     pipeline.wait_drained(Duration::from_secs(30)).await;
     pipeline.finish().await;
@@ -102,6 +121,16 @@ async fn one_trace_follows_an_event_across_every_hop() {
                 spans.iter().map(|s| &s.name).collect::<Vec<_>>()
             )
         });
+    assert_eq!(
+        hex::encode(&root.trace_id),
+        SENDER_TRACE_ID,
+        "ingest continues the sender's trace"
+    );
+    assert_eq!(
+        hex::encode(&root.parent_span_id),
+        SENDER_SPAN_ID,
+        "ingest's span is a child of the sender's"
+    );
     let trace: Vec<&Span> = spans
         .iter()
         .filter(|s| s.trace_id == root.trace_id)
@@ -139,7 +168,7 @@ async fn one_trace_follows_an_event_across_every_hop() {
             span.name
         );
     }
-    // Parents chain the hops: every span but the root has its parent in the same trace.
+    // Parents chain the hops: every span but ingest's has its parent in the same trace.
     let ids: HashMap<&[u8], &str> = trace
         .iter()
         .map(|s| (s.span_id.as_slice(), s.name.as_str()))

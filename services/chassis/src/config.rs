@@ -462,6 +462,9 @@ pub struct IngestConfig {
     pub ops_listen: SocketAddr,
     /// Bodies larger than this are refused with 413.
     pub max_body_bytes: usize,
+    /// A header section larger than this (names and values as sent) is refused with 431 before
+    /// the body is read.
+    pub max_header_bytes: usize,
     /// When any stage behind ingest (transform, dedupe, a flow's deliver consumer) lags this many
     /// messages behind, new webhooks get 429 with `Retry-After` so throughput holds instead of
     /// collapsing. 0 turns the check off.
@@ -477,6 +480,7 @@ impl Default for IngestConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             ops_listen: SocketAddr::from(([127, 0, 0, 1], 9101)),
             max_body_bytes: 1024 * 1024,
+            max_header_bytes: 16 * 1024,
             max_lag: 100_000,
             dedupe_retention: Duration::from_secs(30 * 24 * 3600),
         }
@@ -1361,6 +1365,9 @@ impl Config {
         }
         if self.ingest.max_body_bytes < 1024 {
             problems.push("ingest.max_body_bytes: must be at least 1024".to_owned());
+        }
+        if self.ingest.max_header_bytes < 1024 {
+            problems.push("ingest.max_header_bytes: must be at least 1024".to_owned());
         }
         let mut names = HashSet::new();
         for (i, source) in self.sources.iter().enumerate() {

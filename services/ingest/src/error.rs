@@ -14,6 +14,8 @@ pub enum IngestError {
     Signature(#[from] SignatureError),
     #[error("body is larger than the {0}-byte limit")]
     TooLarge(usize),
+    #[error("request headers are larger than the {0}-byte limit")]
+    HeadersTooLarge(usize),
     #[error("malformed JSON: {0}")]
     MalformedJson(String),
     #[error("malformed payload: {0}")]
@@ -37,6 +39,7 @@ impl IngestError {
             Self::UnknownSource(_) => StatusCode::NOT_FOUND,
             Self::Signature(_) => StatusCode::UNAUTHORIZED,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::MalformedJson(_) | Self::Malformed(_) | Self::Body(_) => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -52,6 +55,7 @@ impl IngestError {
             Self::Signature(SignatureError::StaleTimestamp) => "stale_timestamp",
             Self::Signature(_) => "bad_signature",
             Self::TooLarge(_) => "too_large",
+            Self::HeadersTooLarge(_) => "headers_too_large",
             Self::MalformedJson(_) | Self::Malformed(_) | Self::Body(_) => "malformed",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::MethodNotAllowed => "method_not_allowed",
@@ -79,6 +83,14 @@ impl IntoResponse for IngestError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static(seconds));
+        }
+        // These are answered without reading the body, so the connection cannot carry another
+        // request: say so, or a sender that keeps connections alive sends its next request into
+        // a socket the server is closing and sees a broken pipe instead of an answer.
+        if matches!(self, Self::TooLarge(_) | Self::HeadersTooLarge(_)) {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }

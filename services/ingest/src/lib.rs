@@ -28,6 +28,7 @@ use switchyard_chassis::deadpool_postgres::Pool;
 use switchyard_chassis::{CancellationToken, Error, Runtime};
 use switchyard_proto::v1::RawEvent;
 use tokio::net::TcpListener;
+use tracing::Instrument as _;
 
 pub use error::IngestError;
 use load::Backlog;
@@ -59,6 +60,7 @@ struct Shared {
     lookup: seen::Lookup,
     sources: Arc<HashMap<String, Source>>,
     max_body_bytes: usize,
+    max_header_bytes: usize,
     metrics: Metrics,
     backlog: Backlog,
 }
@@ -106,6 +108,7 @@ impl App {
             lookup: seen::Lookup::start(pool.clone(), 2),
             sources: Arc::new(sources),
             max_body_bytes: config.ingest.max_body_bytes,
+            max_header_bytes: config.ingest.max_header_bytes,
             metrics: Metrics::register(&mut runtime.registry),
             backlog: backlog.clone(),
         });
@@ -113,6 +116,10 @@ impl App {
             .route("/v1/webhooks/{source}", any(receive))
             .route("/v1/webhooks/{source}/{token}", any(receive_with_token))
             .layer(DefaultBodyLimit::max(config.ingest.max_body_bytes))
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                limit_headers,
+            ))
             .with_state(state);
         let listener = switchyard_chassis::runtime::bind(config.ingest.listen).await?;
         Ok(Self {
@@ -161,6 +168,40 @@ impl App {
     }
 }
 
+/// Refuses a header section over `ingest.max_header_bytes` with 431 before the body is read (the
+/// HTTP library's own bound is its ~400 KiB read buffer).
+async fn limit_headers(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    // As sent: "name: value\r\n" per header.
+    let size: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if size <= state.max_header_bytes {
+        return next.run(request).await;
+    }
+    let label = request
+        .uri()
+        .path()
+        .strip_prefix("/v1/webhooks/")
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|name| state.sources.get(name))
+        .map_or("unknown", |s| s.name.as_str());
+    let error = IngestError::HeadersTooLarge(state.max_header_bytes);
+    state.metrics.webhook_handled(label, error.outcome());
+    tracing::info!(
+        source = label,
+        header_bytes = size,
+        outcome = error.outcome(),
+        "webhook refused"
+    );
+    error.into_response()
+}
+
 async fn receive(
     state: State<AppState>,
     Path(source): Path<String>,
@@ -183,18 +224,34 @@ async fn receive_with_token(
     handle(state, source, Some(token), method, uri, headers, body).await
 }
 
-#[tracing::instrument(
-    skip_all,
-    fields(
+/// The request's server span, a child of the sender's `traceparent` when it has one.
+async fn handle(
+    state: State<AppState>,
+    source_name: String,
+    token: Option<String>,
+    method: Method,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let span = tracing::info_span!(
+        "webhook",
         otel.kind = "server",
         otel.name = "POST /v1/webhooks/{source}",
         http.request.method = %method,
         source = %source_name,
         kind = tracing::field::Empty,
         events = tracing::field::Empty,
-    )
-)]
-async fn handle(
+    );
+    // A sender that traces (e.g. our own outbound webhooks) continues its trace here. The parent
+    // must be set before the span is first entered: once entered, its trace is fixed.
+    switchyard_chassis::telemetry::adopt_http_context(&span, &headers);
+    respond(state, source_name, token, method, uri, headers, body)
+        .instrument(span)
+        .await
+}
+
+async fn respond(
     State(state): State<AppState>,
     source_name: String,
     token: Option<String>,
@@ -204,8 +261,6 @@ async fn handle(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let started = Instant::now();
-    // A sender that traces (e.g. our own outbound webhooks) continues its trace here.
-    switchyard_chassis::telemetry::adopt_http_context(&tracing::Span::current(), &headers);
     let source = state.sources.get(&source_name);
     let label = source.map_or("unknown", |s| s.name.as_str());
     let result = match source {

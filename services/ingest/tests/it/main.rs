@@ -9,6 +9,8 @@ use switchyard_chassis::bus::{Names, StreamKind};
 use switchyard_chassis::config::{Config, Env};
 use switchyard_chassis::testkit;
 
+mod limits;
+
 struct Ingest {
     base: String,
     ops: String,
