@@ -1,5 +1,6 @@
 //! A destination that records every request it gets and answers from a script of statuses, so
-//! tests can make it fail, refuse or recover.
+//! tests can make it fail, refuse or recover. A refusal quotes the record it refused, as many
+//! receivers' validation errors do.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -144,7 +145,12 @@ impl Sink {
     }
 }
 
-async fn receive(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> StatusCode {
+async fn receive(
+    State(shared): State<Shared>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
     let header = |name: &str| {
         headers
             .get(name)
@@ -170,5 +176,11 @@ async fn receive(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) 
     if let Some(delay) = hang {
         tokio::time::sleep(delay).await;
     }
-    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if status.is_client_error() {
+        let record: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let answer = serde_json::json!({"error": "record refused", "record": record});
+        return (status, axum::Json(answer)).into_response();
+    }
+    status.into_response()
 }

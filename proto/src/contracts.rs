@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::redact;
+
 /// The contracts that ship with Switchyard, by file name.
 pub const BUILT_IN: [(&str, &str); 7] = [
     (
@@ -252,7 +254,9 @@ impl Contract {
 
 fn check(path: &str, rule: &FieldRule, value: &Value, problems: &mut Vec<String>) {
     let text = value.as_str();
-    let shown = || value.to_string();
+    // Reasons reach read-only users (dead letters, admin API, dashboard): codes are shown, personal
+    // data never is (crate::redact).
+    let shown = || redact::value(value);
     match rule.kind {
         FieldType::String => match text {
             Some(s) if rule.max_length.is_some_and(|max| s.chars().count() > max) => {
@@ -266,7 +270,8 @@ fn check(path: &str, rule: &FieldRule, value: &Value, problems: &mut Vec<String>
         },
         FieldType::Email => {
             if !text.is_some_and(is_email) {
-                problems.push(format!("{path}: {} is not an email", shown()));
+                let shown = text.map_or_else(shown, |s| format!("{:?}", redact::email(s)));
+                problems.push(format!("{path}: {shown} is not an email"));
             }
         }
         FieldType::Phone => {
@@ -278,7 +283,8 @@ fn check(path: &str, rule: &FieldRule, value: &Value, problems: &mut Vec<String>
                 })
             });
             if !ok {
-                problems.push(format!("{path}: {} is not an E.164 phone number", shown()));
+                let shown = text.map_or_else(shown, |s| format!("{:?}", redact::phone(s)));
+                problems.push(format!("{path}: {shown} is not an E.164 phone number"));
             }
         }
         FieldType::Enum => {
@@ -321,8 +327,8 @@ fn check(path: &str, rule: &FieldRule, value: &Value, problems: &mut Vec<String>
                     .unwrap_or_default();
                 if iso_currency::Currency::from_code(currency).is_none() {
                     problems.push(format!(
-                        "{path}.currency: {:?} is not an ISO 4217 currency",
-                        currency
+                        "{path}.currency: {} is not an ISO 4217 currency",
+                        redact::value(&Value::from(currency))
                     ));
                 }
             }
@@ -443,7 +449,7 @@ mod tests {
     }
 
     #[test]
-    fn violations_name_the_field_and_the_value() {
+    fn violations_name_the_field_and_the_rule_with_personal_values_redacted() {
         let contract = built_in()
             .expect("contracts")
             .into_iter()
@@ -455,7 +461,7 @@ mod tests {
             .expect("object");
         let problems = contract.apply(&mut object).expect_err("violations");
         assert!(
-            problems.contains(&"contact.email: \"bob@\" is not an email".to_owned()),
+            problems.contains(&"contact.email: \"b***@\" is not an email".to_owned()),
             "{problems:?}"
         );
         assert!(

@@ -26,6 +26,7 @@ pub fn timestamp(at: std::time::SystemTime) -> Timestamp {
 
 pub mod contracts;
 pub mod fields;
+pub mod redact;
 
 #[cfg(test)]
 mod tests {

@@ -73,6 +73,18 @@ async fn a_sink_answering_400_dead_letters_with_the_status_and_reason() {
             .map(|v| v.as_str().to_owned()),
         Some(letter.reason.clone())
     );
+    // The destination's answer quoted the record; the letter keeps the answer, not the email.
+    assert!(
+        letter.response_body.contains("record refused")
+            && letter.response_body.contains("j***@example.com"),
+        "{}",
+        letter.response_body
+    );
+    assert!(
+        !letter.response_body.contains("jane@example.com"),
+        "{}",
+        letter.response_body
+    );
 
     let db = pipeline.db().await;
     let delivered: i64 = db
@@ -89,7 +101,7 @@ async fn a_sink_answering_400_dead_letters_with_the_status_and_reason() {
 #[tokio::test]
 async fn a_payload_that_breaks_its_contract_is_dead_lettered_with_every_problem_named() {
     let pipeline = Pipeline::start(Options::default()).await;
-    let bad = json!({ "type": "contact.created", "data": { "email": "not-an-email" } });
+    let bad = json!({ "type": "contact.created", "data": { "email": "jane.doe@example" } });
     let (status, _) = pipeline.send("bad", &bad).await;
     assert_eq!(
         status, 200,
@@ -116,13 +128,22 @@ async fn a_payload_that_breaks_its_contract_is_dead_lettered_with_every_problem_
         "{}",
         letter.reason
     );
+    // The field and the rule, never the customer's value: read-only users see reasons.
     assert!(
         letter
             .reason
-            .contains("contact.email: \"not-an-email\" is not an email"),
+            .contains("contact.email: \"j***@example\" is not an email"),
         "{}",
         letter.reason
     );
+    let header = dead[0]
+        .headers
+        .get("Switchyard-Dlq-Reason")
+        .map(|v| v.as_str().to_owned())
+        .unwrap_or_default();
+    for shown in [letter.reason.as_str(), header.as_str()] {
+        assert!(!shown.contains("jane.doe"), "{shown}");
+    }
     assert!(pipeline.sink.received().is_empty());
     pipeline.finish().await;
 }

@@ -135,32 +135,17 @@ impl Extractor for HttpExtractor<'_> {
     }
 }
 
-/// Makes `span` a child of an incoming HTTP request's `traceparent`, if it has one.
+/// Makes `span` a child of an incoming HTTP request's `traceparent`, if it has one. Call it before
+/// the span is first entered: an entered span keeps the trace it started with.
 pub fn adopt_http_context(span: &tracing::Span, headers: &axum::http::HeaderMap) {
     if headers.contains_key("traceparent") {
         let parent = TraceContextPropagator::new().extract(&HttpExtractor(headers));
-        let _ = span.set_parent(parent);
-    }
-}
-
-/// Hides personal data in logs and span attributes: `jane@example.com` → `j***@example.com`.
-pub fn redact_email(email: &str) -> String {
-    match email.split_once('@') {
-        Some((local, domain)) => {
-            let first = local.chars().next().map(String::from).unwrap_or_default();
-            format!("{first}***@{domain}")
+        if let Err(error) = span.set_parent(parent) {
+            tracing::warn!(%error, "the sender's trace context was not adopted");
         }
-        None => "***".to_owned(),
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn emails_are_redacted() {
-        assert_eq!(redact_email("jane.doe@example.com"), "j***@example.com");
-        assert_eq!(redact_email("not-an-email"), "***");
-    }
-}
+/// Hides personal data in logs and span attributes: `jane@example.com` → `j***@example.com`. The
+/// same rules as every reason and dead letter (`switchyard_proto::redact`).
+pub use switchyard_proto::redact::{email as redact_email, phone as redact_phone};

@@ -341,8 +341,12 @@ impl Handler {
 }
 
 fn timestamp(text: &str) -> Result<switchyard_proto::Timestamp, String> {
-    let at = OffsetDateTime::parse(text, &Rfc3339)
-        .map_err(|_| format!("occurred_at: {text:?} is not an RFC 3339 date-time"))?;
+    let at = OffsetDateTime::parse(text, &Rfc3339).map_err(|_| {
+        format!(
+            "occurred_at: {} is not an RFC 3339 date-time",
+            switchyard_proto::redact::value(&Value::from(text))
+        )
+    })?;
     Ok(switchyard_proto::Timestamp {
         seconds: at.unix_timestamp(),
         nanos: i32::try_from(at.nanosecond()).unwrap_or(0),

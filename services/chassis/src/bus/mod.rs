@@ -333,6 +333,12 @@ impl Bus {
             destination,
             response_body,
         } = *failure;
+        // Reasons and answers are shown to read-only users: whatever a stage or a destination
+        // quoted, no email or phone number survives into them. The original message stays as it
+        // was, for operators only.
+        let reason = switchyard_proto::redact::text(reason);
+        let response_body =
+            switchyard_proto::redact::text(trim_to(response_body, RESPONSE_BODY_LIMIT));
         let attempts = delivery.attempt();
         let original_headers = delivery
             .headers()
@@ -345,7 +351,7 @@ impl Bus {
         let letter = DeadLetter {
             stage: stage.to_owned(),
             key: key.to_owned(),
-            reason: reason.to_owned(),
+            reason: reason.clone(),
             attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
             original_subject: delivery.subject().to_owned(),
             original_headers,
@@ -354,10 +360,10 @@ impl Bus {
             http_status: u32::from(http_status),
             destination: destination.to_owned(),
             error_class: class.as_str().to_owned(),
-            response_body: trim_to(response_body, RESPONSE_BODY_LIMIT).to_owned(),
+            response_body,
         };
         let mut headers = HeaderMap::new();
-        headers.insert(DLQ_REASON, header_safe(reason).as_str());
+        headers.insert(DLQ_REASON, header_safe(&reason).as_str());
         headers.insert(DLQ_STAGE, stage);
         headers.insert(DLQ_ATTEMPTS, attempts.to_string().as_str());
         headers.insert(DLQ_ORIGINAL_SUBJECT, delivery.subject());

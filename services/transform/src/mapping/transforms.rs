@@ -5,6 +5,8 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use switchyard_proto::redact;
+
 use super::FieldSpec;
 
 /// What transforms need to know about the deployment.
@@ -103,7 +105,7 @@ pub fn resolve(spec: &FieldSpec, payload: &Value, ctx: &Context) -> Result<Optio
                 }
                 Some(Value::Array(built))
             }
-            Some(other) => return Err(format!("{list}: {other} is not a list")),
+            Some(other) => return Err(format!("{list}: {} is not a list", redact::value(other))),
             None => None,
         },
         (None, Some(fields), None) => object(fields, payload, ctx)?,
@@ -202,7 +204,7 @@ fn apply(transform: &Transform, value: Value, ctx: &Context) -> Result<Option<Va
             let n = value
                 .as_i64()
                 .or_else(|| text().trim().parse().ok())
-                .ok_or_else(|| format!("{} is not a unix time", value))?;
+                .ok_or_else(|| format!("{} is not a unix time", redact::value(&value)))?;
             let nanos = if matches!(transform, Transform::Named(Named::UnixMillis)) {
                 i128::from(n) * 1_000_000
             } else {
@@ -219,7 +221,7 @@ fn apply(transform: &Transform, value: Value, ctx: &Context) -> Result<Option<Va
                 "true" | "yes" | "1" | "y" => Some(Value::Bool(true)),
                 "false" | "no" | "0" | "n" => Some(Value::Bool(false)),
                 "" => None,
-                _ => return Err(format!("{other} is not a yes/no value")),
+                _ => return Err(format!("{} is not a yes/no value", redact::value(other))),
             },
         },
         Transform::Map { map } => {
@@ -248,8 +250,8 @@ fn apply(transform: &Transform, value: Value, ctx: &Context) -> Result<Option<Va
             Some(n) => Some(Value::from(n)),
             None => {
                 let raw = text();
-                let n =
-                    decimal(raw.trim(), 0).map_err(|_| format!("{value} is not a whole number"))?;
+                let n = decimal(raw.trim(), 0)
+                    .map_err(|_| format!("{} is not a whole number", redact::value(&value)))?;
                 Some(Value::from(n))
             }
         },
@@ -261,7 +263,12 @@ fn apply(transform: &Transform, value: Value, ctx: &Context) -> Result<Option<Va
                 .strip_prefix("/Date(")
                 .and_then(|rest| rest.split(['+', '-', ')']).next())
                 .and_then(|n| n.parse::<i64>().ok())
-                .ok_or_else(|| format!("{raw:?} is not a Xero /Date(…)/"))?;
+                .ok_or_else(|| {
+                    format!(
+                        "{} is not a Xero /Date(…)/",
+                        redact::value(&Value::from(raw.as_str()))
+                    )
+                })?;
             return apply(
                 &Transform::Named(Named::UnixMillis),
                 Value::from(millis),
@@ -276,7 +283,7 @@ fn minor_units(value: &Value, scale: u32) -> Result<Value, String> {
     let raw = as_text(value);
     decimal(raw.trim(), scale)
         .map(Value::from)
-        .map_err(|why| format!("{value} is not an amount: {why}"))
+        .map_err(|why| format!("{} is not an amount: {why}", redact::value(value)))
 }
 
 /// Parses `-12.5` with `scale` decimals into an integer (`-1250` for scale 2) exactly.
@@ -322,7 +329,7 @@ fn datetime_utc(raw: &str) -> Result<String, String> {
             );
             time::PrimitiveDateTime::parse(raw, fmt)
                 .map(time::PrimitiveDateTime::assume_utc)
-                .map_err(|_| format!("{raw:?} is not a date-time"))?
+                .map_err(|_| format!("{} is not a date-time", redact::value(&Value::from(raw))))?
         }
     };
     parsed
