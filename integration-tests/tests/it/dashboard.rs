@@ -1,6 +1,7 @@
 //! Monitor's HTML dashboard in headless Chromium (through chromedriver and fantoccini) over a
 //! real pipeline: an operator logs in, sees the flow's figures, opens a dead letter and replays it
-//! through the confirmation page; a read-only session sees the pages but cannot replay.
+//! through the confirmation page; a read-only session sees the pages but cannot replay; no page
+//! leaves an error in the browser's console.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -69,6 +70,8 @@ async fn browser(driver: &Driver) -> Client {
             "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
         }),
     );
+    // The console, for the check that no page logs an error.
+    caps.insert("goog:loggingPrefs".into(), json!({"browser": "ALL"}));
     // fantoccini's hyper-rustls and reqwest enable both of rustls' providers, so it cannot pick
     // one by itself; ring is what the workspace uses. Failing means one is already installed.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -150,6 +153,32 @@ async fn flow_cells(client: &Client, base: &str, ready: impl Fn(&[String]) -> bo
     })
     .await;
     reached.expect("the flows page shows the expected figures")
+}
+
+/// What the browser's console received at level SEVERE since the last call (a failed resource
+/// load, such as a missing icon, a script error), through chromedriver's log endpoint.
+async fn console_errors(driver: &Driver, client: &Client) -> Vec<String> {
+    let session = client
+        .session_id()
+        .await
+        .expect("session id")
+        .expect("a session");
+    let logs: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/session/{session}/se/log", driver.url))
+        .json(&json!({"type": "browser"}))
+        .send()
+        .await
+        .expect("chromedriver log endpoint")
+        .json()
+        .await
+        .expect("log entries");
+    logs["value"]
+        .as_array()
+        .expect("a list of entries")
+        .iter()
+        .filter(|e| e["level"] == "SEVERE")
+        .map(|e| e["message"].as_str().unwrap_or_default().to_owned())
+        .collect()
 }
 
 async fn buttons(client: &Client) -> Vec<String> {
@@ -350,6 +379,12 @@ async fn operators_replay_from_the_dashboard_and_read_only_sessions_cannot() {
         );
         assert!(client.find(Locator::Css("h1")).await.is_ok());
     }
+    // Every page the session opened, logged in or not, kept the console clean.
+    assert_eq!(
+        console_errors(&driver, &client).await,
+        Vec::<String>::new(),
+        "console errors"
+    );
     client
         .goto(&format!("{base}/dlq/{sequence}"))
         .await

@@ -82,6 +82,10 @@ impl Dashboard {
             .route("/conflicts", get(conflicts_page))
             .route("/golden", get(golden_lookup))
             .route("/golden/{object}/{id}", get(golden_page))
+            // Browsers ask for /favicon.ico whatever the page declares; answer both so the
+            // console stays clean.
+            .route("/favicon.svg", get(favicon))
+            .route("/favicon.ico", get(favicon))
             .with_state(self);
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown.cancelled_owned())
@@ -96,6 +100,21 @@ impl Dashboard {
         sessions.retain(|_, (_, expires)| *expires > Instant::now());
         sessions.get(&id).map(|(role, _)| *role)
     }
+}
+
+/// A switch-track glyph: two lines that join, in the dashboard's link colour.
+const FAVICON: &str = r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" fill="#1a4f8b"/><path d="M3 12h10M3 4h3l5 8" stroke="#fff" stroke-width="2" fill="none"/></svg>"##;
+
+/// The icon, for anyone: it says nothing about the hub.
+async fn favicon() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        FAVICON,
+    )
+        .into_response()
 }
 
 /// A value of the `Cookie` header.
@@ -124,6 +143,7 @@ fn page(title: &str, role: Option<Role>, body: Markup) -> Html<String> {
             html lang="en" {
                 head {
                     meta charset="utf-8";
+                    link rel="icon" type="image/svg+xml" href="/favicon.svg";
                     title { "Switchyard — " (title) }
                     style { (maud::PreEscaped(CSS)) }
                 }
