@@ -66,11 +66,7 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
 {{- define "switchyard.natsUrl" -}}
-{{- if .Values.nats.enabled -}}
-{{- printf "nats://%s-nats:4222" .Release.Name -}}
-{{- else -}}
-{{- required "externalNats.url is required" .Values.externalNats.url -}}
-{{- end -}}
+{{- required "externalNats.url is required (NATS runs beside the chart; docs/deploy.md)" .Values.externalNats.url -}}
 {{- end -}}
 
 {{/*
