@@ -241,7 +241,9 @@ async fn thin_vendor_events_become_contacts_with_the_records_read_from_the_vendo
             "bcooper@biglytics.net",
             "Bryan",
             "Cooper",
-            "+18779290687",
+            // No country in HubSpot's record: transform leaves the national number as written,
+            // and dedupe reads it in its default region.
+            "(877) 929-0687",
             "Biglytics",
             "CTO",
             "subscriber"

@@ -650,9 +650,7 @@ pub(crate) struct Checker {
 impl Checker {
     pub(crate) fn new(object: &str) -> Self {
         let mut checker = Self {
-            ctx: Context {
-                default_region: DRY_RUN_REGION,
-            },
+            ctx: Context::new(DRY_RUN_REGION),
             object: object.to_owned(),
             features: Features::default(),
         };

@@ -87,9 +87,7 @@ fn transforms(mapping: &Mapping, field: &str) -> String {
 }
 
 fn ctx() -> Context {
-    Context {
-        default_region: phonenumber::country::Id::US,
-    }
+    Context::new(phonenumber::country::Id::US)
 }
 
 /// Stripe's customer.created fixture with the contact details a real customer has.

@@ -86,9 +86,11 @@ impl App {
             .map_err(|error| Error::Other(error.to_string()))?;
         // The metadata loads on first use (noticeably slow in debug builds): pay for it here, off
         // the async workers, rather than on the first message.
-        tokio::task::spawn_blocking(move || normalize::phone("+1 201 555 0123", default_region))
-            .await
-            .map_err(|error| Error::Other(format!("loading phone metadata: {error}")))?;
+        tokio::task::spawn_blocking(move || {
+            switchyard_proto::phone::normalize("+1 201 555 0123", None, default_region)
+        })
+        .await
+        .map_err(|error| Error::Other(format!("loading phone metadata: {error}")))?;
         let mut runtime = Runtime::start(
             STAGE,
             &config,

@@ -1,6 +1,8 @@
 //! Normalisation before matching: the same person typed two ways must produce the same key.
 
 use phonenumber::country;
+pub use switchyard_proto::phone::{Certainty, Phone};
+use switchyard_proto::v1::Contact;
 
 /// The configured default region is not one the phone-number metadata knows.
 #[derive(Debug, thiserror::Error)]
@@ -14,72 +16,17 @@ pub fn email(raw: &str) -> String {
 
 /// The region assumed for phone numbers written without a country code, e.g. `"GB"`.
 pub fn region(code: &str) -> Result<country::Id, UnknownRegion> {
-    code.trim()
-        .to_uppercase()
-        .parse()
-        .map_err(|_| UnknownRegion(code.to_owned()))
+    switchyard_proto::phone::region(code).ok_or_else(|| UnknownRegion(code.to_owned()))
 }
 
-/// A phone number after normalisation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Phone {
-    /// No phone given.
-    Empty,
-    /// A valid number in E.164 (`+442079460958`): stored and used as a match key.
-    E164(String),
-    /// Not a valid number: its digits are kept (so nothing the source sent is lost) but never
-    /// matched on, because junk such as `000000` or a bare extension would join strangers.
-    Unparseable(String),
-}
-
-impl Phone {
-    /// The value stored in the golden record and delivered.
-    pub fn value(&self) -> &str {
-        match self {
-            Self::Empty => "",
-            Self::E164(value) | Self::Unparseable(value) => value,
-        }
-    }
-
-    /// The match key, only for valid numbers.
-    pub fn key(&self) -> Option<&str> {
-        match self {
-            Self::E164(value) => Some(value),
-            Self::Empty | Self::Unparseable(_) => None,
-        }
-    }
-}
-
-/// Phone: parsed with libphonenumber's rules (`default_region` for numbers without a country
-/// code), validated against the region's numbering plan and formatted as E.164. An extension is
-/// not part of the identity, so it is dropped from the key.
-pub fn phone(raw: &str, default_region: country::Id) -> Phone {
-    let raw = raw.trim();
-    if raw.is_empty() {
-        return Phone::Empty;
-    }
-    // "+44 (0)20 …" marks the trunk prefix as dropped after a country code; the parser does not
-    // know that convention and would keep the 0.
-    let written = if raw.starts_with('+') {
-        raw.replacen("(0)", "", 1)
-    } else {
-        raw.to_owned()
-    };
-    match phonenumber::parse(Some(default_region), &written) {
-        Ok(number) if number.is_valid() => {
-            Phone::E164(number.format().mode(phonenumber::Mode::E164).to_string())
-        }
-        _ => {
-            // Keep a leading '+': without it an international number would read as a national one.
-            let plus = if raw.starts_with('+') { "+" } else { "" };
-            let digits: String = raw.chars().filter(char::is_ascii_digit).collect();
-            if digits.is_empty() {
-                Phone::Empty
-            } else {
-                Phone::Unparseable(format!("{plus}{digits}"))
-            }
-        }
-    }
+/// Phone: E.164 read as `switchyard_proto::phone` reads it, in the contact's own country (its
+/// address) when it has one, else `default_region`; an extension is never part of the key.
+pub fn phone(contact: &Contact, default_region: country::Id) -> Phone {
+    let record_country = contact
+        .address
+        .as_ref()
+        .and_then(|a| switchyard_proto::phone::region(&a.country));
+    switchyard_proto::phone::normalize(&contact.phone, record_country, default_region)
 }
 
 /// Company domain key: the registrable domain (public-suffix list) of a domain, a website URL or
@@ -185,6 +132,17 @@ mod tests {
         region("US").expect("US is a region")
     }
 
+    fn contact(phone: &str, country: &str) -> Contact {
+        Contact {
+            phone: phone.to_owned(),
+            address: (!country.is_empty()).then(|| switchyard_proto::v1::Address {
+                country: country.to_owned(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
     #[test]
     fn emails_differing_in_case_and_spaces_share_a_key() {
         assert_eq!(
@@ -198,40 +156,27 @@ mod tests {
     }
 
     #[test]
-    fn one_number_written_many_ways_has_one_e164_key() {
-        let written = [
-            "+1 201-555-0123",
-            "+1 (201) 555-0123",
-            "1 201 555 0123",
-            "(201) 555-0123",
-            "201-555-0123",
-            "201.555.0123",
-            " 2015550123 ",
-            "+12015550123",
-            "tel:+1-201-555-0123",
-        ];
-        for raw in written {
-            assert_eq!(
-                phone(raw, us()),
-                Phone::E164("+12015550123".to_owned()),
-                "{raw}"
-            );
-        }
-    }
-
-    #[test]
-    fn the_default_region_applies_only_without_a_country_code() {
-        let gb = region("GB").expect("GB is a region");
-        assert_eq!(phone("020 7946 0958", gb).key(), Some("+442079460958"));
-        assert_eq!(phone("+44 20 7946 0958", us()).key(), Some("+442079460958"));
+    fn a_national_number_is_read_in_the_contacts_own_country() {
+        // A French number written the French way, in a deployment whose default region is the US.
         assert_eq!(
-            phone("+44 (0)20 7946 0958", us()).key(),
+            phone(&contact("01 23 45 67 89", "FR"), us()).key(),
+            Some("+33123456789")
+        );
+        assert_eq!(
+            phone(&contact("01 23 45 67 89", "FR"), us()).certainty(),
+            Some(Certainty::RecordCountry)
+        );
+        // Without the country it is no valid US number: kept, never a key.
+        assert_eq!(phone(&contact("01 23 45 67 89", ""), us()).key(), None);
+        let gb = region("GB").expect("GB is a region");
+        assert_eq!(
+            phone(&contact("020 7946 0958", ""), gb).key(),
             Some("+442079460958")
         );
-        // A national number means a different subscriber under another default region.
-        assert_eq!(phone("020 7946 0958", us()).key(), None);
-        let de = region("de").expect("case does not matter");
-        assert_eq!(phone("030 901820", de).key(), Some("+4930901820"));
+        assert_eq!(
+            phone(&contact("+44 (0)20 7946 0958", ""), us()).key(),
+            Some("+442079460958")
+        );
     }
 
     #[test]
@@ -243,38 +188,7 @@ mod tests {
             ("+1 (212) 555-0100", "+12125550100"),
             ("+44 20 7946 0958", "+442079460958"),
         ] {
-            assert_eq!(phone(raw, us()).key(), Some(e164), "{raw}");
-        }
-    }
-
-    #[test]
-    fn an_extension_is_not_part_of_the_key() {
-        assert_eq!(
-            phone("+1 201 555 0123 ext. 42", us()).key(),
-            Some("+12015550123")
-        );
-    }
-
-    #[test]
-    fn unparseable_phones_keep_their_digits_but_have_no_key() {
-        for (raw, kept) in [
-            ("12-34", "1234"),
-            ("000 000 0000", "0000000000"),
-            ("+999 123 456", "+999123456"),
-            ("call me: 55", "55"),
-        ] {
-            let phone = phone(raw, us());
-            assert_eq!(phone, Phone::Unparseable(kept.to_owned()), "{raw}");
-            assert_eq!(phone.value(), kept);
-            assert_eq!(phone.key(), None, "{raw} must not be a match key");
-        }
-    }
-
-    #[test]
-    fn no_phone_is_no_key() {
-        for raw in ["", "   ", "n/a"] {
-            assert_eq!(phone(raw, us()), Phone::Empty, "{raw:?}");
-            assert_eq!(phone(raw, us()).value(), "");
+            assert_eq!(phone(&contact(raw, ""), us()).key(), Some(e164), "{raw}");
         }
     }
 

@@ -9,6 +9,10 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 mod batch;
+#[cfg(test)]
+mod phone_tests;
+#[cfg(test)]
+pub(crate) mod testing;
 
 pub use batch::resolve_contacts;
 
@@ -103,8 +107,38 @@ pub(crate) struct Golden {
     pub(crate) contact: Contact,
     /// The E.164 match key of `contact.phone`; `None` when the phone is missing or unparseable.
     pub(crate) phone_key: Option<String>,
+    /// How sure the reading of the keyed phone is ([`certainty_rank`]); `None` without a key.
+    pub(crate) phone_certainty: Option<i16>,
     pub(crate) source_updated_at: OffsetDateTime,
     pub(crate) version: i64,
+}
+
+/// A phone reading's certainty as stored (`golden_contacts.phone_certainty`): 1 when the record
+/// said where the number is (its country code, or the record's own country; transform writes
+/// the latter as E.164 already, so the two cannot be told apart here), 0 when it was read in the
+/// default region, a guess.
+pub(crate) fn certainty_rank(certainty: crate::normalize::Certainty) -> i16 {
+    use crate::normalize::Certainty;
+    match certainty {
+        Certainty::DefaultRegion => 0,
+        Certainty::RecordCountry | Certainty::International => 1,
+    }
+}
+
+/// Whether an incoming phone (its key and certainty) may replace the stored one: a valid phone
+/// is never replaced by an unparseable or missing one, nor by a less certain reading.
+pub(crate) fn phone_may_replace(
+    stored: &Golden,
+    incoming_key: Option<&str>,
+    incoming_certainty: Option<i16>,
+) -> bool {
+    match (&stored.phone_key, incoming_key) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some(_), Some(_)) => {
+            incoming_certainty.unwrap_or(0) >= stored.phone_certainty.unwrap_or(0)
+        }
+    }
 }
 
 /// Which keys of the incoming record matched which record, without the personal data itself.
@@ -292,7 +326,8 @@ pub(crate) async fn already_processed(
 }
 
 const COLUMNS: &str = "id, email, phone, first_name, last_name, company_name, job_title, \
-    lifecycle_stage, marketing_consent, consent_source, source_updated_at, version, phone_key";
+    lifecycle_stage, marketing_consent, consent_source, source_updated_at, version, phone_key, \
+    phone_certainty";
 
 pub(crate) async fn load_for_update(tx: &Transaction<'_>, id: Uuid) -> Result<Golden, StoreError> {
     let row = query_one_cached(
@@ -325,6 +360,7 @@ fn golden_from_row(row: &tokio_postgres::Row) -> Golden {
             address: None,
         },
         phone_key: row.get(12),
+        phone_certainty: row.get(13),
         source_updated_at: row.get(10),
         version: row.get(11),
     }
@@ -338,7 +374,7 @@ pub(crate) async fn update_golden(tx: &Transaction<'_>, g: &Golden) -> Result<()
         "UPDATE golden_contacts SET email = $2, phone = $3, first_name = $4, last_name = $5, \
          company_name = $6, job_title = $7, lifecycle_stage = $8, marketing_consent = $9, \
          consent_source = $10, source_updated_at = $11, version = $12, phone_key = $13, \
-         updated_at = now() WHERE id = $1",
+         phone_certainty = $14, updated_at = now() WHERE id = $1",
         &[
             &g.id,
             &c.email,
@@ -353,6 +389,7 @@ pub(crate) async fn update_golden(tx: &Transaction<'_>, g: &Golden) -> Result<()
             &g.source_updated_at,
             &g.version,
             &g.phone_key,
+            &g.phone_certainty,
         ],
     )
     .await?;

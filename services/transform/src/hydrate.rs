@@ -228,9 +228,7 @@ mod tests {
         let contracts = contracts::built_in().expect("contracts");
         let registry = Registry::load(None, &contracts).expect("built-in mappings");
         let mapping = registry.find(kind, event_type).expect("a mapping");
-        let ctx = Context {
-            default_region: phonenumber::country::Id::US,
-        };
+        let ctx = Context::new(phonenumber::country::Id::US);
         let mut mapped = mapping.apply(payload, &ctx).expect("mapped");
         let contract = contracts
             .iter()
@@ -261,10 +259,12 @@ mod tests {
         );
         assert_eq!(id, "1246965");
         assert_eq!(at.as_deref(), Some("2019-12-07T16:50:06.678Z"));
+        // No country in the record: the national number is kept as written, for dedupe to read in
+        // its default region (and know it guessed).
         assert_eq!(
             contact,
             json!({"email": "bcooper@biglytics.net", "first_name": "Bryan", "last_name": "Cooper",
-                "phone": "+18779290687", "company_name": "Biglytics", "job_title": "CTO", "lifecycle_stage": "customer"})
+                "phone": "(877) 929-0687", "company_name": "Biglytics", "job_title": "CTO", "lifecycle_stage": "customer"})
         );
     }
 

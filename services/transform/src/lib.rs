@@ -122,7 +122,7 @@ impl App {
             retry: RedeliveryPolicy::default(),
             registry: std::sync::Arc::new(registry),
             contracts: std::sync::Arc::new(contracts),
-            ctx: Context { default_region },
+            ctx: Context::new(default_region),
             drift: drift::Drift::new(pool, runtime.bus.clone(), notices),
             hydrator,
         };

@@ -63,6 +63,11 @@ pub(super) async fn merge(
         } else {
             a.phone_key.clone()
         },
+        phone_certainty: if take_phone {
+            b.phone_certainty
+        } else {
+            a.phone_certainty
+        },
         source_updated_at: a.source_updated_at,
         version: a.version + 1,
     };
@@ -122,6 +127,11 @@ pub(super) async fn unmerge(
             None
         } else {
             a.phone_key.clone()
+        },
+        phone_certainty: if cleared.iter().any(|f| f == "phone") {
+            None
+        } else {
+            a.phone_certainty
         },
         source_updated_at: a.source_updated_at,
         version: a.version + 1,

@@ -61,12 +61,14 @@ struct Event<'a> {
     contact: Contact,
     /// The E.164 match key of the phone; `None` when the phone is missing or unparseable.
     phone_key: Option<String>,
+    /// How sure the phone's reading is (`super::certainty_rank`); `None` without a key.
+    phone_certainty: Option<i16>,
     occurred_at: OffsetDateTime,
 }
 
 impl<'a> Event<'a> {
     fn new(envelope: &'a Envelope, incoming: &Contact, rules: &ContactRules) -> Self {
-        let phone = normalize::phone(&incoming.phone, rules.default_region);
+        let phone = normalize::phone(incoming, rules.default_region);
         let mut contact = incoming.clone();
         contact.email = normalize::email(&incoming.email);
         contact.phone = phone.value().to_owned();
@@ -74,6 +76,7 @@ impl<'a> Event<'a> {
             envelope,
             contact,
             phone_key: phone.key().map(str::to_owned),
+            phone_certainty: phone.certainty().map(super::certainty_rank),
             occurred_at: to_time(envelope.occurred_at.as_ref()),
         }
     }
@@ -369,6 +372,7 @@ impl Batch {
                     id: Uuid::now_v7(),
                     contact: event.contact.clone(),
                     phone_key: event.phone_key.clone(),
+                    phone_certainty: event.phone_certainty,
                     source_updated_at: event.occurred_at,
                     version: 1,
                 };
@@ -392,6 +396,7 @@ impl Batch {
                         id: Uuid::now_v7(),
                         contact: event.contact.clone(),
                         phone_key: None,
+                        phone_certainty: None,
                         source_updated_at: event.occurred_at,
                         version: 1,
                     };
@@ -418,7 +423,16 @@ impl Batch {
                     if email_alias {
                         update.email.clear();
                     }
-                    if phone_alias {
+                    // A valid phone stays unless a reading at least as sure replaces it: an
+                    // unparseable number, or a national number guessed in the default region over
+                    // one the record stated, never does.
+                    if phone_alias
+                        || !super::phone_may_replace(
+                            stored,
+                            event.phone_key.as_deref(),
+                            event.phone_certainty,
+                        )
+                    {
                         update.phone.clear();
                     }
                     let (merged, changed) = merge(&stored.contact, &update, &may);
@@ -427,15 +441,17 @@ impl Batch {
                     } else {
                         // The key follows the stored phone: it moves only when this event's phone
                         // (normalised, locked and looked up above) replaced it.
-                        let phone_key = if changed.iter().any(|field| field == "phone") {
-                            event.phone_key.clone()
-                        } else {
-                            stored.phone_key.clone()
-                        };
+                        let (phone_key, phone_certainty) =
+                            if changed.iter().any(|field| field == "phone") {
+                                (event.phone_key.clone(), event.phone_certainty)
+                            } else {
+                                (stored.phone_key.clone(), stored.phone_certainty)
+                            };
                         let golden = Golden {
                             id,
                             contact: merged,
                             phone_key,
+                            phone_certainty,
                             source_updated_at: event.occurred_at,
                             version: stored.version + 1,
                         };
@@ -681,7 +697,8 @@ impl Batch {
              company_name = u.company_name, job_title = u.job_title, \
              lifecycle_stage = u.lifecycle_stage, marketing_consent = u.marketing_consent, \
              consent_source = u.consent_source, source_updated_at = u.source_updated_at, \
-             version = u.version, phone_key = u.phone_key, updated_at = now() \
+             version = u.version, phone_key = u.phone_key, \
+             phone_certainty = u.phone_certainty, updated_at = now() \
              FROM unnest({GOLDEN_ARRAYS}) AS u({COLUMNS}) WHERE g.id = u.id"
         );
         let (release_stmt, insert, update, crosswalk, conflict, processed) = tokio::try_join!(
@@ -764,7 +781,7 @@ async fn execute_unless(
 /// The array parameters of a multi-row statement over golden contacts, in [`COLUMNS`] order.
 const GOLDEN_ARRAYS: &str = "$1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], \
     $6::text[], $7::text[], $8::text[], $9::bool[], $10::text[], $11::timestamptz[], \
-    $12::bigint[], $13::text[]";
+    $12::bigint[], $13::text[], $14::smallint[]";
 
 /// Golden contacts as one array per column, in [`COLUMNS`] order.
 #[derive(Default)]
@@ -782,6 +799,7 @@ struct GoldenColumns<'a> {
     source_updated_at: Vec<OffsetDateTime>,
     version: Vec<i64>,
     phone_key: Vec<Option<&'a str>>,
+    phone_certainty: Vec<Option<i16>>,
 }
 
 impl<'a> GoldenColumns<'a> {
@@ -805,6 +823,7 @@ impl<'a> GoldenColumns<'a> {
             columns.source_updated_at.push(g.source_updated_at);
             columns.version.push(g.version);
             columns.phone_key.push(g.phone_key.as_deref());
+            columns.phone_certainty.push(g.phone_certainty);
         }
         columns
     }
@@ -824,282 +843,11 @@ impl<'a> GoldenColumns<'a> {
             &self.source_updated_at,
             &self.version,
             &self.phone_key,
+            &self.phone_certainty,
         ]
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use std::collections::HashMap;
-
-    use prost::Message as _;
-    use switchyard_chassis::config::DatabaseConfig;
-    use switchyard_proto::v1::{Contact, Envelope, GoldenChange, IdentityConflict};
-
-    use super::*;
-
-    /// A migrated database of its own, and its connection string (to drop it afterwards).
-    async fn database() -> (Pool, String) {
-        let url = switchyard_chassis::testkit::fresh_database("dedupe_batch")
-            .await
-            .expect("test database");
-        let pool = switchyard_chassis::db::connect(&DatabaseConfig {
-            url: url.clone().into(),
-            pool_size: 2,
-            ca_file: None,
-        })
-        .await
-        .expect("pool");
-        switchyard_chassis::db::migrate(&pool, "dedupe", crate::migrations::migrations::runner())
-            .await
-            .expect("migrations");
-        (pool, url)
-    }
-
-    fn rules() -> ContactRules {
-        ContactRules {
-            golden_subject: "t.golden.contact".to_owned(),
-            conflict_subject: "t.ops.conflict.contact".to_owned(),
-            default_region: "US".parse().expect("region"),
-            write_rules: Default::default(),
-        }
-    }
-
-    /// A contact event: `source` is `system:external id`.
-    fn event(
-        id: &str,
-        source: &str,
-        email: &str,
-        phone: &str,
-        name: &str,
-        at: i64,
-    ) -> (Envelope, Contact) {
-        let (system, external_id) = source.split_once(':').expect("system:id");
-        let envelope = Envelope {
-            event_id: id.to_owned(),
-            source_system: system.to_owned(),
-            source_kind: "standard-webhooks".to_owned(),
-            source_object_id: external_id.to_owned(),
-            occurred_at: Some(switchyard_proto::Timestamp {
-                seconds: 1_795_000_000 + at,
-                nanos: 0,
-            }),
-            contract_version: "contact/v1".to_owned(),
-            event_type: "contact.updated".to_owned(),
-            ..Default::default()
-        };
-        let contact = Contact {
-            email: email.to_owned(),
-            phone: phone.to_owned(),
-            first_name: name.to_owned(),
-            ..Default::default()
-        };
-        (envelope, contact)
-    }
-
-    /// Everything resolution wrote, with golden ids replaced by the record's first name (random
-    /// ids differ between two databases; the names are unique in the scenario).
-    async fn transcript(pool: &Pool) -> Vec<String> {
-        let db = pool.get().await.expect("connection");
-        let names: HashMap<Uuid, String> = db
-            .query("SELECT id, first_name FROM golden_contacts", &[])
-            .await
-            .expect("names")
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
-        let name = |id: Option<Uuid>| id.map_or("-".to_owned(), |id| names[&id].clone());
-        let rename = |text: &str| {
-            names
-                .iter()
-                .fold(text.to_owned(), |t, (id, n)| t.replace(&id.to_string(), n))
-        };
-        let mut lines = Vec::new();
-        for r in db
-            .query(
-                "SELECT first_name, email, phone, phone_key, job_title, version, source_updated_at::text, merged_into \
-                 FROM golden_contacts ORDER BY first_name",
-                &[],
-            )
-            .await
-            .expect("goldens")
-        {
-            let (n, e, p, j, at): (String, String, String, String, String) =
-                (r.get(0), r.get(1), r.get(2), r.get(4), r.get(6));
-            let (k, v): (Option<String>, i64) = (r.get(3), r.get(5));
-            let merged = name(r.get(7));
-            lines.push(format!("golden {n} {e} {p} {k:?} {j} v{v} {at} into {merged}"));
-        }
-        for r in db
-            .query(
-                "SELECT system, object, external_id, golden_id FROM crosswalk ORDER BY 1, 2, 3",
-                &[],
-            )
-            .await
-            .expect("crosswalk")
-        {
-            let (s, o, x): (String, String, String) = (r.get(0), r.get(1), r.get(2));
-            lines.push(format!("xref {s}:{o}:{x} -> {}", name(r.get(3))));
-        }
-        for r in db
-            .query(
-                "SELECT event_id, golden_a, golden_b, detail FROM identity_conflicts ORDER BY id",
-                &[],
-            )
-            .await
-            .expect("conflicts")
-        {
-            let e: String = r.get(0);
-            let d: String = r.get(3);
-            lines.push(format!(
-                "conflict {e} {} {} {d}",
-                name(r.get(1)),
-                name(r.get(2))
-            ));
-        }
-        for r in db
-            .query(
-                "SELECT event_id, outcome, golden_id, change_subject, change_msg_id, change_payload \
-                 FROM processed_events ORDER BY event_id",
-                &[],
-            )
-            .await
-            .expect("outbox")
-        {
-            let (e, o, s, m): (String, String, Option<String>, Option<String>) =
-                (r.get(0), r.get(1), r.get(3), r.get(4));
-            let payload: Option<Vec<u8>> = r.get(5);
-            let body = match (s.as_deref(), payload) {
-                (Some("t.golden.contact"), Some(p)) => {
-                    format!("{:?}", GoldenChange::decode(p.as_slice()).expect("change"))
-                }
-                (Some(_), Some(p)) => {
-                    let mut c = IdentityConflict::decode(p.as_slice()).expect("notice");
-                    c.detected_at = None;
-                    format!("{c:?}")
-                }
-                _ => String::new(),
-            };
-            lines.push(rename(&format!(
-                "outcome {e} {o} {} {s:?} {m:?} {body}",
-                name(r.get(2))
-            )));
-        }
-        lines
-    }
-
-    /// Two events of one new person, a conflicting event, a phone shared by a newcomer, a stale
-    /// update, a repeated event, a no-op, and an email given up then taken by someone else — all
-    /// in one batch — end exactly as they do one event at a time.
-    #[tokio::test]
-    async fn one_batch_dedupes_exactly_as_sequential_processing() {
-        let rules = rules();
-        let events = |list: &[(&str, &str, &str, &str, &str, i64)]| {
-            list.iter()
-                .map(|&(id, source, email, phone, name, at)| {
-                    event(id, source, email, phone, name, at)
-                })
-                .collect::<Vec<_>>()
-        };
-        #[rustfmt::skip]
-        let before = events(&[
-            ("s1", "crm:a", "alice@example.com", "+1 212 555 0100", "Alice", 100),
-            ("s2", "crm:b", "bert@example.com", "+44 20 7946 0958", "Bert", 100),
-            ("s3", "crm:z", "zed@example.com", "+1 212 555 0177", "Zed", 100),
-        ]);
-        #[rustfmt::skip]
-        let mut batch = events(&[
-            // A new person, then the same person again from another source id, by email.
-            ("e1", "shop:c1", " Carol@Example.com ", "+1 212 555 0199", "Carol", 200),
-            ("e2", "shop:c2", "carol@example.com", "", "Carol", 210),
-            // Alice's email with Bert's phone: a conflict, nothing merged.
-            ("e3", "web:x", "alice@example.com", "+44 (0)20 7946 0958", "Alicia", 300),
-            // Carol's phone (created in this batch) with another email: kept apart.
-            ("e4", "web:d", "dan@example.com", "212-555-0199", "Dan", 220),
-            // Older than what e1 wrote.
-            ("e5", "shop:c1", "carol@example.com", "", "Caroline", 150),
-            // e1 again.
-            ("e1", "shop:c1", "carol@example.com", "+1 212 555 0199", "Carol", 200),
-            // Nothing new.
-            ("e7", "crm:a", "alice@example.com", "", "Alice", 100),
-            // Bert's source id moves him to a new email; someone else then takes the old one.
-            ("e8", "crm:b", "bert.new@example.com", "", "Bert", 400),
-            ("e9", "web:e", "bert@example.com", "", "Eve", 410),
-            // Zed was merged into Alice: his email and phone are aliases that lead to her.
-            ("e10", "web:z1", "zed@example.com", "", "", 500),
-            ("e11", "web:z2", "", "+1 212 555 0177", "Alice", 510),
-        ]);
-        batch[1].1.job_title = "CTO".to_owned();
-        batch[9].1.job_title = "Engineer".to_owned();
-
-        let (one_by_one, one_by_one_url) = database().await;
-        let (together, together_url) = database().await;
-        for pool in [&one_by_one, &together] {
-            for e in &before {
-                resolve_contacts(pool, &rules, std::slice::from_ref(e))
-                    .await
-                    .expect("seeded");
-            }
-            // What an operator's merge of Zed into Alice leaves behind (merge.rs).
-            pool.get()
-                .await
-                .expect("connection")
-                .execute(
-                    "UPDATE golden_contacts SET merged_into = \
-                     (SELECT id FROM golden_contacts WHERE first_name = 'Alice') \
-                     WHERE first_name = 'Zed'",
-                    &[],
-                )
-                .await
-                .expect("merged");
-        }
-        let mut sequential = Vec::new();
-        for e in &batch {
-            let r = resolve_contacts(&one_by_one, &rules, std::slice::from_ref(e))
-                .await
-                .expect("resolved alone");
-            sequential.push(r[0].outcome);
-        }
-        let batched: Vec<Outcome> = resolve_contacts(&together, &rules, &batch)
-            .await
-            .expect("resolved together")
-            .iter()
-            .map(|r| r.outcome)
-            .collect();
-
-        use Outcome::*;
-        assert_eq!(
-            batched,
-            [
-                Created, Updated, Conflict, Created, Stale, Duplicate, NoOp, Updated, Created,
-                Updated, NoOp
-            ]
-        );
-        assert_eq!(batched, sequential);
-        let (batched, sequential) = (transcript(&together).await, transcript(&one_by_one).await);
-        assert_eq!(batched, sequential);
-        let carol: Vec<&String> = batched
-            .iter()
-            .filter(|l| l.starts_with("golden Carol"))
-            .collect();
-        assert_eq!(carol.len(), 1, "one record for Carol: {batched:#?}");
-        assert!(carol[0].contains(" CTO v2 "), "{}", carol[0]);
-        assert!(
-            batched
-                .iter()
-                .any(|l| l.starts_with("conflict e3 Alice Bert source id")
-                    || l.starts_with("conflict e3 Alice Bert email")),
-            "{batched:#?}"
-        );
-        assert!(
-            batched
-                .iter()
-                .any(|l| l.starts_with("conflict e4 Carol Dan phone matched")),
-            "{batched:#?}"
-        );
-        drop((one_by_one, together));
-        for url in [one_by_one_url, together_url] {
-            switchyard_chassis::testkit::drop_database(&url).await;
-        }
-    }
-}
+#[path = "batch_tests.rs"]
+mod tests;

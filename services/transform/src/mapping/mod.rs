@@ -172,6 +172,16 @@ impl Mapping {
     /// Applies the mapping: the record, and the problems met on the way (each naming its field).
     pub fn apply_all(&self, payload: &Value, ctx: &Context) -> (Mapped, Vec<String>) {
         let mut problems = Vec::new();
+        // The record's own country first: its phone numbers are read there.
+        let record_country = self
+            .fields
+            .get("country")
+            .and_then(|spec| transforms::resolve(spec, payload, ctx).ok().flatten())
+            .and_then(|v| v.as_str().and_then(switchyard_proto::phone::region));
+        let ctx = &Context {
+            record_country,
+            ..ctx.clone()
+        };
         let record_id = match transforms::resolve(&self.record_id, payload, ctx) {
             Ok(Some(value)) => transforms::as_text(&value),
             Ok(None) => {

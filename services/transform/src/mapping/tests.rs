@@ -12,9 +12,7 @@ fn registry() -> Registry {
 }
 
 fn ctx() -> Context {
-    Context {
-        default_region: phonenumber::country::Id::US,
-    }
+    Context::new(phonenumber::country::Id::US)
 }
 
 /// A published sample under `testdata/vendor/samples`.
@@ -25,7 +23,7 @@ fn vendor(path: &str) -> Value {
 #[test]
 fn the_canonical_json_of_standard_webhooks_senders_maps_field_by_field() {
     let payload = json!({"type": "contact.created", "timestamp": "2026-11-27T10:00:00Z",
-        "data": {"id": 42, "email": "  Jane.Doe@Example.COM ", "name": "Jane van Doe", "phone": "(201) 555-0123", "marketing_consent": true, "country": "gb"}});
+        "data": {"id": 42, "email": "  Jane.Doe@Example.COM ", "name": "Jane van Doe", "phone": "020 7946 0958", "marketing_consent": true, "country": "gb"}});
     let mapping = registry()
         .find("standard-webhooks", "contact.created")
         .cloned()
@@ -35,8 +33,34 @@ fn the_canonical_json_of_standard_webhooks_senders_maps_field_by_field() {
     assert_eq!(mapped.occurred_at.as_deref(), Some("2026-11-27T10:00:00Z"));
     assert_eq!(
         Value::Object(mapped.record),
-        json!({"email": "jane.doe@example.com", "first_name": "Jane van", "last_name": "Doe", "phone": "+12015550123", "marketing_consent": true, "country": "GB"})
+        json!({"email": "jane.doe@example.com", "first_name": "Jane van", "last_name": "Doe", "phone": "+442079460958", "marketing_consent": true, "country": "GB"})
     );
+}
+
+#[test]
+fn a_national_phone_is_read_in_the_records_own_country_or_left_for_dedupe() {
+    let mapping = registry()
+        .find("standard-webhooks", "contact.created")
+        .cloned()
+        .expect("mapping");
+    let phone = |phone: &str, country: Option<&str>| {
+        let mut data = json!({"id": 7, "email": "p@example.com", "phone": phone});
+        if let Some(country) = country {
+            data["country"] = json!(country);
+        }
+        let payload = json!({"type": "contact.created", "data": data});
+        let mapped = mapping.apply(&payload, &ctx()).expect("mapped");
+        mapped.record["phone"].clone()
+    };
+    // The default region here is the US; the record's country decides.
+    assert_eq!(phone("01 23 45 67 89", Some("FR")), json!("+33123456789"));
+    assert_eq!(
+        phone("(11) 91234-5678", Some("BR")),
+        json!("+5511912345678")
+    );
+    assert_eq!(phone("+49 1511 6989129", None), json!("+4915116989129"));
+    // National and no country: kept as written; dedupe reads it in its default region.
+    assert_eq!(phone("(201) 555-0123", None), json!("(201) 555-0123"));
 }
 
 #[test]

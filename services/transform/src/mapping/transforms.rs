@@ -5,15 +5,29 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use switchyard_proto::phone::{self, Certainty, Phone};
 use switchyard_proto::redact;
 
 use super::FieldSpec;
 
-/// What transforms need to know about the deployment.
+/// What transforms need to know about the deployment and the record at hand.
 #[derive(Debug, Clone)]
 pub struct Context {
-    /// Region for phone numbers written without a country code.
+    /// Region for phone numbers written without a country code, when the record gives none.
     pub default_region: phonenumber::country::Id,
+    /// The record's own country (its mapped `country` field), which a national phone number is
+    /// read in first; set per record by [`super::Mapping::apply_all`].
+    pub record_country: Option<phonenumber::country::Id>,
+}
+
+impl Context {
+    /// The deployment's context, before any record.
+    pub fn new(default_region: phonenumber::country::Id) -> Self {
+        Self {
+            default_region,
+            record_country: None,
+        }
+    }
 }
 
 /// One step of a field's transform chain.
@@ -175,12 +189,14 @@ fn apply(transform: &Transform, value: Value, ctx: &Context) -> Result<Option<Va
         Transform::Named(Named::ToString) => keep(text()),
         Transform::Named(Named::E164) => {
             let raw = text();
-            // A number that does not parse is kept as given: the contract allows it, and dedupe
-            // never uses it as a key.
-            match phonenumber::parse(Some(ctx.default_region), &raw) {
-                Ok(number) if phonenumber::is_valid(&number) => {
-                    keep(number.format().mode(phonenumber::Mode::E164).to_string())
-                }
+            // E.164 only where the record says where the number is (a country code, or its own
+            // country): a national number that would be read in the default region, and one that
+            // does not parse, are kept as given (the contract allows it), so dedupe reads them
+            // itself and knows how sure that reading is.
+            match phone::normalize(&raw, ctx.record_country, ctx.default_region) {
+                Phone::Valid {
+                    e164, certainty, ..
+                } if certainty > Certainty::DefaultRegion => keep(e164),
                 _ => keep(raw),
             }
         }
