@@ -44,12 +44,23 @@ pub struct FieldPath {
     pub leaf: Leaf,
 }
 
-/// Contract names that are not protobuf paths (the contracts flatten a few nested values), each
-/// with the path it stands for. They resolve only on objects that have that path.
-const ALIASES: [(&str, &str); 7] = [
+/// The contract names that stand for a value inside the record's own `address` or `consent`
+/// (rather than a reference to another record): a record rendered for its contract carries them
+/// flat (`switchyard_proto::json`).
+pub const FLATTENED: [(&str, &str); 4] = [
     ("marketing_consent", "consent.marketing"),
     ("consent_source", "consent.source"),
     ("country", "address.country"),
+    ("postal_code", "address.postal_code"),
+];
+
+/// Contract names that are not protobuf paths (the contracts flatten a few nested values), each
+/// with the path it stands for. They resolve only on objects that have that path.
+const ALIASES: [(&str, &str); 8] = [
+    FLATTENED[0],
+    FLATTENED[1],
+    FLATTENED[2],
+    FLATTENED[3],
     ("customer_id", "customer.id"),
     ("contact_id", "contact.id"),
     ("company_id", "company.id"),

@@ -26,6 +26,7 @@ pub fn timestamp(at: std::time::SystemTime) -> Timestamp {
 
 pub mod contracts;
 pub mod fields;
+pub mod json;
 pub mod phone;
 pub mod redact;
 

@@ -9,8 +9,27 @@
 //! number. Numbers with a country code are therefore parsed without a region, which makes the
 //! parser take the metadata of the number's own country.
 
+use std::sync::Once;
+
 use phonenumber::country::Id;
 use phonenumber::metadata::DATABASE;
+
+/// Compiled regular expressions the phone metadata keeps. The crate keeps 100, fewer than the
+/// patterns that parsing and validating numbers of a handful of countries touch, so each parse
+/// recompiled some: reading contacts from six countries spent most of its time compiling regular
+/// expressions. Only patterns in use are compiled, so the bound costs memory only when numbers of
+/// that many countries come in.
+const REGEX_CACHE: usize = 4096;
+
+/// Gives the metadata's regular-expression cache room for [`REGEX_CACHE`] patterns, once.
+fn warm_cache() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if let Ok(mut cache) = DATABASE.cache().lock() {
+            *cache = regex_cache::RegexCache::new(REGEX_CACHE);
+        }
+    });
+}
 
 /// How sure the reading of a valid number is: a number that says its country is read as written;
 /// a national number is read in the record's own country, or failing that in the default region,
@@ -79,6 +98,7 @@ pub fn region(code: &str) -> Option<Id> {
 /// `record_country` (the record's own country) when given and valid there, else in
 /// `default_region`.
 pub fn normalize(raw: &str, record_country: Option<Id>, default_region: Id) -> Phone {
+    warm_cache();
     let raw = raw.trim();
     let raw = raw
         .strip_prefix("tel:")
@@ -90,12 +110,19 @@ pub fn normalize(raw: &str, record_country: Option<Id>, default_region: Id) -> P
         return Phone::Empty;
     }
     let home = record_country.unwrap_or(default_region);
-    if let Some(international) = international_digits(number, &digits, home) {
+    if let Some((international, plus)) = international_digits(number, &digits, home) {
+        // An exit code is only an exit code where the record is dialled from: read through the
+        // default region's, it is a guess like any national reading there.
+        let certainty = if plus || record_country.is_some() {
+            Certainty::International
+        } else {
+            Certainty::DefaultRegion
+        };
         return match parse_international(&international) {
             Some(e164) => Phone::Valid {
                 e164,
                 extension,
-                certainty: Certainty::International,
+                certainty,
             },
             None => Phone::Unparseable(format!("+{international}")),
         };
@@ -136,23 +163,33 @@ fn split_extension(raw: &str) -> (&str, Option<String>) {
     (raw, None)
 }
 
-/// The digits after the country code's `+` when the number is written internationally: with `+`,
-/// or with the exit code of the country it is dialled from (`00`, the NANP's `011`).
-fn international_digits(number: &str, digits: &str, home: Id) -> Option<String> {
+/// The digits after the country code's `+` when the number is written internationally, and
+/// whether it was written with `+` (rather than the exit code of the country it is dialled from:
+/// `00`, the NANP's `011`).
+fn international_digits(number: &str, digits: &str, home: Id) -> Option<(String, bool)> {
     // "+44 (0)20 …": the (0) is the trunk prefix, dropped when dialling from abroad.
     if number.trim_start().starts_with('+') {
         let cleaned = number.replacen("(0)", "", 1);
-        return Some(cleaned.chars().filter(char::is_ascii_digit).collect());
+        return Some((cleaned.chars().filter(char::is_ascii_digit).collect(), true));
     }
     let meta = DATABASE.by_id(home.as_ref())?;
-    let exit = meta.international_prefix()?;
-    let found = exit.find(digits)?;
-    // The exit code must start the number; NANP numbers never start with 0, so a North American
-    // record's `00` is an exit code too.
-    if found.start() == 0 {
-        return Some(digits[found.end()..].to_owned());
+    // The exit code must start the number, and a country code follow it (none starts with 0).
+    let after = |at: usize| {
+        let rest = &digits[at..];
+        (rest.len() > 6 && !rest.starts_with('0')).then(|| (rest.to_owned(), false))
+    };
+    if let Some(found) = meta
+        .international_prefix()
+        .and_then(|exit| exit.find(digits))
+        && found.start() == 0
+    {
+        return after(found.end());
     }
-    (meta.country_code() == 1 && digits.starts_with("00")).then(|| digits[2..].to_owned())
+    // NANP numbers never start with 0, so a North American record's `00` is an exit code too.
+    if meta.country_code() == 1 && digits.starts_with("00") {
+        return after(2);
+    }
+    None
 }
 
 /// A number given with its country code, parsed in its own country's metadata. A trunk `0`
@@ -298,6 +335,9 @@ mod tests {
             ("00 44 113 496 0826", Some("GB"), "+441134960826"),
             ("+49 01511 6989129", None, "+4915116989129"),
             ("0049 1511 6989129", Some("DE"), "+4915116989129"),
+            // 00 dialled from North America, where the exit code is 011.
+            ("0012015557889", Some("US"), "+12015557889"),
+            ("00 44 113 496 0826", None, "+441134960826"),
             ("+33 1 23 45 67 89", None, "+33123456789"),
             ("+33 (0)1 23 45 67 89", None, "+33123456789"),
             ("+91 98765 43210", None, "+919876543210"),
@@ -341,6 +381,16 @@ mod tests {
         assert_eq!(
             certainty("(201) 555-0123", None),
             Some(Certainty::DefaultRegion)
+        );
+        // An exit code read through the default region is a guess too: "011 91234 5678" is a
+        // São Paulo number written the Brazilian way as much as a call from the US.
+        assert_eq!(
+            certainty("011 44 113 496 0826", None),
+            Some(Certainty::DefaultRegion)
+        );
+        assert_eq!(
+            certainty("011 44 113 496 0826", Some(us)),
+            Some(Certainty::International)
         );
         // A French record with a US number written nationally: the default region reads it.
         assert_eq!(

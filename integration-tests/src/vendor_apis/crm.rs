@@ -15,7 +15,8 @@ const HUBSPOT_CONTACT_PROPERTIES: [&str; 7] = [
     "jobtitle",
     "lifecyclestage",
 ];
-const HUBSPOT_COMPANY_PROPERTIES: [&str; 4] = ["name", "domain", "country", "industry"];
+/// `tax_id`: the test portal's custom company property (`tax_id_property`).
+const HUBSPOT_COMPANY_PROPERTIES: [&str; 5] = ["name", "domain", "country", "industry", "tax_id"];
 /// `switchyard_id` is the test portal's unique-value deal property (`deal_id_property`).
 const HUBSPOT_DEAL_PROPERTIES: [&str; 6] = [
     "dealname",

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use switchyard_integration_tests::{
-    ADMIN_OPERATOR_TOKEN, ADMIN_READ_TOKEN, FLOW, Options, Pipeline,
+    ADMIN_OPERATOR_TOKEN, ADMIN_READ_TOKEN, FLOW, Options, Pipeline, with_token,
 };
 use switchyard_proto::v1::admin_client::AdminClient;
 use switchyard_proto::v1::{
@@ -15,15 +15,6 @@ use switchyard_proto::v1::{
 use tonic::Request;
 
 const WAIT: Duration = Duration::from_secs(30);
-
-fn with_token<T>(message: T, token: &str) -> Request<T> {
-    let mut request = Request::new(message);
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {token}").parse().expect("header value"),
-    );
-    request
-}
 
 #[tokio::test]
 async fn operators_replay_dead_letters_and_read_only_tokens_cannot() {

@@ -147,3 +147,38 @@ async fn a_payload_that_breaks_its_contract_is_dead_lettered_with_every_problem_
     assert!(pipeline.sink.received().is_empty());
     pipeline.finish().await;
 }
+
+#[tokio::test]
+async fn a_company_reaches_a_webhook_destination_as_a_company() {
+    let pipeline = Pipeline::start(Options {
+        extra_flows: "  - { name: companies, object: company, destination: sink }".to_owned(),
+        ..Options::default()
+    })
+    .await;
+    let company = json!({"type": "company.created", "timestamp": "2026-11-27T10:00:00Z",
+        "data": {"id": "co-7", "name": "Acme Ltd", "website": "https://www.acme.co.uk/about",
+                 "tax_id": "GB 123 456 789", "industry": "Manufacturing", "country": "gb"}});
+    let (status, _) = pipeline.send("co7", &company).await;
+    assert_eq!(status, 200);
+    pipeline.sink.wait_for(1, Duration::from_secs(30)).await;
+    pipeline.wait_drained(Duration::from_secs(30)).await;
+
+    let received = pipeline.sink.received();
+    assert_eq!(received.len(), 1, "only the company flow takes companies");
+    assert!(
+        pipeline.sink.verify(&received[0]),
+        "signed the Standard Webhooks way"
+    );
+    let body: serde_json::Value = serde_json::from_slice(&received[0].body).expect("JSON");
+    assert_eq!(body["type"], "company.created");
+    let data = &body["data"];
+    // As dedupe normalised them: the registrable domain, the tax id without its formatting.
+    assert_eq!(data["name"], "Acme Ltd");
+    assert_eq!(data["domain"], "acme.co.uk");
+    assert_eq!(data["tax_id"], "GB123456789");
+    assert_eq!(data["industry"], "Manufacturing");
+    assert_eq!(data["country"], "GB");
+    assert_eq!(data["version"], 1);
+    assert!(data.get("email").is_none(), "no contact fields: {data}");
+    pipeline.finish().await;
+}

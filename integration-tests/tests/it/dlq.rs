@@ -15,7 +15,7 @@ use switchyard_chassis::async_nats;
 use switchyard_chassis::bus::{MSG_ID, Names, REPLAY_FLOW};
 use switchyard_chassis::testkit;
 use switchyard_integration_tests::{
-    ADMIN_OPERATOR_TOKEN, ADMIN_READ_TOKEN, FLOW, Options, Pipeline,
+    ADMIN_OPERATOR_TOKEN, ADMIN_READ_TOKEN, FLOW, Options, Pipeline, with_token,
 };
 use switchyard_proto::Message as _;
 use switchyard_proto::v1::admin_client::AdminClient;
@@ -23,7 +23,6 @@ use switchyard_proto::v1::{
     DeadLetter, DeadLetterSummary, GetDeadLetterRequest, ListAuditRequest, ListContractsRequest,
     ListDeadLettersRequest, ReplayDeadLettersRequest,
 };
-use tonic::Request;
 use tonic::transport::Channel;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -31,15 +30,6 @@ const WAIT: Duration = Duration::from_secs(60);
 const CHANGES: usize = 60;
 /// Smaller than the letters there are, so listing takes several pages.
 const PAGE: u32 = 50;
-
-fn with_token<T>(message: T, token: &str) -> Request<T> {
-    let mut request = Request::new(message);
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {token}").parse().expect("header value"),
-    );
-    request
-}
 
 /// A webhook receiver answering one status (switchable) with one body, counting what it got per
 /// `webhook-id` and status.
@@ -530,7 +520,7 @@ async fn stored_letter(pipeline: &Pipeline, sequence: u64) -> DeadLetter {
 
 /// `switchyard`, built beside this test binary (`cargo build -p switchyard-cli`), or
 /// `SWITCHYARD_CLI_BIN`.
-fn cli_binary() -> PathBuf {
+pub(crate) fn cli_binary() -> PathBuf {
     if let Some(path) = std::env::var_os("SWITCHYARD_CLI_BIN") {
         return PathBuf::from(path);
     }
@@ -549,7 +539,7 @@ fn cli_binary() -> PathBuf {
 }
 
 /// Runs `switchyard admin …` with `token`; answers whether it succeeded, and its output.
-async fn cli(pipeline: &Pipeline, token: &str, args: &[&str]) -> (bool, String) {
+pub(crate) async fn cli(pipeline: &Pipeline, token: &str, args: &[&str]) -> (bool, String) {
     let output = tokio::process::Command::new(cli_binary())
         .arg("admin")
         .args([

@@ -19,6 +19,7 @@ mod permissions;
 mod records;
 mod reliability;
 mod resilience;
+mod review;
 mod scenarios;
 mod tracing;
 mod transform;

@@ -9,25 +9,17 @@ use std::time::Duration;
 use prost::Message as _;
 use serde_json::{Value, json};
 use switchyard_chassis::bus::StreamKind;
-use switchyard_integration_tests::{ADMIN_OPERATOR_TOKEN, ADMIN_READ_TOKEN, Options, Pipeline};
+use switchyard_integration_tests::{
+    ADMIN_OPERATOR_TOKEN, ADMIN_READ_TOKEN, Options, Pipeline, with_token,
+};
 use switchyard_proto::v1::admin_client::AdminClient;
 use switchyard_proto::v1::{
     Conflict, GoldenChange, IdentityCommandReply, IdentityCommandResult, ListAuditRequest,
     ListConflictsRequest, MergeGoldenRequest, UnmergeGoldenRequest, canonical_object::Object,
 };
-use tonic::Request;
 use tonic::transport::Channel;
 
 const WAIT: Duration = Duration::from_secs(30);
-
-fn with_token<T>(message: T, token: &str) -> Request<T> {
-    let mut request = Request::new(message);
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {token}").parse().expect("header value"),
-    );
-    request
-}
 
 async fn send_ok(pipeline: &Pipeline, id: &str, kind: &str, timestamp: &str, data: Value) {
     let body = json!({"type": kind, "timestamp": timestamp, "data": data});
@@ -93,7 +85,7 @@ async fn conflicts(
             ListConflictsRequest {
                 object: object.into(),
                 open_only,
-                limit: 0,
+                ..Default::default()
             },
             ADMIN_READ_TOKEN,
         ))

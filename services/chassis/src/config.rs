@@ -842,6 +842,10 @@ pub struct DestinationConfig {
     /// repeat after a lost answer updates the deal instead of creating a second.
     #[serde(default)]
     pub deal_id_property: Option<String>,
+    /// HubSpot: the company property holding the tax id (VAT number). HubSpot has none of its own;
+    /// create one (e.g. `tax_id`) and name it here, or companies are written without it.
+    #[serde(default)]
+    pub tax_id_property: Option<String>,
     /// QuickBooks Online: the company (realm) id.
     #[serde(default)]
     pub realm_id: Option<String>,
@@ -1668,6 +1672,11 @@ fn destination_problems(
         (
             "deal_id_property",
             &dest.deal_id_property,
+            &[DestinationKind::Hubspot][..],
+        ),
+        (
+            "tax_id_property",
+            &dest.tax_id_property,
             &[DestinationKind::Hubspot][..],
         ),
     ] {

@@ -8,9 +8,9 @@ use clap::{Args, Subcommand};
 use switchyard_proto::v1::admin_client::AdminClient;
 use switchyard_proto::v1::{
     DeadLetterSummary, GetDeadLetterRequest, GetFlowHealthRequest, IdentityCommandReply,
-    ListAlertsRequest, ListAuditRequest, ListConflictsRequest, ListContractsRequest,
-    ListDeadLettersRequest, ListFlowsRequest, MergeGoldenRequest, ReplayDeadLetterRequest,
-    ReplayDeadLettersRequest, UnmergeGoldenRequest,
+    KeepApartRequest, ListAlertsRequest, ListAuditRequest, ListConflictsRequest,
+    ListContractsRequest, ListDeadLettersRequest, ListFlowsRequest, MergeGoldenRequest,
+    ReplayDeadLetterRequest, ReplayDeadLettersRequest, UnmergeGoldenRequest,
 };
 
 use crate::demo::say;
@@ -153,16 +153,27 @@ pub enum AdminCommand {
     Dlq(DlqCommand),
     /// The data contracts in force: object, version, owner, system of record, fields.
     Contracts,
-    /// Identity conflicts dedupe recorded (open ones unless --all).
+    /// Identity conflicts and near-duplicates dedupe raised for review (open ones unless --all),
+    /// every page of them, newest first.
     Conflicts {
         /// Only this object (contact, company, ...).
         #[arg(long, default_value = "")]
         object: String,
+        /// Only this kind: keys_disagree, phone_shared or near_duplicate.
+        #[arg(long, default_value = "")]
+        kind: String,
         /// Resolved conflicts too.
         #[arg(long)]
         all: bool,
-        #[arg(long, default_value_t = 100)]
+        /// At most this many in all (0: every one).
+        #[arg(long, default_value_t = 0)]
         limit: u32,
+    },
+    /// Close conflict ID as two different people, without merging (operator token; audited).
+    KeepApart {
+        id: u64,
+        #[arg(long, default_value = "")]
+        reason: String,
     },
     /// Merge the golden record MERGED into SURVIVOR (operator token; audited).
     Merge {
@@ -193,6 +204,24 @@ pub enum AdminCommand {
         #[arg(long, default_value_t = 20)]
         limit: u32,
     },
+}
+
+/// One conflict on one line: id, kind, object, the two records, why, and its state.
+fn conflict_line(c: &switchyard_proto::v1::Conflict) -> String {
+    let state = if c.resolved_by.is_empty() && c.resolved_at.is_none() {
+        "open".to_owned()
+    } else {
+        format!("resolved: {}", c.resolved_by)
+    };
+    let why = if c.evidence.is_empty() {
+        c.detail.clone()
+    } else {
+        c.evidence.join("; ")
+    };
+    format!(
+        "{:>6} {:<14} {:<8} a={} b={} event={} {why} ({state})",
+        c.id, c.kind, c.object, c.golden_a, c.golden_b, c.event_id
+    )
 }
 
 pub(crate) fn request<T>(message: T, token: &str) -> anyhow::Result<tonic::Request<T>> {
@@ -387,30 +416,48 @@ pub async fn admin(args: AdminArgs, command: AdminCommand) -> anyhow::Result<()>
                 ));
             }
         }
-        AdminCommand::Conflicts { object, all, limit } => {
-            let conflicts = client
-                .list_conflicts(request(
-                    ListConflictsRequest {
-                        object,
-                        open_only: !all,
-                        limit,
-                    },
-                    &token,
-                )?)
-                .await?
-                .into_inner()
-                .conflicts;
-            for c in conflicts {
-                let state = if c.resolved_by.is_empty() && c.resolved_at.is_none() {
-                    "open".to_owned()
-                } else {
-                    format!("resolved by {}", c.resolved_by)
-                };
-                say(&format!(
-                    "{:<8} a={} b={} event={} {} ({})",
-                    c.object, c.golden_a, c.golden_b, c.event_id, c.detail, state
-                ));
+        AdminCommand::Conflicts {
+            object,
+            kind,
+            all,
+            limit,
+        } => {
+            let mut before_id = 0;
+            let mut shown = 0;
+            loop {
+                let page = client
+                    .list_conflicts(request(
+                        ListConflictsRequest {
+                            object: object.clone(),
+                            kind: kind.clone(),
+                            open_only: !all,
+                            limit: 1000,
+                            before_id,
+                        },
+                        &token,
+                    )?)
+                    .await?
+                    .into_inner();
+                for c in page.conflicts {
+                    if limit != 0 && shown >= limit {
+                        break;
+                    }
+                    shown += 1;
+                    say(&conflict_line(&c));
+                }
+                before_id = page.next_before_id;
+                if before_id == 0 || (limit != 0 && shown >= limit) {
+                    break;
+                }
             }
+            say(&format!("{shown} shown"));
+        }
+        AdminCommand::KeepApart { id, reason } => {
+            let conflict = client
+                .keep_apart(request(KeepApartRequest { id, reason }, &token)?)
+                .await?
+                .into_inner();
+            say(&format!("kept apart: {}", conflict_line(&conflict)));
         }
         AdminCommand::Merge {
             object,

@@ -3,6 +3,7 @@
 //! arrives.
 
 pub mod merge;
+pub mod near;
 pub mod normalize;
 pub mod records;
 pub mod store;
@@ -307,10 +308,15 @@ impl Handler {
         let published = join_all(deliveries.iter().zip(&resolutions).map(
             |(delivery, resolution)| {
                 async move {
-                    match &resolution.pending {
-                        Some(pending) => self.publish(pending).await,
-                        None => Ok(()),
+                    if let Some(pending) = &resolution.pending {
+                        self.publish(pending).await?;
                     }
+                    // Review notices carry no published mark: a redelivery sends them again
+                    // and JetStream drops the repeats by their msg id.
+                    for notice in &resolution.notices {
+                        self.publish_notice(notice).await?;
+                    }
+                    Ok::<(), String>(())
                 }
                 // Inside the message's span: the change carries its trace on to deliver.
                 .instrument(delivery.span().clone())
@@ -361,9 +367,16 @@ impl Handler {
             outcome = resolution.outcome.as_str(),
             "resolved"
         );
-        if let Some(pending) = &resolution.pending
-            && let Err(error) = self.publish(pending).await
-        {
+        let published = async {
+            if let Some(pending) = &resolution.pending {
+                self.publish(pending).await?;
+            }
+            for notice in &resolution.notices {
+                self.publish_notice(notice).await?;
+            }
+            Ok::<(), String>(())
+        };
+        if let Err(error) = published.await {
             return self
                 .retry_later(delivery, name, &envelope.source_system, &error)
                 .await;
@@ -466,6 +479,20 @@ impl Handler {
             .map_err(|e| e.to_string())?;
         self.marks.mark(pending.event_id.clone());
         Ok(())
+    }
+
+    /// Publishes a review notice (`review_notices`), under its own `Nats-Msg-Id`.
+    async fn publish_notice(&self, notice: &Pending) -> Result<(), String> {
+        self.bus
+            .publish(
+                notice.subject.clone(),
+                &notice.msg_id,
+                Default::default(),
+                Bytes::from(notice.payload.clone()),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 
     async fn retry_later(

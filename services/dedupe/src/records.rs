@@ -77,6 +77,11 @@ fn normalised(object: &Object) -> Object {
             if let Some(domain) = normalize::domain(&c.domain) {
                 c.domain = domain;
             }
+            // The tax id as the key reads it: VAT numbers with their country code, no spaces.
+            let country = c.address.as_ref().map_or("", |a| a.country.as_str());
+            if let Some(tax_id) = normalize::tax_id(&c.tax_id, country) {
+                c.tax_id = tax_id;
+            }
         }
         Object::Product(p) => {
             if let Some(sku) = normalize::sku(&p.sku) {
@@ -246,6 +251,7 @@ pub async fn resolve(
     let occurred_at = to_time(envelope.occurred_at.as_ref());
     let incoming = normalised(incoming);
     let mut conflict = None;
+    let mut extra = Vec::new();
     let (outcome, golden, changed) = match candidates.as_slice() {
         [] => {
             let id = Uuid::now_v7();
@@ -302,7 +308,7 @@ pub async fn resolve(
                 .await?;
                 tracing::warn!(event_id = %envelope.event_id, object = name, golden_a = %a, golden_b = %b, %detail,
                     "identity conflict recorded; records kept apart");
-                conflict.get_or_insert_with(|| IdentityConflict {
+                let pair = IdentityConflict {
                     event_id: envelope.event_id.clone(),
                     object_type: name.to_owned(),
                     golden_a: a.to_string(),
@@ -312,7 +318,15 @@ pub async fn resolve(
                         seconds: detected_at.unix_timestamp(),
                         nanos: i32::try_from(detected_at.nanosecond()).unwrap_or(0),
                     }),
-                });
+                    kind: "keys_disagree".to_owned(),
+                    evidence: Vec::new(),
+                };
+                // The first pair rides the outbox row; the others are review notices.
+                if conflict.is_none() {
+                    conflict = Some(pair);
+                } else {
+                    extra.push((format!("conflict:{}:{b}", envelope.event_id), pair));
+                }
             }
             (Outcome::Conflict, None, Vec::new())
         }
@@ -344,6 +358,23 @@ pub async fn resolve(
         }
     }
     let (golden_subject, conflict_subject) = rules.subjects.get(name).cloned().unwrap_or_default();
+    let mut notices = Vec::new();
+    for (msg_id, pair) in extra {
+        let notice = Pending {
+            event_id: envelope.event_id.clone(),
+            subject: conflict_subject.clone(),
+            msg_id,
+            payload: pair.encode_to_vec(),
+        };
+        exec(
+            &tx,
+            "INSERT INTO review_notices (msg_id, event_id, subject, payload) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT DO NOTHING",
+            &[&notice.msg_id, &notice.event_id, &notice.subject, &notice.payload],
+        )
+        .await?;
+        notices.push(notice);
+    }
     let pending = match (golden, conflict) {
         (Some((id, version, record)), _) => {
             let kind = if outcome == Outcome::Created {
@@ -399,7 +430,11 @@ pub async fn resolve(
     )
     .await?;
     tx.commit().await?;
-    Ok(Resolution { outcome, pending })
+    Ok(Resolution {
+        outcome,
+        pending,
+        notices,
+    })
 }
 
 /// The golden records an invoice points at, for deliver: its deal (to update in the CRM) and its

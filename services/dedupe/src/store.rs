@@ -12,6 +12,8 @@ mod batch;
 #[cfg(test)]
 mod phone_tests;
 #[cfg(test)]
+mod seeded_tests;
+#[cfg(test)]
 pub(crate) mod testing;
 
 pub use batch::resolve_contacts;
@@ -85,6 +87,9 @@ pub struct Resolution {
     pub outcome: Outcome,
     /// The change to publish (also for a duplicate whose change was never published).
     pub pending: Option<Pending>,
+    /// Review notices the event raised besides (`review_notices`): every one again for a
+    /// duplicate, since they carry no published mark (JetStream drops the repeats).
+    pub notices: Vec<Pending>,
 }
 
 /// What [`resolve_contacts`] needs besides the records: where its outcomes go and how phones read.
@@ -303,25 +308,42 @@ pub(crate) async fn already_processed(
             &[&event_id],
         )
         .await?;
-    Ok(row.map(|row| {
-        let published: bool = row.get(3);
-        let pending = match (
-            row.get::<_, Option<String>>(0),
-            row.get::<_, Option<String>>(1),
-            row.get::<_, Option<Vec<u8>>>(2),
-        ) {
-            (Some(subject), Some(msg_id), Some(payload)) if !published => Some(Pending {
-                event_id: event_id.to_owned(),
-                subject,
-                msg_id,
-                payload,
-            }),
-            _ => None,
-        };
-        Resolution {
-            outcome: Outcome::Duplicate,
-            pending,
-        }
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let published: bool = row.get(3);
+    let pending = match (
+        row.get::<_, Option<String>>(0),
+        row.get::<_, Option<String>>(1),
+        row.get::<_, Option<Vec<u8>>>(2),
+    ) {
+        (Some(subject), Some(msg_id), Some(payload)) if !published => Some(Pending {
+            event_id: event_id.to_owned(),
+            subject,
+            msg_id,
+            payload,
+        }),
+        _ => None,
+    };
+    // Notices carry no published mark: a duplicate sends them again (JetStream drops repeats).
+    let notices = query_cached(
+        tx,
+        "SELECT subject, msg_id, payload FROM review_notices WHERE event_id = $1 ORDER BY msg_id",
+        &[&event_id],
+    )
+    .await?
+    .iter()
+    .map(|row| Pending {
+        event_id: event_id.to_owned(),
+        subject: row.get(0),
+        msg_id: row.get(1),
+        payload: row.get(2),
+    })
+    .collect();
+    Ok(Some(Resolution {
+        outcome: Outcome::Duplicate,
+        pending,
+        notices,
     }))
 }
 

@@ -464,21 +464,15 @@ fn payload(change: &GoldenChange, fields: Option<&[String]>) -> Vec<u8> {
         .and_then(|t| OffsetDateTime::from_unix_timestamp(t.seconds).ok())
         .and_then(|t| t.format(&Rfc3339).ok())
         .unwrap_or_default();
-    let contact = match change.record.as_ref().and_then(|r| r.object.as_ref()) {
-        Some(canonical_object::Object::Contact(contact)) => contact.clone(),
-        _ => Default::default(),
-    };
     let refs: Vec<_> = change
         .external_refs
         .iter()
         .map(|r| json!({ "system": r.system, "object": r.object, "id": r.id }))
         .collect();
-    let mut body = json!({
-        "type": format!("{}.{kind}", change.object_type),
-        "timestamp": timestamp,
-        "data": {
-            "id": change.golden_id,
-            "version": change.version,
+    let object = change.record.as_ref().and_then(|r| r.object.as_ref());
+    let mut data = match object {
+        // Contacts keep the shape receivers have relied on from the start: every field present.
+        Some(canonical_object::Object::Contact(contact)) => json!({
             "email": contact.email,
             "phone": contact.phone,
             "first_name": contact.first_name,
@@ -487,9 +481,21 @@ fn payload(change: &GoldenChange, fields: Option<&[String]>) -> Vec<u8> {
             "job_title": contact.job_title,
             "lifecycle_stage": contact.lifecycle_stage,
             "marketing_consent": contact.consent.as_ref().map(|c| c.marketing),
-            "changed_fields": change.changed_fields,
-            "external_refs": refs,
-        }
+        }),
+        // Any other object as its contract names its fields (a company's name, domain, tax id).
+        Some(other) => serde_json::Value::Object(other.contract_json()),
+        None => json!({}),
+    };
+    if let Some(data) = data.as_object_mut() {
+        data.insert("id".to_owned(), json!(change.golden_id));
+        data.insert("version".to_owned(), json!(change.version));
+        data.insert("changed_fields".to_owned(), json!(change.changed_fields));
+        data.insert("external_refs".to_owned(), json!(refs));
+    }
+    let mut body = json!({
+        "type": format!("{}.{kind}", change.object_type),
+        "timestamp": timestamp,
+        "data": data,
     });
     // Data minimisation: the record's fields the flow does not name are left out.
     if let (Some(fields), Some(data)) = (fields, body["data"].as_object_mut()) {

@@ -25,6 +25,8 @@ pub struct HubspotDestination {
     source_system: Option<String>,
     /// The unique deal property new deals are upserted by (`deal_id_property`).
     deal_id_property: Option<String>,
+    /// The company property the tax id goes to (`tax_id_property`); HubSpot has none of its own.
+    tax_id_property: Option<String>,
 }
 
 impl HubspotDestination {
@@ -35,6 +37,7 @@ impl HubspotDestination {
             ids: Ids::new(pool, &config.name, links),
             source_system: config.source_system.clone(),
             deal_id_property: config.deal_id_property.clone(),
+            tax_id_property: config.tax_id_property.clone(),
         })
     }
 
@@ -137,7 +140,7 @@ impl HubspotDestination {
             ));
         }
         // `industry` is left out: HubSpot's is a fixed list of its own values.
-        let properties = object([
+        let mut properties = object([
             ("name", json!(company.name)),
             ("domain", json!(company.domain)),
             (
@@ -151,6 +154,11 @@ impl HubspotDestination {
                 ),
             ),
         ]);
+        if let Some(property) = &self.tax_id_property
+            && !company.tax_id.is_empty()
+        {
+            properties.insert(property.clone(), json!(company.tax_id));
+        }
         self.batch_upsert("companies", "domain", &company.domain, properties)
             .await
     }

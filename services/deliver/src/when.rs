@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 
-use prost::Message as _;
 use serde_json::Value;
 use switchyard_proto::fields::{FieldPath, Leaf, resolve};
 use switchyard_proto::v1::canonical_object::Object;
@@ -36,15 +35,7 @@ pub(crate) fn matches(
 
 /// The object's name and its message's encoding.
 fn encoded(object: &Object) -> (&'static str, Vec<u8>) {
-    match object {
-        Object::Lead(m) => ("lead", m.encode_to_vec()),
-        Object::Contact(m) => ("contact", m.encode_to_vec()),
-        Object::Company(m) => ("company", m.encode_to_vec()),
-        Object::Product(m) => ("product", m.encode_to_vec()),
-        Object::Deal(m) => ("deal", m.encode_to_vec()),
-        Object::Order(m) => ("order", m.encode_to_vec()),
-        Object::Invoice(m) => ("invoice", m.encode_to_vec()),
-    }
+    (object.name(), object.encoded().1)
 }
 
 /// The value at `path` in an encoded message; a field that is absent has its protobuf default

@@ -21,7 +21,9 @@ use switchyard_proto::v1::{
     ListFlowsResponse, MergeGoldenRequest, ReplayDeadLetterRequest, ReplayDeadLetterResponse,
     ReplayDeadLettersRequest, ReplayDeadLettersResponse, UnmergeGoldenRequest,
 };
-use switchyard_proto::v1::{FlowCommand, FlowCommandKind, ResumeFlowRequest, ResumeFlowResponse};
+use switchyard_proto::v1::{
+    Conflict, FlowCommand, FlowCommandKind, KeepApartRequest, ResumeFlowRequest, ResumeFlowResponse,
+};
 use tonic::{Request, Response, Status};
 
 use crate::{alerts, identity};
@@ -543,11 +545,47 @@ impl Admin for AdminService {
             0 => 100,
             n => n.min(1000),
         });
-        let conflicts =
-            identity::list_conflicts(&self.pool, query.object.trim(), query.open_only, limit)
-                .await
-                .map_err(AdminError::Unavailable)?;
-        Ok(Response::new(ListConflictsResponse { conflicts }))
+        let filter = identity::ConflictFilter {
+            object: query.object.trim(),
+            kind: query.kind.trim(),
+            open_only: query.open_only,
+            before_id: query.before_id,
+        };
+        let (conflicts, next_before_id) = identity::list_conflicts(&self.pool, &filter, limit)
+            .await
+            .map_err(AdminError::Unavailable)?;
+        Ok(Response::new(ListConflictsResponse {
+            conflicts,
+            next_before_id,
+        }))
+    }
+
+    async fn keep_apart(
+        &self,
+        request: Request<KeepApartRequest>,
+    ) -> Result<Response<Conflict>, Status> {
+        let role = role(&request)?;
+        if role != Role::Operator {
+            return Err(AdminError::Forbidden.into());
+        }
+        let asked = request.into_inner();
+        if asked.id == 0 {
+            return Err(AdminError::InvalidArgument("id: required".to_owned()).into());
+        }
+        // Written first: an action that cannot be audited is not taken.
+        self.audit(
+            role,
+            "identity.keep_apart",
+            &format!("conflict:{}", asked.id),
+            &asked.reason,
+        )
+        .await?;
+        let by = format!("kept apart by {}: {}", role.as_str(), asked.reason);
+        let conflict = identity::keep_apart(&self.pool, asked.id, &by)
+            .await
+            .map_err(AdminError::Unavailable)?
+            .ok_or_else(|| AdminError::NotFound(format!("conflict {}", asked.id)))?;
+        Ok(Response::new(conflict))
     }
 
     async fn merge_golden(

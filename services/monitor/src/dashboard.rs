@@ -21,9 +21,7 @@ use switchyard_chassis::config::FlowConfig;
 use switchyard_chassis::deadpool_postgres::Pool;
 use switchyard_chassis::{CancellationToken, Error};
 use switchyard_proto::v1::admin_server::Admin as _;
-use switchyard_proto::v1::{
-    ListAlertsRequest, ListConflictsRequest, ListDeadLettersRequest, ReplayDeadLetterRequest,
-};
+use switchyard_proto::v1::{ListAlertsRequest, ListDeadLettersRequest, ReplayDeadLetterRequest};
 use tonic::Request;
 
 use crate::admin::{AdminService, Auth, Role};
@@ -79,7 +77,15 @@ impl Dashboard {
             .route("/dlq/{seq}", get(letter_page))
             .route("/dlq/{seq}/replay", get(confirm_page).post(replay))
             .route("/drift", get(drift_page))
-            .route("/conflicts", get(conflicts_page))
+            .route("/conflicts", get(review::conflicts_page))
+            .route(
+                "/conflicts/{id}/merge",
+                get(review::confirm_merge).post(review::merge),
+            )
+            .route(
+                "/conflicts/{id}/keep-apart",
+                get(review::confirm_keep_apart).post(review::keep_apart),
+            )
             .route("/golden", get(golden_lookup))
             .route("/golden/{object}/{id}", get(golden_page))
             // Browsers ask for /favicon.ico whatever the page declares; answer both so the
@@ -152,7 +158,7 @@ fn page(title: &str, role: Option<Role>, body: Markup) -> Html<String> {
                         nav {
                             a href="/" { "Flows" } " · " a href="/alerts" { "Alerts" } " · "
                             a href="/dlq" { "Dead letters" } " · " a href="/drift" { "Schema drift" } " · "
-                            a href="/conflicts" { "Identity conflicts" } " · "
+                            a href="/conflicts" { "Identity review" } " · "
                             a href="/golden" { "Golden record" }
                             form.inline method="post" action="/logout" {
                                 " (" (role.as_str()) ") " button type="submit" { "Log out" }
@@ -190,6 +196,8 @@ macro_rules! session {
         }
     };
 }
+
+mod review;
 
 async fn login_page() -> Response {
     page(
@@ -634,44 +642,6 @@ async fn drift_page(State(dash): State<Dashboard>, headers: HeaderMap) -> Respon
                         tr { td { (r.get::<_, String>(0)) } td { (r.get::<_, String>(1)) }
                              td { (r.get::<_, String>(2)) } td { (r.get::<_, String>(3)) }
                              td { (utc(Some(&switchyard_proto::timestamp(seen)))) } }
-                    }
-                }
-            }
-        },
-    )
-    .into_response()
-}
-
-async fn conflicts_page(State(dash): State<Dashboard>, headers: HeaderMap) -> Response {
-    let role = session!(dash, headers);
-    let listed = dash
-        .admin
-        .list_conflicts(as_role(
-            role,
-            ListConflictsRequest {
-                limit: 500,
-                ..Default::default()
-            },
-        ))
-        .await;
-    let conflicts = match listed {
-        Ok(r) => r.into_inner().conflicts,
-        Err(s) => return error_page(StatusCode::SERVICE_UNAVAILABLE, Some(role), s.message()),
-    };
-    page(
-        "Identity conflicts",
-        Some(role),
-        html! {
-            @if conflicts.is_empty() { p { "No identity conflicts." } }
-            @else {
-                table {
-                    tr { th { "Object" } th { "Golden A" } th { "Golden B" } th { "Detail" } th { "Detected" } th { "Resolved" } }
-                    @for c in &conflicts {
-                        tr { td { (c.object) }
-                             td { a href={ "/golden/" (c.object) "/" (c.golden_a) } { (c.golden_a) } }
-                             td { a href={ "/golden/" (c.object) "/" (c.golden_b) } { (c.golden_b) } }
-                             td { (c.detail) } td { (utc(c.detected_at.as_ref())) }
-                             td { (utc(c.resolved_at.as_ref())) " " (c.resolved_by) } }
                     }
                 }
             }

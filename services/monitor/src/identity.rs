@@ -25,17 +25,29 @@ fn system_time(at: Option<switchyard_proto::Timestamp>) -> Option<SystemTime> {
     at.and_then(|t| SystemTime::try_from(t).ok())
 }
 
-/// Keeps a conflict notice (once per source event, however often it is redelivered).
+/// Keeps a review notice (once per event and pair, however often it is redelivered). A pair an
+/// operator already kept apart arrives closed the same way.
 pub(crate) async fn store_conflict(
     pool: &Pool,
     conflict: &IdentityConflict,
 ) -> Result<(), StoreError> {
     let client = pool.get().await.map_err(|e| e.to_string())?;
     let detected_at = system_time(conflict.detected_at).unwrap_or_else(SystemTime::now);
+    let kind = if conflict.kind.is_empty() {
+        "keys_disagree"
+    } else {
+        conflict.kind.as_str()
+    };
     client
         .execute(
-            "INSERT INTO conflicts (event_id, object, golden_a, golden_b, detail, detected_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id) DO NOTHING",
+            "INSERT INTO conflicts (event_id, object, golden_a, golden_b, detail, detected_at, kind, evidence, \
+                 resolved_at, resolved_by, resolution) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, k.resolved_at, k.resolved_by, k.resolution \
+             FROM (SELECT 1) AS one LEFT JOIN LATERAL ( \
+                 SELECT now() AS resolved_at, resolved_by, resolution FROM conflicts \
+                 WHERE resolution = 'kept_apart' AND ((golden_a = $3 AND golden_b = $4) OR (golden_a = $4 AND golden_b = $3)) \
+                 LIMIT 1) k ON true \
+             ON CONFLICT (event_id, golden_a, golden_b) DO NOTHING",
             &[
                 &conflict.event_id,
                 &conflict.object_type,
@@ -43,6 +55,8 @@ pub(crate) async fn store_conflict(
                 &conflict.golden_b,
                 &conflict.detail,
                 &detected_at,
+                &kind,
+                &conflict.evidence,
             ],
         )
         .await
@@ -99,35 +113,97 @@ pub(crate) async fn store_result(
 /// Conflicts, newest first: of one object (all when empty), optionally only the open ones.
 pub(crate) async fn list_conflicts(
     pool: &Pool,
-    object: &str,
-    open_only: bool,
+    filter: &ConflictFilter<'_>,
     limit: i64,
-) -> Result<Vec<Conflict>, StoreError> {
+) -> Result<(Vec<Conflict>, u64), StoreError> {
     let client = pool.get().await.map_err(|e| e.to_string())?;
+    let before = i64::try_from(filter.before_id).unwrap_or(i64::MAX);
+    // One row more than asked: whether there is a next page.
     let rows = client
         .query(
-            "SELECT event_id, object, golden_a, golden_b, detail, detected_at, resolved_at, resolved_by \
-             FROM conflicts WHERE ($1 = '' OR object = $1) AND (NOT $2 OR resolved_at IS NULL) \
-             ORDER BY detected_at DESC, event_id LIMIT $3",
-            &[&object, &open_only, &limit],
+            &format!(
+                "SELECT {CONFLICT_COLUMNS} FROM conflicts \
+                 WHERE ($1 = '' OR object = $1) AND (NOT $2 OR resolved_at IS NULL) \
+                 AND ($3 = '' OR kind = $3) AND ($4::int8 = 0 OR id < $4::int8) \
+                 ORDER BY id DESC LIMIT $5"
+            ),
+            &[
+                &filter.object,
+                &filter.open_only,
+                &filter.kind,
+                &before,
+                &(limit + 1),
+            ],
         )
         .await
         .map_err(|e| e.to_string())?;
-    Ok(rows
-        .iter()
-        .map(|r| Conflict {
-            event_id: r.get(0),
-            object: r.get(1),
-            golden_a: r.get(2),
-            golden_b: r.get(3),
-            detail: r.get(4),
-            detected_at: Some(switchyard_proto::timestamp(r.get(5))),
-            resolved_at: r
-                .get::<_, Option<SystemTime>>(6)
-                .map(switchyard_proto::timestamp),
-            resolved_by: r.get::<_, Option<String>>(7).unwrap_or_default(),
-        })
-        .collect())
+    let mut conflicts: Vec<Conflict> = rows.iter().map(conflict_from_row).collect();
+    let next = if conflicts.len() > usize::try_from(limit).unwrap_or(usize::MAX) {
+        conflicts.truncate(usize::try_from(limit).unwrap_or(0));
+        conflicts.last().map_or(0, |c| c.id)
+    } else {
+        0
+    };
+    Ok((conflicts, next))
+}
+
+/// What `ListConflicts` asks for.
+pub(crate) struct ConflictFilter<'a> {
+    pub object: &'a str,
+    pub kind: &'a str,
+    pub open_only: bool,
+    /// Only ids below this; 0 from the newest.
+    pub before_id: u64,
+}
+
+const CONFLICT_COLUMNS: &str = "event_id, object, golden_a, golden_b, detail, detected_at, \
+    resolved_at, resolved_by, kind, evidence, id";
+
+fn conflict_from_row(r: &tokio_postgres::Row) -> Conflict {
+    Conflict {
+        event_id: r.get(0),
+        object: r.get(1),
+        golden_a: r.get(2),
+        golden_b: r.get(3),
+        detail: r.get(4),
+        detected_at: Some(switchyard_proto::timestamp(r.get(5))),
+        resolved_at: r
+            .get::<_, Option<SystemTime>>(6)
+            .map(switchyard_proto::timestamp),
+        resolved_by: r.get::<_, Option<String>>(7).unwrap_or_default(),
+        kind: r.get(8),
+        evidence: r.get(9),
+        id: u64::try_from(r.get::<_, i64>(10)).unwrap_or(0),
+    }
+}
+
+/// Closes a conflict as two different people: it and every open entry of the same pair. `None`
+/// when there is no such conflict.
+pub(crate) async fn keep_apart(
+    pool: &Pool,
+    id: u64,
+    by: &str,
+) -> Result<Option<Conflict>, StoreError> {
+    let client = pool.get().await.map_err(|e| e.to_string())?;
+    let id = i64::try_from(id).map_err(|e| e.to_string())?;
+    client
+        .execute(
+            "UPDATE conflicts c SET resolved_at = now(), resolved_by = $2, resolution = 'kept_apart' \
+             FROM conflicts k WHERE k.id = $1 AND c.resolved_at IS NULL \
+             AND ((c.golden_a = k.golden_a AND c.golden_b = k.golden_b) \
+               OR (c.golden_a = k.golden_b AND c.golden_b = k.golden_a))",
+            &[&id, &by],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let row = client
+        .query_opt(
+            &format!("SELECT {CONFLICT_COLUMNS} FROM conflicts WHERE id = $1"),
+            &[&id],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(row.as_ref().map(conflict_from_row))
 }
 
 /// Waits up to `within` for a command's result to be stored (by whichever monitor replica

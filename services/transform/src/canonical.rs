@@ -24,7 +24,7 @@ pub fn build(object: &str, record: &Map<String, Value>, source: &str) -> Option<
             job_title: r.text("job_title"),
             lifecycle_stage: r.text("lifecycle_stage"),
             consent: r.consent(),
-            address: r.country_only(),
+            address: r.address(),
         }),
         "lead" => Object::Lead(Lead {
             email: r.text("email"),
@@ -40,7 +40,7 @@ pub fn build(object: &str, record: &Map<String, Value>, source: &str) -> Option<
             name: r.text("name"),
             domain: r.text("domain"),
             tax_id: r.text("tax_id"),
-            address: r.country_only(),
+            address: r.address(),
             industry: r.text("industry"),
         }),
         "product" => Object::Product(Product {
@@ -129,14 +129,14 @@ impl Record<'_> {
             })
     }
 
-    fn country_only(&self) -> Option<Address> {
-        self.record
-            .get("country")
-            .and_then(Value::as_str)
-            .map(|country| Address {
-                country: country.to_owned(),
-                ..Default::default()
-            })
+    /// The address parts the contracts carry flat (`country`, `postal_code`), if any.
+    fn address(&self) -> Option<Address> {
+        let (country, postal_code) = (self.text("country"), self.text("postal_code"));
+        (!country.is_empty() || !postal_code.is_empty()).then(|| Address {
+            country,
+            postal_code,
+            ..Default::default()
+        })
     }
 
     /// A reference to another record of the same source system, by its id there.

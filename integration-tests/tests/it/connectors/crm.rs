@@ -32,7 +32,12 @@ async fn hubspot_upserts_contacts_by_email_and_companies_by_domain_and_patches_o
     );
     let pipeline = start(
         &[
-            destination(&apis, c, "crm", ", source_system: demo"),
+            destination(
+                &apis,
+                c,
+                "crm",
+                ", source_system: demo, tax_id_property: tax_id",
+            ),
             destination(&apis, c, "crm-other", ""),
         ],
         &[
@@ -57,7 +62,7 @@ async fn hubspot_upserts_contacts_by_email_and_companies_by_domain_and_patches_o
         &event(
             "company",
             2,
-            json!({"id": "co-1", "name": "Acme Ltd", "domain": "acme.co.uk", "country": "gb"}),
+            json!({"id": "co-1", "name": "Acme Ltd", "domain": "acme.co.uk", "country": "gb", "tax_id": "GB 123 456 789"}),
         ),
     )
     .await;
@@ -87,7 +92,7 @@ async fn hubspot_upserts_contacts_by_email_and_companies_by_domain_and_patches_o
     assert_eq!(
         companies[0].body,
         json!({"inputs": [{"idProperty": "domain", "id": "acme.co.uk", "properties": {
-            "name": "Acme Ltd", "domain": "acme.co.uk", "country": "GB"}}]})
+            "name": "Acme Ltd", "domain": "acme.co.uk", "country": "GB", "tax_id": "GB123456789"}}]})
     );
     // The portal's own deal is patched by its id, stages mapped back to HubSpot's.
     let patches = find(&seen, "PATCH", "/crm/v3/objects/deals/8001");

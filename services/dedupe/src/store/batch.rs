@@ -23,6 +23,9 @@ use super::{
 };
 use crate::normalize;
 
+#[path = "review.rs"]
+mod review;
+
 /// Resolves canonical contacts into golden records, atomically: the events of `events`, in their
 /// order, each exactly as if it had been resolved alone after the ones before it, all in one
 /// transaction. Either every event is applied and recorded (with its outbox entry), or none is.
@@ -40,15 +43,20 @@ pub async fn resolve_contacts(
     }
     let events: Vec<Event<'_>> = events
         .iter()
-        .map(|(envelope, contact)| Event::new(envelope, contact, rules))
+        .enumerate()
+        .map(|(index, (envelope, contact))| Event::new(index, envelope, contact, rules))
         .collect();
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     let mut batch = look_up(&tx, &events).await?;
-    let resolutions = events
+    let mut resolutions = events
         .iter()
         .map(|event| batch.resolve(rules, event))
         .collect::<Result<Vec<_>, _>>()?;
+    review::near_duplicates(&mut batch, &tx, rules, &events).await?;
+    for (index, notice) in &batch.notices {
+        resolutions[*index].notices.push(notice.clone());
+    }
     batch.write(&tx).await?;
     tx.commit().await?;
     Ok(resolutions)
@@ -64,10 +72,12 @@ struct Event<'a> {
     /// How sure the phone's reading is (`super::certainty_rank`); `None` without a key.
     phone_certainty: Option<i16>,
     occurred_at: OffsetDateTime,
+    /// Where the event sits in its batch.
+    index: usize,
 }
 
 impl<'a> Event<'a> {
-    fn new(envelope: &'a Envelope, incoming: &Contact, rules: &ContactRules) -> Self {
+    fn new(index: usize, envelope: &'a Envelope, incoming: &Contact, rules: &ContactRules) -> Self {
         let phone = normalize::phone(incoming, rules.default_region);
         let mut contact = incoming.clone();
         contact.email = normalize::email(&incoming.email);
@@ -78,6 +88,7 @@ impl<'a> Event<'a> {
             phone_key: phone.key().map(str::to_owned),
             phone_certainty: phone.certainty().map(super::certainty_rank),
             occurred_at: to_time(envelope.occurred_at.as_ref()),
+            index,
         }
     }
 
@@ -134,6 +145,14 @@ struct Batch {
     links: Vec<(String, String, Uuid)>,
     conflicts: Vec<ConflictRow>,
     outbox: Vec<OutboxRow>,
+    /// Review notices raised in this batch, by the index of the event that raised them.
+    notices: Vec<(usize, Pending)>,
+    /// The review notices of events processed before this batch (sent again for a duplicate).
+    processed_notices: HashMap<String, Vec<Pending>>,
+    /// Records this batch created or changed → the index of the last event that did.
+    touched: HashMap<Uuid, usize>,
+    /// New near-duplicate blocking keys: (key, golden id, postcode).
+    near_keys: Vec<(String, Uuid, String)>,
 }
 
 struct ConflictRow {
@@ -154,6 +173,30 @@ struct OutboxRow {
 }
 
 const PHONE_SHARED: &str = "phone matched golden_a but the email differs; kept apart as golden_b";
+
+/// An identity conflict notice of `kind` between two records.
+fn notice(
+    envelope: &Envelope,
+    kind: &str,
+    a: Uuid,
+    b: Uuid,
+    detail: &str,
+    detected_at: OffsetDateTime,
+) -> IdentityConflict {
+    IdentityConflict {
+        event_id: envelope.event_id.clone(),
+        object_type: "contact".to_owned(),
+        golden_a: a.to_string(),
+        golden_b: b.to_string(),
+        detail: detail.to_owned(),
+        detected_at: Some(switchyard_proto::Timestamp {
+            seconds: detected_at.unix_timestamp(),
+            nanos: i32::try_from(detected_at.nanosecond()).unwrap_or(0),
+        }),
+        kind: kind.to_owned(),
+        evidence: Vec::new(),
+    }
+}
 
 /// Takes the batch's locks, then reads everything its events can reach, in two round trips.
 async fn look_up(tx: &Transaction<'_>, events: &[Event<'_>]) -> Result<Batch, StoreError> {
@@ -193,11 +236,15 @@ async fn look_up(tx: &Transaction<'_>, events: &[Event<'_>]) -> Result<Batch, St
     // is held (and the idempotency check sees an event a concurrent batch just committed). The
     // statements are prepared first, so nothing but the executions is in flight and their order
     // is the order below.
-    let (lock, processed, xref, by_email, by_phone) = tokio::try_join!(
+    let (lock, processed, notices, xref, by_email, by_phone) = tokio::try_join!(
         tx.prepare_cached(LOCK_KEYS),
         tx.prepare_cached(
             "SELECT event_id, change_subject, change_msg_id, change_payload, published \
              FROM processed_events WHERE event_id = ANY($1)"
+        ),
+        tx.prepare_cached(
+            "SELECT event_id, subject, msg_id, payload FROM review_notices \
+             WHERE event_id = ANY($1) ORDER BY msg_id"
         ),
         tx.prepare_cached(
             "SELECT system, external_id, golden_id FROM crosswalk WHERE object = 'contact' \
@@ -222,18 +269,33 @@ async fn look_up(tx: &Transaction<'_>, events: &[Event<'_>]) -> Result<Batch, St
         &[&emails],
         &[&phones],
     ];
-    let (locked, processed, xref, by_email, by_phone) = tokio::join!(
+    let (locked, processed, notices, xref, by_email, by_phone) = tokio::join!(
         tx.execute(&lock, params[0]),
         tx.query(&processed, params[1]),
+        tx.query(&notices, params[1]),
         tx.query(&xref, params[2]),
         tx.query(&by_email, params[3]),
         tx.query(&by_phone, params[4]),
     );
     // In the order sent: after a failure the later statements only say the transaction aborted.
     locked?;
-    let (processed, xref, by_email, by_phone) = (processed?, xref?, by_email?, by_phone?);
+    let (processed, notices, xref, by_email, by_phone) =
+        (processed?, notices?, xref?, by_email?, by_phone?);
 
     let mut batch = Batch::default();
+    for row in &notices {
+        let event_id: String = row.get(0);
+        batch
+            .processed_notices
+            .entry(event_id.clone())
+            .or_default()
+            .push(Pending {
+                event_id,
+                subject: row.get(1),
+                msg_id: row.get(2),
+                payload: row.get(3),
+            });
+    }
     for row in &processed {
         let event_id: String = row.get(0);
         let published: bool = row.get(4);
@@ -323,6 +385,11 @@ impl Batch {
             return Ok(Resolution {
                 outcome: Outcome::Duplicate,
                 pending: pending.clone(),
+                notices: self
+                    .processed_notices
+                    .get(&envelope.event_id)
+                    .cloned()
+                    .unwrap_or_default(),
             });
         }
         if !self.seen.insert(envelope.event_id.clone()) {
@@ -331,6 +398,7 @@ impl Batch {
             return Ok(Resolution {
                 outcome: Outcome::Duplicate,
                 pending: None,
+                notices: Vec::new(),
             });
         }
         let xref = event.xref();
@@ -401,12 +469,26 @@ impl Batch {
                         version: 1,
                     };
                     self.create(&golden);
+                    let detected_at = OffsetDateTime::now_utc();
+                    self.notice(
+                        rules,
+                        event,
+                        format!("conflict:{}", envelope.event_id),
+                        notice(
+                            envelope,
+                            "phone_shared",
+                            id,
+                            golden.id,
+                            PHONE_SHARED,
+                            detected_at,
+                        ),
+                    );
                     self.conflicts.push(ConflictRow {
                         event_id: envelope.event_id.clone(),
                         golden_a: id,
                         golden_b: golden.id,
                         detail: PHONE_SHARED.to_owned(),
-                        detected_at: None,
+                        detected_at: Some(detected_at),
                     });
                     tracing::warn!(event_id = %envelope.event_id, golden_a = %id, golden_b = %golden.id,
                         "phone shared by a different email; new record kept apart and conflict recorded");
@@ -471,19 +553,19 @@ impl Batch {
                         %detail,
                         "identity conflict recorded; records kept apart"
                     );
-                    // One notice per event (the outbox holds one message); every pair is in the
-                    // table.
-                    conflict.get_or_insert_with(|| IdentityConflict {
-                        event_id: envelope.event_id.clone(),
-                        object_type: "contact".to_owned(),
-                        golden_a: a.to_string(),
-                        golden_b: b.to_string(),
-                        detail: detail.clone(),
-                        detected_at: Some(switchyard_proto::Timestamp {
-                            seconds: detected_at.unix_timestamp(),
-                            nanos: i32::try_from(detected_at.nanosecond()).unwrap_or(0),
-                        }),
-                    });
+                    // The first pair rides the event's outbox row; every other pair is a review
+                    // notice of its own, so operators see them all.
+                    let pair = notice(envelope, "keys_disagree", *a, *b, &detail, detected_at);
+                    if conflict.is_none() {
+                        conflict = Some(pair);
+                    } else {
+                        self.notice(
+                            rules,
+                            event,
+                            format!("conflict:{}:{b}", envelope.event_id),
+                            pair,
+                        );
+                    }
                     self.conflicts.push(ConflictRow {
                         event_id: envelope.event_id.clone(),
                         golden_a: *a,
@@ -495,6 +577,9 @@ impl Batch {
                 (Outcome::Conflict, None, Vec::new())
             }
         };
+        if let Some(golden) = &golden {
+            self.touched.insert(golden.id, event.index);
+        }
         let golden_id = golden
             .as_ref()
             .map(|g| g.id)
@@ -551,7 +636,31 @@ impl Batch {
             golden_id,
             pending: pending.clone(),
         });
-        Ok(Resolution { outcome, pending })
+        // The batch's notices of this event join it once every event is resolved.
+        Ok(Resolution {
+            outcome,
+            pending,
+            notices: Vec::new(),
+        })
+    }
+
+    /// A review notice of `event`, published with the batch's changes.
+    fn notice(
+        &mut self,
+        rules: &ContactRules,
+        event: &Event<'_>,
+        msg_id: String,
+        conflict: IdentityConflict,
+    ) {
+        self.notices.push((
+            event.index,
+            Pending {
+                event_id: event.envelope.event_id.clone(),
+                subject: rules.conflict_subject.clone(),
+                msg_id,
+                payload: conflict.encode_to_vec(),
+            },
+        ));
     }
 
     /// A new record: it holds its email and phone key from now on.
@@ -701,6 +810,47 @@ impl Batch {
              phone_certainty = u.phone_certainty, updated_at = now() \
              FROM unnest({GOLDEN_ARRAYS}) AS u({COLUMNS}) WHERE g.id = u.id"
         );
+        let notices = (
+            self.notices
+                .iter()
+                .map(|(_, n)| n.msg_id.as_str())
+                .collect::<Vec<_>>(),
+            self.notices
+                .iter()
+                .map(|(_, n)| n.event_id.as_str())
+                .collect::<Vec<_>>(),
+            self.notices
+                .iter()
+                .map(|(_, n)| n.subject.as_str())
+                .collect::<Vec<_>>(),
+            self.notices
+                .iter()
+                .map(|(_, n)| n.payload.as_slice())
+                .collect::<Vec<_>>(),
+        );
+        let near = (
+            self.near_keys
+                .iter()
+                .map(|k| k.0.as_str())
+                .collect::<Vec<_>>(),
+            self.near_keys.iter().map(|k| k.1).collect::<Vec<_>>(),
+            self.near_keys
+                .iter()
+                .map(|k| k.2.as_str())
+                .collect::<Vec<_>>(),
+        );
+        let (notice_stmt, near_stmt) = tokio::try_join!(
+            tx.prepare_cached(
+                "INSERT INTO review_notices (msg_id, event_id, subject, payload) \
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[]) \
+                 ON CONFLICT DO NOTHING"
+            ),
+            tx.prepare_cached(
+                "INSERT INTO contact_near_keys (key, golden_id, postcode) \
+                 SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[]) \
+                 ON CONFLICT (key, golden_id) DO UPDATE SET postcode = EXCLUDED.postcode"
+            ),
+        )?;
         let (release_stmt, insert, update, crosswalk, conflict, processed) = tokio::try_join!(
             tx.prepare_cached(
                 "UPDATE golden_contacts g SET \
@@ -728,6 +878,8 @@ impl Batch {
             ),
         )?;
         let (created, updated) = (created.params(), updated.params());
+        let notice_params: Params<'_> = &[&notices.0, &notices.1, &notices.2, &notices.3];
+        let near_params: Params<'_> = &[&near.0, &near.1, &near.2];
         let params: [Params<'_>; 6] = [
             &[&release.0, &release.1, &release.2],
             &created,
@@ -752,6 +904,8 @@ impl Batch {
             execute_unless(tx, &crosswalk, params[3], links.0.is_empty()),
             execute_unless(tx, &conflict, params[4], conflicts.0.is_empty()),
             execute_unless(tx, &processed, params[5], outbox.0.is_empty()),
+            execute_unless(tx, &notice_stmt, notice_params, notices.0.is_empty()),
+            execute_unless(tx, &near_stmt, near_params, near.0.is_empty()),
         );
         // The first failure is the cause; the statements after it only report the abort.
         results.0?;
@@ -760,6 +914,8 @@ impl Batch {
         results.3?;
         results.4?;
         results.5?;
+        results.6?;
+        results.7?;
         Ok(())
     }
 }
