@@ -11,13 +11,12 @@ CREATE TABLE review_notices (
 );
 CREATE INDEX review_notices_event ON review_notices (event_id);
 
--- Blocking keys of golden contacts for near-duplicate review (near.rs): only contacts sharing a
--- key are compared. A key a contact once had keeps leading to it; its postcode is kept here as
--- evidence, since golden_contacts keeps no address.
+-- Blocking keys of golden contacts for near-duplicate review (near.rs), as 64-bit hashes: only
+-- contacts sharing a key are compared. A key a contact once had keeps leading to it; its postcode
+-- is kept here as evidence, since golden_contacts keeps no address.
 CREATE TABLE contact_near_keys (
-    key       text NOT NULL,
+    key       bigint NOT NULL,
     golden_id uuid NOT NULL,
     postcode  text NOT NULL DEFAULT '',
     PRIMARY KEY (key, golden_id)
 );
-CREATE INDEX contact_near_keys_golden ON contact_near_keys (golden_id);

@@ -3,9 +3,11 @@
 //! postcode. They become review items for an operator, never merges.
 //!
 //! Finding candidates must stay cheap at any size, so each contact gets a few *blocking keys*
-//! (`contact_near_keys`): its name with nicknames resolved and the two names in either order,
-//! and the first and last three letters of its email's local part within its domain (one typo
-//! cannot change both). Only contacts sharing a blocking key are compared, by the rules of
+//! (`contact_near_keys`, stored as 64-bit hashes): its name with nicknames resolved and the two
+//! names in either order, and its email's local part within its domain, whole and with each one
+//! letter left out (two local parts one letter apart — added, dropped, changed or swapped — share
+//! one of these; digits are never left out, since local parts that differ in a digit are two
+//! mailboxes on purpose). Only contacts sharing a blocking key are compared, by the rules of
 //! [`review`].
 
 use std::collections::BTreeSet;
@@ -57,8 +59,13 @@ impl Profile {
         }
     }
 
-    /// The blocking keys: contacts sharing none are never compared.
-    pub fn keys(&self) -> BTreeSet<String> {
+    /// The blocking keys, hashed as they are stored: contacts sharing none are never compared.
+    pub fn keys(&self) -> BTreeSet<i64> {
+        self.key_texts().iter().map(|k| hash(k)).collect()
+    }
+
+    /// The blocking keys as text.
+    fn key_texts(&self) -> BTreeSet<String> {
         let mut keys = BTreeSet::new();
         if !self.first_full.is_empty() && !self.last.is_empty() {
             // Either order: "Smith, Robert" and "Bob Smith" meet here.
@@ -69,17 +76,33 @@ impl Profile {
             };
             keys.insert(format!("name:{a}|{b}"));
         }
-        let local = &self.email_local;
-        if local.chars().count() >= MIN_LOCAL && !self.email_domain.is_empty() {
-            let chars: Vec<char> = local.chars().collect();
-            let head: String = chars[..3].iter().collect();
-            let tail: String = chars[chars.len() - 3..].iter().collect();
-            keys.insert(format!("email:{}:{head}^", self.email_domain));
-            keys.insert(format!("email:{}:^{tail}", self.email_domain));
+        let chars: Vec<char> = self.email_local.chars().collect();
+        if (MIN_LOCAL..=MAX_LOCAL).contains(&chars.len()) && !self.email_domain.is_empty() {
+            let domain = &self.email_domain;
+            keys.insert(format!("email:{domain}:{}", self.email_local));
+            for (i, c) in chars.iter().enumerate() {
+                if !c.is_ascii_digit() {
+                    let without: String = chars[..i].iter().chain(&chars[i + 1..]).collect();
+                    keys.insert(format!("email:{domain}:{without}"));
+                }
+            }
         }
         keys
     }
 }
+
+/// A blocking key as stored: the first 8 bytes of its SHA-256. Stable across builds and versions
+/// (a key stored today must be found tomorrow); a rare collision only adds a candidate.
+fn hash(key: &str) -> i64 {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(key.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(first)
+}
+
+/// Local parts longer than this are not keyed: mailing-list and generated addresses.
+const MAX_LOCAL: usize = 40;
 
 /// Local parts shorter than this (`jo@`, `info@`…) are too short for one letter to mean a typo.
 const MIN_LOCAL: usize = 5;
@@ -331,6 +354,15 @@ mod tests {
         let other = person("jsmith@b.example", "John", "Smith", "B", "2000");
         assert!(shares_a_key(&john, &other));
         assert_eq!(review(&john, &other), None);
+    }
+
+    #[test]
+    fn mailboxes_numbered_apart_share_no_key() {
+        let a = person("person123@bench.example", "", "", "", "");
+        let b = person("person124@bench.example", "", "", "", "");
+        let c = person("person1234@bench.example", "", "", "", "");
+        assert!(!shares_a_key(&a, &b));
+        assert!(!shares_a_key(&a, &c));
     }
 
     #[test]

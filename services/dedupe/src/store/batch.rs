@@ -152,7 +152,9 @@ struct Batch {
     /// Records this batch created or changed → the index of the last event that did.
     touched: HashMap<Uuid, usize>,
     /// New near-duplicate blocking keys: (key, golden id, postcode).
-    near_keys: Vec<(String, Uuid, String)>,
+    near_keys: Vec<(i64, Uuid, String)>,
+    /// The blocking keys each loaded record had before the batch (`crate::near`).
+    near_stored: HashMap<Uuid, BTreeSet<i64>>,
 }
 
 struct ConflictRow {
@@ -349,6 +351,9 @@ async fn look_up(tx: &Transaction<'_>, events: &[Event<'_>]) -> Result<Batch, St
     let (rows, refs) = (rows?, refs?);
     for row in &rows {
         let golden = golden_from_row(row);
+        batch
+            .near_stored
+            .insert(golden.id, crate::near::Profile::of(&golden.contact).keys());
         batch.stored_keys.insert(
             golden.id,
             (golden.contact.email.clone(), golden.phone_key.clone()),
@@ -829,10 +834,7 @@ impl Batch {
                 .collect::<Vec<_>>(),
         );
         let near = (
-            self.near_keys
-                .iter()
-                .map(|k| k.0.as_str())
-                .collect::<Vec<_>>(),
+            self.near_keys.iter().map(|k| k.0).collect::<Vec<_>>(),
             self.near_keys.iter().map(|k| k.1).collect::<Vec<_>>(),
             self.near_keys
                 .iter()
@@ -847,7 +849,7 @@ impl Batch {
             ),
             tx.prepare_cached(
                 "INSERT INTO contact_near_keys (key, golden_id, postcode) \
-                 SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[]) \
+                 SELECT * FROM unnest($1::int8[], $2::uuid[], $3::text[]) \
                  ON CONFLICT (key, golden_id) DO UPDATE SET postcode = EXCLUDED.postcode"
             ),
         )?;

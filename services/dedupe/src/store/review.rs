@@ -20,7 +20,8 @@ const PER_KEY: i64 = 50;
 struct Touched {
     id: Uuid,
     profile: Profile,
-    keys: BTreeSet<String>,
+    /// Its blocking keys it did not have before the batch: only these can find a new candidate.
+    keys: BTreeSet<i64>,
     /// The last event of the batch that created or changed it.
     event: usize,
 }
@@ -45,7 +46,15 @@ pub(super) async fn near_duplicates(
             // The golden record keeps no address: the postcode is the touching event's.
             contact.address = events[*index].contact.address.clone();
             let profile = Profile::of(&contact);
-            let keys = profile.keys();
+            let mut keys = profile.keys();
+            if let Some(before) = batch.near_stored.get(id) {
+                keys.retain(|k| !before.contains(k));
+            }
+            // A change of anything but the name, email or company brings no new key: nothing to
+            // compare, nothing to store.
+            if keys.is_empty() {
+                return None;
+            }
             Some(Touched {
                 id: *id,
                 profile,
@@ -59,12 +68,12 @@ pub(super) async fn near_duplicates(
         for key in &t.keys {
             batch
                 .near_keys
-                .push((key.clone(), t.id, t.profile.postcode.clone()));
+                .push((*key, t.id, t.profile.postcode.clone()));
         }
     }
-    let wanted: Vec<&str> = touched
+    let wanted: Vec<i64> = touched
         .iter()
-        .flat_map(|t| t.keys.iter().map(String::as_str))
+        .flat_map(|t| t.keys.iter().copied())
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
@@ -76,14 +85,14 @@ pub(super) async fn near_duplicates(
     let rows = tx
         .query(
             "SELECT k.key, g.id, k.postcode, g.email, g.first_name, g.last_name, g.company_name \
-             FROM unnest($1::text[]) AS q(key) \
+             FROM unnest($1::int8[]) AS q(key) \
              CROSS JOIN LATERAL (SELECT key, golden_id, postcode FROM contact_near_keys \
                  WHERE key = q.key LIMIT $2) k \
              JOIN golden_contacts g ON g.id = k.golden_id AND g.merged_into IS NULL",
             &[&wanted, &PER_KEY],
         )
         .await?;
-    let mut candidates: HashMap<Uuid, (Profile, BTreeSet<String>)> = HashMap::new();
+    let mut candidates: HashMap<Uuid, (Profile, BTreeSet<i64>)> = HashMap::new();
     for row in &rows {
         let id: Uuid = row.get(1);
         let entry = candidates.entry(id).or_insert_with(|| {
@@ -112,10 +121,10 @@ pub(super) async fn near_duplicates(
         .flat_map(|c| [(c.golden_a, c.golden_b), (c.golden_b, c.golden_a)])
         .collect();
     // Who holds each key, so each contact meets only those it shares a key with.
-    let mut holders: HashMap<&str, BTreeSet<Uuid>> = HashMap::new();
+    let mut holders: HashMap<i64, BTreeSet<Uuid>> = HashMap::new();
     for (id, (_, keys)) in &candidates {
         for key in keys {
-            holders.entry(key.as_str()).or_default().insert(*id);
+            holders.entry(*key).or_default().insert(*id);
         }
     }
     let mut pairs: Vec<(Uuid, Uuid, usize, Vec<String>)> = Vec::new();
@@ -124,7 +133,7 @@ pub(super) async fn near_duplicates(
         let others: BTreeSet<Uuid> = t
             .keys
             .iter()
-            .filter_map(|key| holders.get(key.as_str()))
+            .filter_map(|key| holders.get(key))
             .flatten()
             .copied()
             .collect();
