@@ -323,7 +323,10 @@ flows:
             .and_then(|users| users.users.get(&service))
         {
             config.nats.user = Some(user.clone());
-            config.nats.password = Some(password.clone().into());
+            config.nats.password_env = Some(switchyard_chassis::config::SecretRef::resolved(
+                "NATS_PASSWORD",
+                password,
+            ));
         }
         if let Some(url) = self
             .database_roles

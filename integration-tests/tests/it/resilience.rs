@@ -97,7 +97,7 @@ async fn a_change_committed_but_not_published_is_delivered_after_restart() {
     pipeline.stop_service(Service::Dedupe).await;
     let pool = switchyard_chassis::db::connect(&DatabaseConfig {
         url: pipeline.database_url.clone().into(),
-        pool_size: 1,
+        pool_size: std::num::NonZeroUsize::new(1).expect("non-zero"),
         ca_file: None,
     })
     .await

@@ -58,7 +58,7 @@ pub async fn connect(config: &DatabaseConfig) -> Result<Pool, DbError> {
         Manager::from_config(pg, NoTls, manager_config)
     };
     let pool = Pool::builder(manager)
-        .max_size(config.pool_size)
+        .max_size(config.pool_size.get())
         .build()
         .map_err(|e| DbError::Connect(e.to_string()))?;
     retry::startup(|| async {
@@ -132,7 +132,7 @@ mod tests {
         };
         Some(DatabaseConfig {
             url: SecretString::from(format!("{base} {extra}")),
-            pool_size: 1,
+            pool_size: std::num::NonZeroUsize::new(1).expect("non-zero"),
             ca_file: None,
         })
     }
@@ -198,7 +198,7 @@ mod tests {
             .expect("test database");
         let config = DatabaseConfig {
             url: SecretString::from(url.clone()),
-            pool_size: 1,
+            pool_size: std::num::NonZeroUsize::new(1).expect("non-zero"),
             ca_file: None,
         };
         let pool = super::connect(&config).await.expect("pool");

@@ -62,10 +62,10 @@ impl Api {
                 DestinationKind::Quickbooks | DestinationKind::Xero => ClientAuth::Basic,
                 _ => ClientAuth::Form,
             },
-            client_id: config.client_id.clone(),
-            client_secret: config.client_secret.clone(),
-            refresh_token: config.refresh_token.clone(),
-            access_token: config.secret.clone(),
+            client_id: config.client_id().cloned(),
+            client_secret: config.client_secret().cloned(),
+            refresh_token: config.refresh_token().cloned(),
+            access_token: config.secret().cloned(),
             timeout: config.timeout,
             table: TOKENS,
         };
@@ -85,8 +85,8 @@ impl Api {
         prefix: &'static str,
     ) -> Result<Self, String> {
         let key = config
-            .secret
-            .clone()
+            .secret()
+            .cloned()
             .ok_or_else(|| format!("destination {}: API key not resolved", config.name))?;
         Self::with(
             config,

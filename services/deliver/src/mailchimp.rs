@@ -32,8 +32,8 @@ impl MailchimpDestination {
                 .clone()
                 .ok_or_else(|| format!("destination {}: list_id missing", config.name))?,
             api_key: config
-                .secret
-                .clone()
+                .secret()
+                .cloned()
                 .ok_or_else(|| format!("destination {}: API key not resolved", config.name))?,
             client,
         })

@@ -23,9 +23,7 @@ pub(crate) fn minimise(object: &mut Object, fields: &[String]) {
             clear("job_title", &mut c.job_title);
             clear("lifecycle_stage", &mut c.lifecycle_stage);
             minimise_consent(&mut c.consent, &keep);
-            if !keep("country") {
-                c.address = None;
-            }
+            minimise_address(&mut c.address, &keep);
         }
         Object::Lead(l) => {
             clear("email", &mut l.email);
@@ -129,6 +127,32 @@ pub(crate) fn minimise(object: &mut Object, fields: &[String]) {
                 i.deal = None;
             }
         }
+    }
+}
+
+/// The address parts a contract names flat (`country`, `postal_code`): only those named stay.
+fn minimise_address(
+    address: &mut Option<switchyard_proto::v1::Address>,
+    keep: &dyn Fn(&str) -> bool,
+) {
+    let (country, postal_code) = (keep("country"), keep("postal_code"));
+    match address {
+        Some(a) if country || postal_code => {
+            *a = switchyard_proto::v1::Address {
+                country: if country {
+                    std::mem::take(&mut a.country)
+                } else {
+                    String::new()
+                },
+                postal_code: if postal_code {
+                    std::mem::take(&mut a.postal_code)
+                } else {
+                    String::new()
+                },
+                ..Default::default()
+            };
+        }
+        _ => *address = None,
     }
 }
 

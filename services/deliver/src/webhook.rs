@@ -102,8 +102,7 @@ impl WebhookDestination {
     /// Builds the destination; the secret was resolved from the environment by the config loader.
     pub fn new(config: &DestinationConfig) -> Result<Self, String> {
         let secret = config
-            .secret
-            .as_ref()
+            .secret()
             .ok_or_else(|| format!("destination {}: secret not resolved", config.name))?;
         let key = SigningKey::from_secret(secret)
             .map_err(|e| format!("destination {}: {e}", config.name))?;

@@ -396,12 +396,7 @@ mod tests {
             &[("HOOK", "whsec_aG9vaw==")],
         )
         .expect("valid");
-        let secret = config
-            .monitor
-            .alerts
-            .webhook_secret
-            .as_ref()
-            .expect("resolved");
+        let secret = config.monitor.alerts.webhook_secret().expect("resolved");
         assert_eq!(secret.expose_secret(), "whsec_aG9vaw==");
         assert_eq!(
             config.flows[0].freshness_sla,

@@ -185,7 +185,7 @@ impl App {
         let alert_metrics = alerts::AlertMetrics::register(&mut runtime.registry);
         let wake = Arc::new(tokio::sync::Notify::new());
         let alerting = &config.monitor.alerts;
-        let sender = match (&alerting.webhook_url, &alerting.webhook_secret) {
+        let sender = match (&alerting.webhook_url, alerting.webhook_secret()) {
             (Some(url), Some(secret)) => {
                 let key = SigningKey::from_secret(secret)
                     .map_err(|e| Error::Other(format!("monitor.alerts.webhook_secret_env: {e}")))?;
@@ -252,10 +252,10 @@ impl App {
             contracts_dir: config.transform.contracts_dir.clone(),
         };
         let auth = admin::Auth::new(
-            config.monitor.read_token.clone(),
-            config.monitor.operator_token.clone(),
+            config.monitor.read_token().cloned(),
+            config.monitor.operator_token().cloned(),
         );
-        if config.monitor.read_token.is_none() && config.monitor.operator_token.is_none() {
+        if config.monitor.read_token().is_none() && config.monitor.operator_token().is_none() {
             tracing::warn!(
                 "no admin tokens configured (monitor.read_token_env, monitor.operator_token_env); the admin API refuses every call"
             );

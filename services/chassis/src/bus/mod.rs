@@ -95,8 +95,7 @@ async fn connect_options(
     }
     if let Some(user) = &config.user {
         let password = config
-            .password
-            .as_ref()
+            .password()
             .map(|p| p.expose_secret().to_owned())
             .unwrap_or_default();
         options = options.user_and_password(user.clone(), password);

@@ -6,6 +6,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde::Deserialize;
 
+use super::secrets::{self, SecretRef};
 use super::*;
 
 /// Kinds of destinations deliver can write to.
@@ -88,11 +89,11 @@ pub struct DestinationConfig {
     pub kind: DestinationKind,
     /// The webhook endpoint, or the vendor's API base (see [`DestinationConfig::base_url`]).
     #[serde(default)]
-    pub url: String,
+    pub url: Option<HttpUrl>,
     /// Environment variable holding the signing secret (`whsec_…`), the API key, or a static
     /// bearer token.
     #[serde(default)]
-    pub secret_env: Option<String>,
+    pub secret_env: Option<SecretRef>,
     #[serde(with = "humantime_serde", default = "default_timeout")]
     pub timeout: Duration,
     /// Mailchimp: the audience (list) id.
@@ -109,13 +110,13 @@ pub struct DestinationConfig {
     /// variables holding the client id, client secret and first refresh token (a rotated one is
     /// kept in deliver's database and wins).
     #[serde(default)]
-    pub token_url: Option<String>,
+    pub token_url: Option<HttpUrl>,
     #[serde(default)]
-    pub client_id_env: Option<String>,
+    pub client_id_env: Option<SecretRef>,
     #[serde(default)]
-    pub client_secret_env: Option<String>,
+    pub client_secret_env: Option<SecretRef>,
     #[serde(default)]
-    pub refresh_token_env: Option<String>,
+    pub refresh_token_env: Option<SecretRef>,
     /// The configured source whose record ids are this destination's ids (the same HubSpot
     /// portal, Stripe account…): a golden record's crosswalk id from it is updated in place.
     #[serde(default)]
@@ -162,32 +163,45 @@ pub struct DestinationConfig {
     /// carried here so every connector's token manager gets it without new parameters).
     #[serde(skip)]
     pub refresh_observer: Option<std::sync::Arc<dyn crate::oauth::RefreshObserver>>,
-    #[serde(skip)]
-    pub secret: Option<SecretString>,
-    #[serde(skip)]
-    pub client_id: Option<SecretString>,
-    #[serde(skip)]
-    pub client_secret: Option<SecretString>,
-    #[serde(skip)]
-    pub refresh_token: Option<SecretString>,
 }
 
 impl DestinationConfig {
     /// The endpoint or API base to write to: `url`, else the vendor's.
     pub fn base_url(&self) -> &str {
-        if self.url.is_empty() {
-            self.kind.default_url().unwrap_or_default()
-        } else {
-            &self.url
-        }
+        self.url
+            .as_ref()
+            .map(HttpUrl::as_str)
+            .or(self.kind.default_url())
+            .unwrap_or_default()
     }
 
     /// The OAuth2 token endpoint.
     pub fn token_url(&self) -> &str {
         self.token_url
-            .as_deref()
+            .as_ref()
+            .map(HttpUrl::as_str)
             .or(self.kind.default_token_url())
             .unwrap_or_default()
+    }
+
+    /// The signing secret, API key or static bearer token, once resolved.
+    pub fn secret(&self) -> Option<&SecretString> {
+        secrets::value(&self.secret_env)
+    }
+
+    /// The OAuth2 client id, once resolved.
+    pub fn client_id(&self) -> Option<&SecretString> {
+        secrets::value(&self.client_id_env)
+    }
+
+    /// The OAuth2 client secret, once resolved.
+    pub fn client_secret(&self) -> Option<&SecretString> {
+        secrets::value(&self.client_secret_env)
+    }
+
+    /// The first OAuth2 refresh token, once resolved.
+    pub fn refresh_token(&self) -> Option<&SecretString> {
+        secrets::value(&self.refresh_token_env)
     }
 
     /// Whether OAuth2 refresh is configured (client id, client secret and refresh token).

@@ -32,77 +32,38 @@ impl ObjectType {
         }
     }
 
-    /// The object's canonical fields, as its contract names them: what a flow's `fields` may
-    /// list.
-    pub fn fields(self) -> &'static [&'static str] {
-        match self {
-            Self::Lead => &[
-                "email",
-                "phone",
-                "first_name",
-                "last_name",
-                "company_name",
-                "lead_source",
-                "status",
-                "marketing_consent",
-                "consent_source",
-            ],
-            Self::Contact => &[
-                "email",
-                "phone",
-                "first_name",
-                "last_name",
-                "company_name",
-                "job_title",
-                "lifecycle_stage",
-                "marketing_consent",
-                "consent_source",
-                "country",
-            ],
-            Self::Company => &["name", "domain", "tax_id", "industry", "country"],
-            Self::Product => &[
-                "sku",
-                "name",
-                "description",
-                "unit_price",
-                "active",
-                "tax_rate_bp",
-            ],
-            Self::Deal => &[
-                "name",
-                "stage",
-                "amount",
-                "close_date",
-                "line_items",
-                "contact_id",
-                "company_id",
-            ],
-            Self::Order => &[
-                "order_number",
-                "status",
-                "total",
-                "subtotal",
-                "tax",
-                "placed_at",
-                "line_items",
-                "customer_id",
-            ],
-            Self::Invoice => &[
-                "invoice_number",
-                "status",
-                "total",
-                "amount_paid",
-                "issued_at",
-                "due_at",
-                "subtotal",
-                "tax",
-                "line_items",
-                "customer_id",
-                "deal_id",
-            ],
-        }
+    /// The object's canonical fields, as its newest built-in contract names them: what a flow's
+    /// `fields` may list.
+    pub fn fields(self) -> &'static [String] {
+        static FIELDS: std::sync::OnceLock<BTreeMap<&'static str, Vec<String>>> =
+            std::sync::OnceLock::new();
+        let all = FIELDS.get_or_init(|| {
+            let mut newest: BTreeMap<&'static str, (u32, Vec<String>)> = BTreeMap::new();
+            for contract in switchyard_proto::contracts::built_in().unwrap_or_default() {
+                let Some(object) = OBJECTS.iter().find(|o| o.as_str() == contract.object) else {
+                    continue;
+                };
+                let entry = newest.entry(object.as_str()).or_default();
+                if contract.version >= entry.0 {
+                    *entry = (contract.version, contract.fields.into_keys().collect());
+                }
+            }
+            newest.into_iter().map(|(k, (_, f))| (k, f)).collect()
+        });
+        all.get(self.as_str()).map_or(&[], Vec::as_slice)
     }
 }
+
+/// Every object type.
+const OBJECTS: [ObjectType; 7] = [
+    ObjectType::Lead,
+    ObjectType::Contact,
+    ObjectType::Company,
+    ObjectType::Product,
+    ObjectType::Deal,
+    ObjectType::Order,
+    ObjectType::Invoice,
+];
 
 /// Which golden-record changes trigger a flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

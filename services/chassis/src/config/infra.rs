@@ -6,6 +6,8 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde::Deserialize;
 
+use super::secrets::{self, SecretRef};
+
 /// NATS JetStream connection and stream settings.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -31,15 +33,20 @@ pub struct NatsConfig {
     /// User name for user/password authentication; overridden by `NATS_USER`. Each service should
     /// have its own (see `bus::permissions`), so deployments set it per service in the environment.
     pub user: Option<String>,
-    /// Name of the environment variable holding the password (`NATS_PASSWORD` always wins).
-    pub password_env: Option<String>,
-    /// The password, resolved from the environment at load time; never in the file.
-    #[serde(skip)]
-    pub password: Option<SecretString>,
+    /// The environment variable holding the password (`NATS_PASSWORD` always wins); never the
+    /// password itself.
+    pub password_env: Option<SecretRef>,
     /// A NATS `.creds` file (JWT + NKey seed), for servers run in decentralised (operator) mode.
     pub creds_file: Option<PathBuf>,
     /// TLS towards the server.
     pub tls: NatsTlsConfig,
+}
+
+impl NatsConfig {
+    /// The password, resolved from the environment at load time.
+    pub fn password(&self) -> Option<&SecretString> {
+        secrets::value(&self.password_env)
+    }
 }
 
 /// TLS settings for the NATS connection. A `tls://` URL or `required: true` insists on TLS.
@@ -68,7 +75,6 @@ impl Default for NatsConfig {
             storage: StorageKind::File,
             user: None,
             password_env: None,
-            password: None,
             creds_file: None,
             tls: NatsTlsConfig::default(),
         }
@@ -91,7 +97,7 @@ pub struct DatabaseConfig {
     /// `sslmode=require` in it turns TLS on (see `ca_file`); `disable`/`prefer` leave it off.
     #[serde(deserialize_with = "de_secret")]
     pub url: SecretString,
-    pub pool_size: usize,
+    pub pool_size: std::num::NonZeroUsize,
     /// With `sslmode=require`: the CA that signed the server's certificate. Then the certificate
     /// and host name are verified; without it the connection is encrypted but the server is not
     /// authenticated (libpq's `require`).
@@ -102,7 +108,7 @@ impl Default for DatabaseConfig {
     fn default() -> Self {
         Self {
             url: SecretString::from("host=127.0.0.1 user=postgres dbname=switchyard"),
-            pool_size: 16,
+            pool_size: std::num::NonZeroUsize::new(16).unwrap_or(std::num::NonZeroUsize::MIN),
             ca_file: None,
         }
     }

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use secrecy::SecretString;
 
+use super::secrets::SecretRef;
 use super::*;
 
 /// Which secrets a process needs. Each service resolves only its own, so a deployed transform
@@ -58,8 +59,19 @@ impl Config {
 
     /// Like [`Config::from_yaml`], resolving only the secrets `scope` needs.
     pub fn from_yaml_for(text: &str, env: &Env, scope: Scope) -> Result<Self, ConfigError> {
-        let mut config: Config =
-            serde_yaml_ng::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        // A value of the wrong type or form is refused with its path (`destinations[0].url`).
+        let mut config: Config = serde_path_to_error::deserialize(
+            serde_yaml_ng::Deserializer::from_str(text),
+        )
+        .map_err(|e| {
+            // The YAML error may name a shorter path of its own: the full one leads.
+            let (path, inner) = (e.path().to_string(), e.inner().to_string());
+            let message = inner
+                .split_once(": ")
+                .filter(|(prefix, _)| path.starts_with(prefix))
+                .map_or(inner.as_str(), |(_, rest)| rest);
+            ConfigError::Parse(format!("{path}: {message}"))
+        })?;
         config.apply_env(env, scope)?;
         Ok(config)
     }
@@ -73,19 +85,13 @@ impl Config {
         }
         let mut problems = Vec::new();
         // The password never comes from the file: `NATS_PASSWORD`, else the variable it names.
-        self.nats.password = match (env.get("NATS_PASSWORD"), &self.nats.password_env) {
-            (Some(password), _) => Some(SecretString::from(password.to_owned())),
-            (None, Some(var)) => match env.get(var) {
-                Some(password) => Some(SecretString::from(password.to_owned())),
-                None => {
-                    problems.push(format!(
-                        "nats.password_env: environment variable {var} is not set"
-                    ));
-                    None
-                }
-            },
-            (None, None) => None,
-        };
+        match (env.get("NATS_PASSWORD"), self.nats.password_env.as_mut()) {
+            (Some(password), _) => {
+                self.nats.password_env = Some(SecretRef::resolved("NATS_PASSWORD", password));
+            }
+            (None, Some(secret)) => secret.resolve(env, "nats.password_env", true, &mut problems),
+            (None, None) => {}
+        }
         if let Some(url) = env.get("DATABASE_URL") {
             self.database.url = SecretString::from(url.to_owned());
         }
@@ -98,102 +104,63 @@ impl Config {
         if let Some(filter) = env.get("RUST_LOG") {
             self.telemetry.log_filter = filter.to_owned();
         }
+        // Each process resolves only the secrets its scope needs.
+        let mut resolve = |secret: &mut Option<SecretRef>, field: String, wanted: bool| {
+            if let Some(secret) = secret.as_mut() {
+                secret.resolve(env, &field, wanted, &mut problems);
+            }
+        };
         for (i, source) in self.sources.iter_mut().enumerate() {
-            source.secrets.clear();
             if let Some(api) = source.api.as_mut() {
-                for (field, var, slot) in [
-                    ("client_id_env", &api.client_id_env, &mut api.client_id),
-                    (
-                        "client_secret_env",
-                        &api.client_secret_env,
-                        &mut api.client_secret,
-                    ),
-                    (
-                        "refresh_token_env",
-                        &api.refresh_token_env,
-                        &mut api.refresh_token,
-                    ),
-                    (
-                        "access_token_env",
-                        &api.access_token_env,
-                        &mut api.access_token,
-                    ),
+                for (name, secret) in [
+                    ("client_id_env", &mut api.client_id_env),
+                    ("client_secret_env", &mut api.client_secret_env),
+                    ("refresh_token_env", &mut api.refresh_token_env),
+                    ("access_token_env", &mut api.access_token_env),
                 ] {
-                    *slot = None;
-                    let Some(var) = var.as_ref().filter(|_| scope.source_apis()) else {
-                        continue;
-                    };
-                    match env.get(var) {
-                        Some(value) => *slot = Some(SecretString::from(value.to_owned())),
-                        None => problems.push(format!(
-                            "sources[{i}].api.{field}: environment variable {var} is not set"
-                        )),
-                    }
-                }
-            }
-            if !scope.sources() {
-                continue;
-            }
-            for (j, var) in source.secret_env.iter().enumerate() {
-                match env.get(var) {
-                    Some(value) => source.secrets.push(SecretString::from(value.to_owned())),
-                    None => problems.push(format!(
-                        "sources[{i}].secret_env[{j}]: environment variable {var} is not set"
-                    )),
+                    resolve(
+                        secret,
+                        format!("sources[{i}].api.{name}"),
+                        scope.source_apis(),
+                    );
                 }
             }
         }
         for (i, dest) in self.destinations.iter_mut().enumerate() {
-            for (field, var, slot) in [
-                ("secret_env", &dest.secret_env, &mut dest.secret),
-                ("client_id_env", &dest.client_id_env, &mut dest.client_id),
-                (
-                    "client_secret_env",
-                    &dest.client_secret_env,
-                    &mut dest.client_secret,
-                ),
-                (
-                    "refresh_token_env",
-                    &dest.refresh_token_env,
-                    &mut dest.refresh_token,
-                ),
+            for (name, secret) in [
+                ("secret_env", &mut dest.secret_env),
+                ("client_id_env", &mut dest.client_id_env),
+                ("client_secret_env", &mut dest.client_secret_env),
+                ("refresh_token_env", &mut dest.refresh_token_env),
             ] {
-                *slot = None;
-                let Some(var) = var.as_ref().filter(|_| scope.destinations()) else {
-                    continue;
-                };
-                match env.get(var) {
-                    Some(value) => *slot = Some(SecretString::from(value.to_owned())),
-                    None => problems.push(format!(
-                        "destinations[{i}].{field}: environment variable {var} is not set"
-                    )),
-                }
+                resolve(
+                    secret,
+                    format!("destinations[{i}].{name}"),
+                    scope.destinations(),
+                );
             }
         }
-        for (field, var, slot) in [
-            (
-                "monitor.read_token_env",
-                &self.monitor.read_token_env,
-                &mut self.monitor.read_token,
-            ),
+        for (field, secret) in [
+            ("monitor.read_token_env", &mut self.monitor.read_token_env),
             (
                 "monitor.operator_token_env",
-                &self.monitor.operator_token_env,
-                &mut self.monitor.operator_token,
+                &mut self.monitor.operator_token_env,
             ),
             (
                 "monitor.alerts.webhook_secret_env",
-                &self.monitor.alerts.webhook_secret_env,
-                &mut self.monitor.alerts.webhook_secret,
+                &mut self.monitor.alerts.webhook_secret_env,
             ),
         ] {
-            if let Some(var) = var.as_ref().filter(|_| scope.admin_tokens()) {
-                match env.get(var) {
-                    Some(value) => *slot = Some(SecretString::from(value.to_owned())),
-                    None => {
-                        problems.push(format!("{field}: environment variable {var} is not set"))
-                    }
-                }
+            resolve(secret, field.to_owned(), scope.admin_tokens());
+        }
+        for (i, source) in self.sources.iter_mut().enumerate() {
+            for (j, secret) in source.secret_env.iter_mut().enumerate() {
+                secret.resolve(
+                    env,
+                    &format!("sources[{i}].secret_env[{j}]"),
+                    scope.sources(),
+                    &mut problems,
+                );
             }
         }
         if let Some(var) = &self.monitor.alerts.webhook_url_env {

@@ -11,8 +11,10 @@ mod flows;
 mod infra;
 mod load;
 mod monitor;
+mod secrets;
 mod services;
 mod sources;
+mod types;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -24,8 +26,10 @@ pub use flows::*;
 pub use infra::*;
 pub use load::Scope;
 pub use monitor::*;
+pub use secrets::SecretRef;
 pub use services::*;
 pub use sources::*;
+pub use types::HttpUrl;
 
 /// Environment variables the loader looks at (a snapshot, see [`Env::from_process`]).
 #[derive(Debug, Clone, Default)]

@@ -6,6 +6,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde::Deserialize;
 
+use super::secrets::{self, SecretRef};
 use super::*;
 
 /// Monitor: health, and the admin API behind the `switchyard` CLI.
@@ -18,13 +19,10 @@ pub struct MonitorConfig {
     /// The HTML dashboard (same tokens as the admin API); not served when unset.
     pub dashboard_listen: Option<SocketAddr>,
     /// Environment variable holding the bearer token for read-only admin access.
-    pub read_token_env: Option<String>,
+    pub read_token_env: Option<SecretRef>,
     /// Environment variable holding the bearer token for operators (replay, and every read).
-    pub operator_token_env: Option<String>,
-    #[serde(skip)]
-    pub read_token: Option<SecretString>,
-    #[serde(skip)]
-    pub operator_token: Option<SecretString>,
+    pub operator_token_env: Option<SecretRef>,
+
     /// Volume buckets, baselines, alert rules and the daily report.
     pub alerts: AlertsConfig,
     /// How long flow and source volume buckets are kept. Must exceed the hour-of-week
@@ -56,8 +54,6 @@ impl Default for MonitorConfig {
             dashboard_listen: None,
             read_token_env: None,
             operator_token_env: None,
-            read_token: None,
-            operator_token: None,
             alerts: AlertsConfig::default(),
             bucket_retention: Duration::from_secs(90 * 24 * 3600),
             report_retention: None,
@@ -140,9 +136,8 @@ pub struct AlertsConfig {
     /// credential in itself, so deployments keep it in a Secret); wins over `webhook_url`.
     pub webhook_url_env: Option<String>,
     /// Environment variable holding the `whsec_…` secret the webhook is signed with.
-    pub webhook_secret_env: Option<String>,
-    #[serde(skip)]
-    pub webhook_secret: Option<SecretString>,
+    pub webhook_secret_env: Option<SecretRef>,
+
     /// Per webhook request.
     #[serde(with = "humantime_serde")]
     pub webhook_timeout: Duration,
@@ -166,7 +161,6 @@ impl Default for AlertsConfig {
             webhook_url: None,
             webhook_url_env: None,
             webhook_secret_env: None,
-            webhook_secret: None,
             webhook_timeout: Duration::from_secs(10),
             report_at: "08:00".to_owned(),
             report_every: None,
@@ -230,5 +224,24 @@ impl AlertsConfig {
             );
         }
         problems
+    }
+}
+
+impl MonitorConfig {
+    /// The read-only admin token, once resolved.
+    pub fn read_token(&self) -> Option<&SecretString> {
+        secrets::value(&self.read_token_env)
+    }
+
+    /// The operator admin token, once resolved.
+    pub fn operator_token(&self) -> Option<&SecretString> {
+        secrets::value(&self.operator_token_env)
+    }
+}
+
+impl AlertsConfig {
+    /// The alert webhook's signing secret, once resolved.
+    pub fn webhook_secret(&self) -> Option<&SecretString> {
+        secrets::value(&self.webhook_secret_env)
     }
 }

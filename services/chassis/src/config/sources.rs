@@ -5,6 +5,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde::Deserialize;
 
+use super::secrets::{self, SecretRef};
 use super::*;
 
 /// Kinds of webhook senders ingest understands; each verifies as its vendor documents.
@@ -91,11 +92,11 @@ pub struct SourceConfig {
     /// Names of environment variables that hold the signing secrets (for Mailchimp: the URL
     /// token). Two may be live at once so a secret can be rotated without downtime.
     #[serde(default)]
-    pub secret_env: Vec<String>,
+    pub secret_env: Vec<SecretRef>,
     /// HubSpot: the URL HubSpot calls, as configured in the app (part of the v3 signature).
     /// Without it the URL is rebuilt from `X-Forwarded-Proto`/`Host` and the request path.
     #[serde(default)]
-    pub public_url: Option<String>,
+    pub public_url: Option<HttpUrl>,
     /// Salesforce: the 18-character id of the organisation whose outbound messages are accepted.
     #[serde(default)]
     pub organization_id: Option<String>,
@@ -105,9 +106,6 @@ pub struct SourceConfig {
     /// HubSpot, QuickBooks and Xero: how transform reads the records their thin events point at.
     #[serde(default)]
     pub api: Option<SourceApiConfig>,
-    /// The secrets, resolved from the environment at load time.
-    #[serde(skip)]
-    pub secrets: Vec<SecretString>,
 }
 
 /// A source's API, which transform reads records from (thin events carry only ids). Either a
@@ -119,43 +117,35 @@ pub struct SourceConfig {
 pub struct SourceApiConfig {
     /// The API host; the vendor's real one by default (see [`SourceKind::default_api_base_url`]).
     #[serde(default)]
-    pub base_url: Option<String>,
+    pub base_url: Option<HttpUrl>,
     /// The OAuth2 token endpoint; the vendor's by default.
     #[serde(default)]
-    pub token_url: Option<String>,
+    pub token_url: Option<HttpUrl>,
     /// Names of the environment variables holding the OAuth2 client id, client secret and the
     /// first refresh token (a newer, rotated one is kept in transform's database and wins).
     #[serde(default)]
-    pub client_id_env: Option<String>,
+    pub client_id_env: Option<SecretRef>,
     #[serde(default)]
-    pub client_secret_env: Option<String>,
+    pub client_secret_env: Option<SecretRef>,
     #[serde(default)]
-    pub refresh_token_env: Option<String>,
+    pub refresh_token_env: Option<SecretRef>,
     /// Name of the environment variable holding a bearer token to use as is.
     #[serde(default)]
-    pub access_token_env: Option<String>,
+    pub access_token_env: Option<SecretRef>,
     /// Reads per second (a token bucket); defaults match the vendor's published quota.
     #[serde(default)]
     pub rate_per_second: Option<u32>,
     /// Per request, token refreshes included.
     #[serde(with = "humantime_serde", default = "default_timeout")]
     pub timeout: Duration,
-    /// The credentials, resolved from the environment at load time (transform only).
-    #[serde(skip)]
-    pub client_id: Option<SecretString>,
-    #[serde(skip)]
-    pub client_secret: Option<SecretString>,
-    #[serde(skip)]
-    pub refresh_token: Option<SecretString>,
-    #[serde(skip)]
-    pub access_token: Option<SecretString>,
 }
 
 impl SourceApiConfig {
     /// The API host to read from.
     pub fn base_url(&self, kind: SourceKind) -> &str {
         self.base_url
-            .as_deref()
+            .as_ref()
+            .map(HttpUrl::as_str)
             .or(kind.default_api_base_url())
             .unwrap_or_default()
     }
@@ -163,7 +153,8 @@ impl SourceApiConfig {
     /// The OAuth2 token endpoint.
     pub fn token_url(&self, kind: SourceKind) -> &str {
         self.token_url
-            .as_deref()
+            .as_ref()
+            .map(HttpUrl::as_str)
             .or(kind.default_token_url())
             .unwrap_or_default()
     }
@@ -185,4 +176,36 @@ impl SourceApiConfig {
 
 pub(super) fn default_tolerance() -> Duration {
     Duration::from_secs(300)
+}
+
+impl SourceConfig {
+    /// The webhook secrets, once resolved (several while one is rotated).
+    pub fn secrets(&self) -> Vec<&SecretString> {
+        self.secret_env
+            .iter()
+            .filter_map(SecretRef::value)
+            .collect()
+    }
+}
+
+impl SourceApiConfig {
+    /// The OAuth2 client id, once resolved.
+    pub fn client_id(&self) -> Option<&SecretString> {
+        secrets::value(&self.client_id_env)
+    }
+
+    /// The OAuth2 client secret, once resolved.
+    pub fn client_secret(&self) -> Option<&SecretString> {
+        secrets::value(&self.client_secret_env)
+    }
+
+    /// The first OAuth2 refresh token, once resolved.
+    pub fn refresh_token(&self) -> Option<&SecretString> {
+        secrets::value(&self.refresh_token_env)
+    }
+
+    /// The static bearer token, once resolved.
+    pub fn access_token(&self) -> Option<&SecretString> {
+        secrets::value(&self.access_token_env)
+    }
 }

@@ -34,9 +34,9 @@ fn env() -> Env {
 fn environment_overrides_the_file_and_resolves_secrets() {
     let config = Config::from_yaml(YAML, &env()).expect("valid config");
     assert_eq!(config.nats.url, "nats://127.0.0.1:4999");
-    assert_eq!(config.sources[0].secrets.len(), 1);
+    assert_eq!(config.sources[0].secrets().len(), 1);
     assert_eq!(
-        config.sources[0].secrets[0].expose_secret(),
+        config.sources[0].secrets()[0].expose_secret(),
         "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
     );
     assert_eq!(config.flows[0].on, vec![Trigger::Created, Trigger::Updated]);
@@ -102,11 +102,11 @@ fn each_service_resolves_only_its_own_secrets() {
     let env = Env::from_pairs([("DEMO_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")]);
     let ingest =
         Config::from_yaml_for(YAML, &env, Scope::Ingest).expect("ingest needs no sink secret");
-    assert_eq!(ingest.sources[0].secrets.len(), 1);
+    assert_eq!(ingest.sources[0].secrets().len(), 1);
     let transform =
         Config::from_yaml_for(YAML, &env, Scope::Transform).expect("transform needs none");
     assert!(
-        transform.sources[0].secrets.is_empty(),
+        transform.sources[0].secrets().is_empty(),
         "transform never holds webhook secrets"
     );
     let err =
@@ -145,14 +145,17 @@ destinations:"#,
         .source("crm")
         .and_then(|s| s.api.as_ref())
         .expect("api");
-    assert!(crm.access_token.is_none(), "ingest never holds API tokens");
+    assert!(
+        crm.access_token().is_none(),
+        "ingest never holds API tokens"
+    );
     let transform = Config::from_yaml_for(&yaml, &Env::from_pairs(api), Scope::Transform)
         .expect("transform needs no webhook secrets");
-    assert!(transform.sources.iter().all(|s| s.secrets.is_empty()));
+    assert!(transform.sources.iter().all(|s| s.secrets().is_empty()));
     let crm = transform.source("crm").expect("crm");
     let crm_api = crm.api.as_ref().expect("api");
     assert_eq!(
-        crm_api.access_token.as_ref().map(|t| t.expose_secret()),
+        crm_api.access_token().map(|t| t.expose_secret()),
         Some("pat-na1-test")
     );
     assert_eq!(crm_api.base_url(crm.kind), "https://api.hubapi.com");
@@ -189,7 +192,7 @@ fn only_thin_sources_take_an_api_block_and_it_must_say_how_to_authenticate() {
     );
     let half = YAML.replace(
             "kind: standard-webhooks\n    secret_env: [DEMO_SECRET]",
-            "kind: xero\n    secret_env: [DEMO_SECRET]\n    api: { client_id_env: DEMO_SECRET, rate_per_second: 0, base_url: api.xero.com }",
+            "kind: xero\n    secret_env: [DEMO_SECRET]\n    api: { client_id_env: DEMO_SECRET, rate_per_second: 0 }",
         );
     let err = Config::from_yaml(&half, &env()).expect_err("half an OAuth2 setup");
     let text = err.to_string();
@@ -198,8 +201,13 @@ fn only_thin_sources_take_an_api_block_and_it_must_say_how_to_authenticate() {
         "{text}"
     );
     assert!(text.contains("sources[0].api.rate_per_second"), "{text}");
+    // A URL that is not one is refused as it is read, with its path.
+    let hostless = half.replace("rate_per_second: 0", "base_url: api.xero.com");
+    let text = Config::from_yaml(&hostless, &env())
+        .expect_err("not a URL")
+        .to_string();
     assert!(
-        text.contains("sources[0].api.base_url: must start with http"),
+        text.contains("sources[0].api.base_url: \"api.xero.com\" is not a URL"),
         "{text}"
     );
 }
@@ -238,7 +246,7 @@ flows:"#,
     let books = deliver.destination("books").expect("books");
     assert!(books.refreshes());
     assert_eq!(
-        books.refresh_token.as_ref().map(|t| t.expose_secret()),
+        books.refresh_token().map(|t| t.expose_secret()),
         Some("refresh-1")
     );
     assert_eq!(books.base_url(), "https://quickbooks.api.intuit.com");
@@ -262,7 +270,7 @@ flows:"#,
         transform
             .destinations
             .iter()
-            .all(|d| d.secret.is_none() && d.refresh_token.is_none()),
+            .all(|d| d.secret().is_none() && d.refresh_token().is_none()),
         "only deliver holds destination credentials"
     );
 
@@ -397,7 +405,7 @@ fn nats_credentials_come_from_the_environment() {
     let config = Config::from_yaml(&yaml, &Env::from_pairs(pairs.clone())).expect("valid");
     assert_eq!(config.nats.user.as_deref(), Some("from-file"));
     assert_eq!(
-        config.nats.password.as_ref().map(|p| p.expose_secret()),
+        config.nats.password().map(|p| p.expose_secret()),
         Some("pw-from-named-var")
     );
     assert!(config.nats.tls.required);
@@ -408,7 +416,7 @@ fn nats_credentials_come_from_the_environment() {
     let config = Config::from_yaml(&yaml, &Env::from_pairs(pairs)).expect("valid");
     assert_eq!(config.nats.user.as_deref(), Some("ingest"));
     assert_eq!(
-        config.nats.password.as_ref().map(|p| p.expose_secret()),
+        config.nats.password().map(|p| p.expose_secret()),
         Some("pw-ingest")
     );
 
@@ -421,4 +429,46 @@ fn nats_credentials_come_from_the_environment() {
     let half_tls = format!("{YAML}\nnats: {{ tls: {{ cert_file: /c.pem }} }}\n");
     let err = Config::from_yaml(&half_tls, &env()).expect_err("cert without key");
     assert!(err.to_string().contains("nats.tls"), "{err}");
+}
+
+#[test]
+fn values_of_the_wrong_form_are_refused_as_they_are_read_with_their_path() {
+    for (from, to, path) in [
+        (
+            "url: http://127.0.0.1:9000/hook",
+            "url: 127.0.0.1:9000/hook",
+            "destinations[0].url:",
+        ),
+        (
+            "prefix: t1",
+            "prefix: t1\ndatabase: { pool_size: 0 }",
+            "database.pool_size:",
+        ),
+    ] {
+        let yaml = YAML.replace(from, to);
+        let text = Config::from_yaml(&yaml, &env())
+            .expect_err("refused")
+            .to_string();
+        assert!(text.contains(path), "{path} in {text}");
+    }
+}
+
+#[test]
+fn secrets_are_named_by_their_variable_and_never_printed() {
+    let config = Config::from_yaml(YAML, &env()).expect("valid");
+    let sink = &config.destinations[0];
+    assert_eq!(
+        sink.secret_env.as_ref().map(SecretRef::var),
+        Some("SINK_SECRET")
+    );
+    assert!(sink.secret().is_some(), "resolved for Scope::All");
+    let printed = format!("{config:?}");
+    assert!(
+        printed.contains("SecretRef(SINK_SECRET, resolved)"),
+        "{printed}"
+    );
+    assert!(
+        !printed.contains("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+        "{printed}"
+    );
 }

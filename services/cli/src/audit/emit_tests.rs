@@ -91,7 +91,7 @@ fn the_example_pilots_become_a_valid_config() {
         config
             .destinations
             .iter()
-            .all(|d| d.url.starts_with("https://replace-me.invalid/"))
+            .all(|d| d.base_url().starts_with("https://replace-me.invalid/"))
     );
     assert_eq!(emitted.secret_envs.len(), 4);
     assert!(emitted.checklist.contains("## order"));

@@ -13,7 +13,7 @@ pub(crate) async fn database() -> (Pool, String) {
         .expect("test database");
     let pool = switchyard_chassis::db::connect(&DatabaseConfig {
         url: url.clone().into(),
-        pool_size: 2,
+        pool_size: std::num::NonZeroUsize::new(2).expect("non-zero"),
         ca_file: None,
     })
     .await

@@ -89,8 +89,8 @@ impl Source {
     pub fn new(config: &SourceConfig) -> Result<Self, String> {
         let whsec = if config.kind == SourceKind::StandardWebhooks {
             config
-                .secrets
-                .iter()
+                .secrets()
+                .into_iter()
                 .map(SigningKey::from_secret)
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| format!("sources: {}: {e}", config.name))?
@@ -100,10 +100,10 @@ impl Source {
         Ok(Self {
             name: config.name.clone(),
             kind: config.kind,
-            secrets: config.secrets.clone(),
+            secrets: config.secrets().into_iter().cloned().collect(),
             whsec,
             tolerance_ms: i64::try_from(config.tolerance.as_millis()).unwrap_or(300_000),
-            public_url: config.public_url.clone(),
+            public_url: config.public_url.as_ref().map(|u| u.as_str().to_owned()),
             organization_id: config.organization_id.clone(),
         })
     }

@@ -9,7 +9,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use hmac::{KeyInit, Mac};
 use proptest::prelude::*;
 use secrecy::SecretString;
-use switchyard_chassis::config::{SourceConfig, SourceKind};
+use switchyard_chassis::config::{SecretRef, SourceConfig, SourceKind};
 
 use super::{HmacSha256, Incoming, Parsed, Reply, Source};
 use crate::IngestError;
@@ -26,12 +26,12 @@ fn source(kind: SourceKind, secrets: &[&str]) -> Source {
     let config = SourceConfig {
         name: "s".to_owned(),
         kind,
-        secret_env: vec!["X".to_owned()],
-        tolerance: Duration::from_secs(300),
-        secrets: secrets
+        secret_env: secrets
             .iter()
-            .map(|s| SecretString::from((*s).to_owned()))
+            .enumerate()
+            .map(|(i, s)| SecretRef::resolved(&format!("SECRET_{i}"), s))
             .collect(),
+        tolerance: Duration::from_secs(300),
         public_url: None,
         organization_id: Some("00D000000000062EAA".to_owned()),
         api: None,

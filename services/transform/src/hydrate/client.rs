@@ -80,10 +80,10 @@ impl Client {
             } else {
                 ClientAuth::Basic
             },
-            client_id: config.client_id.clone(),
-            client_secret: config.client_secret.clone(),
-            refresh_token: config.refresh_token.clone(),
-            access_token: config.access_token.clone(),
+            client_id: config.client_id().cloned(),
+            client_secret: config.client_secret().cloned(),
+            refresh_token: config.refresh_token().cloned(),
+            access_token: config.access_token().cloned(),
             timeout: config.timeout,
             table: TOKENS,
         };
