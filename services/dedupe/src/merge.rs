@@ -18,6 +18,8 @@ use switchyard_proto::v1::{
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use switchyard_chassis::ids::{ChangeId, MsgId};
+
 use crate::store::{Pending, StoreError};
 
 mod contacts;
@@ -129,7 +131,10 @@ pub async fn apply(
     names: &Names,
     command: &IdentityCommand,
 ) -> Result<Applied, StoreError> {
-    let event_id = format!("command:{}", command.command_id);
+    let event_id = MsgId::Command {
+        command_id: &command.command_id,
+    }
+    .to_string();
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     if let Some(pending) = seen_before(&tx, &event_id).await? {
@@ -187,11 +192,22 @@ pub async fn apply(
                 let change_pending = Pending {
                     event_id: format!("{event_id}:{}", change.golden_id),
                     subject: names.golden(&change.object_type),
-                    msg_id: format!("golden:{}", change.change_id),
+                    msg_id: change
+                        .change_id
+                        .parse::<ChangeId>()
+                        .map(|id| MsgId::Golden(id).to_string())
+                        .unwrap_or_else(|_| format!("golden:{}", change.change_id)),
                     payload: change.encode_to_vec(),
                 };
                 let golden_id = Uuid::parse_str(&change.golden_id).ok();
-                outbox(&tx, "updated", golden_id, &change_pending).await?;
+                outbox(
+                    &tx,
+                    "updated",
+                    golden_id,
+                    Some(change.version),
+                    &change_pending,
+                )
+                .await?;
                 pending.push(change_pending);
             }
             record(&tx, command, &done, at).await?;
@@ -232,11 +248,14 @@ pub async fn apply(
     let result_pending = Pending {
         event_id: event_id.clone(),
         subject: names.identity_command_result(&result.object),
-        msg_id: format!("result:{}", command.command_id),
+        msg_id: MsgId::CommandResult {
+            command_id: &command.command_id,
+        }
+        .to_string(),
         payload: result.encode_to_vec(),
     };
     let survivor = Uuid::parse_str(&result.survivor).ok();
-    outbox(&tx, outcome, survivor, &result_pending).await?;
+    outbox(&tx, outcome, survivor, None, &result_pending).await?;
     pending.push(result_pending);
     tx.commit().await?;
     Ok(Applied { outcome, pending })
@@ -427,7 +446,11 @@ fn golden_change(
     cause: &Envelope,
 ) -> GoldenChange {
     GoldenChange {
-        change_id: format!("{id}:{version}"),
+        change_id: ChangeId {
+            golden: id,
+            version,
+        }
+        .to_string(),
         golden_id: id.to_string(),
         object_type: object.to_owned(),
         kind: ChangeKind::Updated.into(),

@@ -15,6 +15,8 @@ use switchyard_proto::v1::{
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use switchyard_chassis::ids::{ChangeId, MsgId};
+
 use crate::normalize;
 use crate::store::{
     Outcome, Pending, Resolution, StoreError, already_processed, exec, external_refs, lock_keys,
@@ -325,7 +327,11 @@ pub async fn resolve(
                 if conflict.is_none() {
                     conflict = Some(pair);
                 } else {
-                    extra.push((format!("conflict:{}:{b}", envelope.event_id), pair));
+                    let msg_id = MsgId::Conflict {
+                        event_id: &envelope.event_id,
+                        other: Some(*b),
+                    };
+                    extra.push((msg_id.to_string(), pair));
                 }
             }
             (Outcome::Conflict, None, Vec::new())
@@ -375,6 +381,7 @@ pub async fn resolve(
         .await?;
         notices.push(notice);
     }
+    let made_version = golden.as_ref().map(|(_, version, _)| *version);
     let pending = match (golden, conflict) {
         (Some((id, version, record)), _) => {
             let kind = if outcome == Outcome::Created {
@@ -387,7 +394,11 @@ pub async fn resolve(
                 _ => Vec::new(),
             };
             let change = GoldenChange {
-                change_id: format!("{id}:{version}"),
+                change_id: ChangeId {
+                    golden: id,
+                    version,
+                }
+                .to_string(),
                 golden_id: id.to_string(),
                 object_type: name.to_owned(),
                 kind: kind.into(),
@@ -404,21 +415,29 @@ pub async fn resolve(
             Some(Pending {
                 event_id: envelope.event_id.clone(),
                 subject: golden_subject,
-                msg_id: format!("golden:{}", change.change_id),
+                msg_id: MsgId::Golden(ChangeId {
+                    golden: id,
+                    version,
+                })
+                .to_string(),
                 payload: change.encode_to_vec(),
             })
         }
         (None, Some(conflict)) => Some(Pending {
             event_id: envelope.event_id.clone(),
             subject: conflict_subject,
-            msg_id: format!("conflict:{}", envelope.event_id),
+            msg_id: MsgId::Conflict {
+                event_id: &envelope.event_id,
+                other: None,
+            }
+            .to_string(),
             payload: conflict.encode_to_vec(),
         }),
         (None, None) => None,
     };
     exec(&tx,
-        "INSERT INTO processed_events (event_id, outcome, golden_id, change_subject, change_msg_id, change_payload) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO processed_events (event_id, outcome, golden_id, change_subject, change_msg_id, change_payload, version, source_system) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         &[
             &envelope.event_id,
             &outcome.as_str(),
@@ -426,6 +445,8 @@ pub async fn resolve(
             &pending.as_ref().map(|p| p.subject.as_str()),
             &pending.as_ref().map(|p| p.msg_id.as_str()),
             &pending.as_ref().map(|p| p.payload.as_slice()),
+            &made_version,
+            &envelope.source_system,
         ],
     )
     .await?;

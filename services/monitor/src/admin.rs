@@ -26,7 +26,8 @@ use switchyard_proto::v1::{
 };
 use tonic::{Request, Response, Status};
 
-use crate::{alerts, identity};
+use crate::alerts;
+use crate::store::conflicts as identity;
 
 /// How long a merge or un-merge call waits for dedupe's result before answering "pending".
 const COMMAND_WAIT: Duration = Duration::from_secs(5);
@@ -65,6 +66,8 @@ pub enum AdminError {
     InvalidArgument(String),
     #[error("{0}")]
     Unavailable(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 impl From<AdminError> for Status {
@@ -74,7 +77,9 @@ impl From<AdminError> for Status {
             AdminError::Forbidden => Status::permission_denied(error.to_string()),
             AdminError::NotFound(_) => Status::not_found(error.to_string()),
             AdminError::InvalidArgument(_) => Status::invalid_argument(error.to_string()),
-            AdminError::Unavailable(_) => Status::unavailable(error.to_string()),
+            AdminError::Unavailable(_) | AdminError::Store(_) => {
+                Status::unavailable(error.to_string())
+            }
         }
     }
 }
@@ -192,7 +197,10 @@ impl AdminService {
         self.bus
             .publish(
                 self.bus.names().identity_command(),
-                &format!("command:{}", command.command_id),
+                &switchyard_chassis::ids::MsgId::Command {
+                    command_id: &command.command_id,
+                }
+                .to_string(),
                 Default::default(),
                 command.encode_to_vec().into(),
             )
@@ -200,7 +208,7 @@ impl AdminService {
             .map_err(|e| AdminError::Unavailable(e.to_string()))?;
         let result = identity::wait_for_result(&self.pool, &command.command_id, COMMAND_WAIT)
             .await
-            .map_err(AdminError::Unavailable)?;
+            .map_err(AdminError::from)?;
         Ok(IdentityCommandReply {
             command_id: command.command_id,
             pending: result.is_none(),
@@ -327,7 +335,7 @@ impl Admin for AdminService {
         // As deliver last reported (a paused flow raises the `flow_paused` alert).
         let paused = crate::status::paused_flows(&self.pool)
             .await
-            .map_err(AdminError::Unavailable)?;
+            .map_err(AdminError::from)?;
         let flows = self
             .flows
             .iter()
@@ -553,7 +561,7 @@ impl Admin for AdminService {
         };
         let (conflicts, next_before_id) = identity::list_conflicts(&self.pool, &filter, limit)
             .await
-            .map_err(AdminError::Unavailable)?;
+            .map_err(AdminError::from)?;
         Ok(Response::new(ListConflictsResponse {
             conflicts,
             next_before_id,
@@ -583,7 +591,7 @@ impl Admin for AdminService {
         let by = format!("kept apart by {}: {}", role.as_str(), asked.reason);
         let conflict = identity::keep_apart(&self.pool, asked.id, &by)
             .await
-            .map_err(AdminError::Unavailable)?
+            .map_err(AdminError::from)?
             .ok_or_else(|| AdminError::NotFound(format!("conflict {}", asked.id)))?;
         Ok(Response::new(conflict))
     }
@@ -675,7 +683,7 @@ impl Admin for AdminService {
         });
         let alerts = alerts::list(&self.pool, query.open_only, limit)
             .await
-            .map_err(AdminError::Unavailable)?;
+            .map_err(AdminError::from)?;
         Ok(Response::new(ListAlertsResponse { alerts }))
     }
 
@@ -742,7 +750,10 @@ impl Admin for AdminService {
         self.bus
             .publish(
                 self.bus.names().ops_command("deliver"),
-                &format!("command:{}", command.command_id),
+                &switchyard_chassis::ids::MsgId::Command {
+                    command_id: &command.command_id,
+                }
+                .to_string(),
                 Default::default(),
                 command.encode_to_vec().into(),
             )

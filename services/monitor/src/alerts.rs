@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
@@ -18,11 +18,9 @@ use switchyard_chassis::deadpool_postgres::Pool;
 use switchyard_proto::v1::Alert;
 use tokio::sync::Notify;
 
-use crate::report::unix;
+use crate::clock::{system_time, unix};
 use crate::rules::{self, Counts, Finding, FlowView, Rule, Thresholds};
-
-/// Database failures; the round is tried again at the next tick.
-pub(crate) type StoreError = String;
+use crate::store::StoreError;
 
 /// Only one replica evaluates at a time (a transaction-scoped advisory lock; PostgreSQL scopes
 /// it to the database, so tenants and tests sharing a server do not contend).
@@ -63,10 +61,6 @@ pub(crate) struct Evaluator {
     pub notifier: Arc<Notify>,
 }
 
-pub(crate) fn system_time(secs: i64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).unwrap_or(0))
-}
-
 impl Evaluator {
     fn thresholds(&self) -> Thresholds {
         Thresholds {
@@ -95,12 +89,11 @@ impl Evaluator {
 
     /// One round: evaluate, open and resolve, update the gauge.
     pub(crate) async fn evaluate(&self, now: SystemTime) -> Result<(), StoreError> {
-        let mut client = self.pool.get().await.map_err(|e| e.to_string())?;
-        let tx = client.transaction().await.map_err(|e| e.to_string())?;
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
         let locked: bool = tx
             .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&EVALUATION_LOCK])
-            .await
-            .map_err(|e| e.to_string())?
+            .await?
             .get(0);
         let mut changed = 0;
         if locked {
@@ -120,8 +113,7 @@ impl Evaluator {
                             &now,
                         ],
                     )
-                    .await
-                    .map_err(|e| e.to_string())?;
+                    .await?;
             }
             let holding: Vec<&str> = findings.iter().map(|f| f.id.as_str()).collect();
             changed += tx
@@ -130,17 +122,15 @@ impl Evaluator {
                      WHERE resolved_at IS NULL AND NOT (id = ANY($1))",
                     &[&holding, &now],
                 )
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
         }
         let open = tx
             .query(
                 "SELECT rule, count(*) FROM alerts WHERE resolved_at IS NULL GROUP BY rule",
                 &[],
             )
-            .await
-            .map_err(|e| e.to_string())?;
-        tx.commit().await.map_err(|e| e.to_string())?;
+            .await?;
+        tx.commit().await?;
         let open: HashMap<String, i64> = open.iter().map(|r| (r.get(0), r.get(1))).collect();
         for rule in Rule::ALL {
             self.metrics
@@ -173,8 +163,7 @@ impl Evaluator {
                 "SELECT flow, extract(epoch FROM min(bucket_start))::int8 FROM flow_buckets GROUP BY flow",
                 &[],
             )
-            .await
-            .map_err(|e| e.to_string())?
+            .await?
             .iter()
             .map(|r| (r.get(0), r.get(1)))
             .collect();
@@ -184,8 +173,7 @@ impl Evaluator {
                 "SELECT flow, extract(epoch FROM last_delivered_at)::int8 FROM flow_freshness",
                 &[],
             )
-            .await
-            .map_err(|e| e.to_string())?
+            .await?
             .iter()
             .map(|r| (r.get(0), r.get(1)))
             .collect();
@@ -211,8 +199,7 @@ impl Evaluator {
                  FROM drift_notices WHERE last_seen_at > $1 ORDER BY source, path",
                 &[&quiet_since],
             )
-            .await
-            .map_err(|e| e.to_string())?
+            .await?
         {
             findings.push(rules::drift(
                 r.get(0),
@@ -227,8 +214,7 @@ impl Evaluator {
                 "SELECT object, count(*) FROM conflicts WHERE resolved_at IS NULL GROUP BY object ORDER BY object",
                 &[],
             )
-            .await
-            .map_err(|e| e.to_string())?
+            .await?
         {
             findings.push(rules::conflicts(r.get(0), r.get(1)));
         }
@@ -253,7 +239,7 @@ async fn buckets_at(
         "SELECT {key}, extract(epoch FROM bucket_start)::int8, received, delivered, failed, \
          dead_lettered FROM {table} WHERE bucket_start = ANY($1)"
     );
-    for r in tx.query(&sql, &[&slots]).await.map_err(|e| e.to_string())? {
+    for r in tx.query(&sql, &[&slots]).await? {
         buckets.entry(r.get(0)).or_default().insert(
             r.get(1),
             Counts {
@@ -280,8 +266,7 @@ async fn source_findings(
              GROUP BY source ORDER BY source",
             &[],
         )
-        .await
-        .map_err(|e| e.to_string())?
+        .await?
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
@@ -307,7 +292,7 @@ pub(crate) async fn store_drift(
     pool: &Pool,
     drift: &switchyard_proto::v1::SchemaDrift,
 ) -> Result<(), StoreError> {
-    let client = pool.get().await.map_err(|e| e.to_string())?;
+    let client = pool.get().await?;
     let at = drift
         .detected_at
         .and_then(|t| SystemTime::try_from(t).ok())
@@ -326,8 +311,7 @@ pub(crate) async fn store_drift(
                 &at,
             ],
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     Ok(())
 }
 
@@ -337,15 +321,14 @@ pub(crate) async fn list(
     open_only: bool,
     limit: i64,
 ) -> Result<Vec<Alert>, StoreError> {
-    let client = pool.get().await.map_err(|e| e.to_string())?;
+    let client = pool.get().await?;
     let rows = client
         .query(
             "SELECT id, rule, severity, summary, runbook, opened_at, resolved_at FROM alerts \
              WHERE (NOT $1 OR resolved_at IS NULL) ORDER BY opened_at DESC, id LIMIT $2",
             &[&open_only, &limit],
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     Ok(rows
         .iter()
         .map(|r| Alert {

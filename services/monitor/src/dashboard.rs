@@ -184,7 +184,7 @@ fn error_page(status: StatusCode, role: Option<Role>, message: &str) -> Response
 }
 
 fn utc(t: Option<&switchyard_proto::Timestamp>) -> String {
-    t.map_or_else(|| "—".to_owned(), |t| report::utc(t.seconds))
+    t.map_or_else(|| "—".to_owned(), |t| crate::clock::utc(t.seconds))
 }
 
 /// Session required: the page's role, or a redirect to the login form.
@@ -330,7 +330,7 @@ async fn flow_rows(dash: &Dashboard) -> Result<HashMap<String, FlowRow>, String>
         .map_err(|e| e.to_string())?
     {
         let id: String = r.get(0);
-        if let Some((_, flow)) = id.split_once(":flow=") {
+        if let Some(flow) = crate::rules::flow_of(&id) {
             rows.entry(flow.to_owned())
                 .or_default()
                 .alerts
@@ -388,7 +388,7 @@ async fn flows_page(State(dash): State<Dashboard>, headers: HeaderMap) -> Respon
                             td { (cell(row.current[i], row.baseline.map(|b| b[i])))
                                  br; small { "total " (row.totals[i]) } }
                         }
-                        td { (row.last_delivered.map_or_else(|| "never".to_owned(), report::utc)) }
+                        td { (row.last_delivered.map_or_else(|| "never".to_owned(), crate::clock::utc)) }
                         td {
                             @let value = {
                                 #[allow(clippy::cast_precision_loss)] // counts far below 2^52
@@ -650,33 +650,13 @@ async fn drift_page(State(dash): State<Dashboard>, headers: HeaderMap) -> Respon
     .into_response()
 }
 
-/// Dedupe's lineage of a golden record, through the function the database set-up gives monitor
-/// (`deploy/compose/postgres-init.sh`): it runs as dedupe's role and answers only ids, versions
-/// and times for one record, so monitor's role needs no access to dedupe's tables (whose fields
-/// hold personal data) and can write none of them.
-const LINEAGE_FUNCTION: &str = "SELECT kind, system, object, source_id, event_id, outcome, version, \
-     first_seen, last_seen FROM dedupe.golden_lineage($1::text::uuid)";
-
-/// The same rows read straight from the tables, for an installation that runs every service as
-/// one role in one schema (nothing to keep apart there). Keep in step with the function.
-const LINEAGE_TABLES: &str = "\
-    SELECT 'source'::text, c.system, c.object, c.external_id, ''::text, ''::text, NULL::int8, \
-           c.created_at, (SELECT max(p.processed_at) FROM processed_events p \
-                          WHERE p.golden_id = c.golden_id AND starts_with(p.event_id, c.system || ':')) \
-    FROM crosswalk c WHERE c.golden_id = $1::text::uuid \
-    UNION ALL \
-    SELECT 'event', split_part(e.event_id, ':', 1), ''::text, ''::text, e.event_id, e.outcome, \
-           CASE WHEN split_part(e.change_msg_id, ':', 3) ~ '^[0-9]+$' \
-                THEN split_part(e.change_msg_id, ':', 3)::int8 END, \
-           e.processed_at, e.processed_at \
-    FROM (SELECT * FROM processed_events WHERE golden_id = $1::text::uuid \
-          ORDER BY processed_at DESC LIMIT 200) e \
-    UNION ALL \
-    SELECT 'record', ''::text, 'contact', ''::text, ''::text, ''::text, g.version, g.created_at, g.updated_at \
-    FROM golden_contacts g WHERE g.id = $1::text::uuid \
-    UNION ALL \
-    SELECT 'record', ''::text, r.object, ''::text, ''::text, ''::text, r.version, r.created_at, r.updated_at \
-    FROM golden_records r WHERE r.id = $1::text::uuid";
+/// Dedupe's lineage of a golden record, through the one function dedupe's migrations make
+/// (`golden_lineage`, V7): it runs as dedupe's role and answers only ids, versions and times for
+/// one record, so monitor reads no table of dedupe's (whose fields hold personal data) and can
+/// write none of them. Where each service has its own schema it lives in `dedupe`; in a
+/// single-schema installation it is on the search path.
+const LINEAGE_COLUMNS: &str =
+    "kind, system, object, source_id, event_id, outcome, version, first_seen, last_seen";
 
 /// One row of a golden record's lineage.
 #[derive(Debug, Clone, PartialEq)]
@@ -709,13 +689,16 @@ async fn lineage(pool: &Pool, id: &str) -> Result<Vec<Lineage>, String> {
         .await
         .map_err(|e| e.to_string())?
         .get(0);
-    let query = if separate {
-        LINEAGE_FUNCTION
+    let function = if separate {
+        "dedupe.golden_lineage"
     } else {
-        LINEAGE_TABLES
+        "golden_lineage"
     };
     let rows = client
-        .query(query, &[&id])
+        .query(
+            &format!("SELECT {LINEAGE_COLUMNS} FROM {function}($1::text::uuid)"),
+            &[&id],
+        )
         .await
         .map_err(|e| format!("lineage: {e}"))?;
     let mut lineage: Vec<Lineage> = rows

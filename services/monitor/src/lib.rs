@@ -8,8 +8,8 @@
 pub mod admin;
 mod alerts;
 mod backlog;
+mod clock;
 pub mod dashboard;
-mod identity;
 mod notify;
 mod payload;
 mod prune;
@@ -17,6 +17,7 @@ mod recorder;
 mod report;
 mod rules;
 mod status;
+mod store;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -602,7 +603,7 @@ impl Handler {
     async fn settle_stored(
         self,
         delivery: Delivery,
-        stored: Result<(), alerts::StoreError>,
+        stored: Result<(), store::StoreError>,
         what: &str,
     ) {
         match stored {
@@ -625,7 +626,7 @@ impl Handler {
         let _in_order = self.identity_order.clone().lock_owned().await;
         let stored = if delivery.subject().ends_with(".command") {
             match IdentityCommandResult::decode(delivery.payload()) {
-                Ok(result) => identity::store_result(&self.pool, &result).await,
+                Ok(result) => store::conflicts::store_result(&self.pool, &result).await,
                 Err(error) => {
                     let reason = format!("undecodable identity command result: {error}");
                     return self
@@ -635,7 +636,7 @@ impl Handler {
             }
         } else {
             match IdentityConflict::decode(delivery.payload()) {
-                Ok(conflict) => identity::store_conflict(&self.pool, &conflict).await,
+                Ok(conflict) => store::conflicts::store_conflict(&self.pool, &conflict).await,
                 Err(error) => {
                     let reason = format!("undecodable identity conflict: {error}");
                     return self

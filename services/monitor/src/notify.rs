@@ -16,8 +16,8 @@ use switchyard_chassis::retry::RedeliveryPolicy;
 use switchyard_chassis::signing::SigningKey;
 use tokio::sync::Notify;
 
-use crate::alerts::StoreError;
-use crate::report::{unix, utc};
+use crate::clock::{unix, utc};
+use crate::store::StoreError;
 
 /// Attempts per message and round; what still fails waits for the next round.
 const ATTEMPTS: u64 = 5;
@@ -142,7 +142,7 @@ impl Sender {
     /// fails, so they arrive in order.
     async fn round(&self) -> Result<(), StoreError> {
         let rows = {
-            let client = self.pool.get().await.map_err(|e| e.to_string())?;
+            let client = self.pool.get().await?;
             client
                 .query(
                     &format!(
@@ -155,8 +155,7 @@ impl Sender {
                     ),
                     &[],
                 )
-                .await
-                .map_err(|e| e.to_string())?
+                .await?
         };
         for r in rows {
             let (id, severity, summary, runbook): (String, String, String, String) =
@@ -213,7 +212,7 @@ impl Sender {
             }
         }
         let reports = {
-            let client = self.pool.get().await.map_err(|e| e.to_string())?;
+            let client = self.pool.get().await?;
             client
                 .query(
                     &format!(
@@ -222,8 +221,7 @@ impl Sender {
                     ),
                     &[],
                 )
-                .await
-                .map_err(|e| e.to_string())?
+                .await?
         };
         for r in reports {
             let period_end: SystemTime = r.get(0);
@@ -235,14 +233,13 @@ impl Sender {
                 .await
             {
                 Ok(()) => {
-                    let client = self.pool.get().await.map_err(|e| e.to_string())?;
+                    let client = self.pool.get().await?;
                     client
                         .execute(
                             "UPDATE health_reports SET sent_at = now() WHERE period_end = $1",
                             &[&period_end],
                         )
-                        .await
-                        .map_err(|e| e.to_string())?;
+                        .await?;
                 }
                 Err(error) => {
                     tracing::warn!(%error, "health report not accepted by the webhook; will retry");
@@ -274,11 +271,8 @@ impl Sender {
         id: &str,
         opened_at: SystemTime,
     ) -> Result<(), StoreError> {
-        let client = self.pool.get().await.map_err(|e| e.to_string())?;
-        client
-            .execute(statement, &[&id, &opened_at])
-            .await
-            .map_err(|e| e.to_string())?;
+        let client = self.pool.get().await?;
+        client.execute(statement, &[&id, &opened_at]).await?;
         Ok(())
     }
 }

@@ -5,6 +5,8 @@
 
 use std::time::{Duration, SystemTime};
 
+use crate::store::StoreError;
+
 use switchyard_chassis::CancellationToken;
 use switchyard_chassis::deadpool_postgres::Pool;
 
@@ -50,8 +52,8 @@ impl Pruner {
     }
 
     /// Deletes what is older than its retention at `now`.
-    pub(crate) async fn prune(&self, now: SystemTime) -> Result<Pruned, String> {
-        let client = self.pool.get().await.map_err(|e| e.to_string())?;
+    pub(crate) async fn prune(&self, now: SystemTime) -> Result<Pruned, StoreError> {
+        let client = self.pool.get().await?;
         let buckets_before = now.checked_sub(self.bucket_retention).unwrap_or(now);
         let reports_before = now.checked_sub(self.report_retention).unwrap_or(now);
         let mut deleted = [0_u64; 3];
@@ -69,10 +71,7 @@ impl Pruner {
                  WHERE {column} < $1 LIMIT $2))"
             );
             loop {
-                let n = client
-                    .execute(&statement, &[&before, &CHUNK])
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let n = client.execute(&statement, &[&before, &CHUNK]).await?;
                 *count += n;
                 if n < u64::try_from(CHUNK).unwrap_or(u64::MAX) {
                     break;

@@ -13,8 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use switchyard_chassis::deadpool_postgres::Pool;
 use tokio::sync::{mpsc, oneshot};
 
-/// Writing failed (the database); the reports are retried.
-pub(crate) type StoreError = String;
+use crate::store::StoreError;
 
 /// Reports written per transaction at most; more wait for the next one.
 const MAX_BATCH: usize = 512;
@@ -84,8 +83,8 @@ impl Recorder {
         self.queue
             .send((report, answer))
             .await
-            .map_err(|_| "recorder stopped".to_owned())?;
-        answered.await.map_err(|_| "recorder stopped".to_owned())?
+            .map_err(|_| StoreError::Stopped)?;
+        answered.await.map_err(|_| StoreError::Stopped)?
     }
 }
 
@@ -108,8 +107,9 @@ async fn run(pool: Pool, bucket_secs: u64, wait: Duration, mut inbox: mpsc::Rece
                 }
             }
             Err(error) => {
+                let error = std::sync::Arc::new(error);
                 for (_, answer) in batch {
-                    let _ = answer.send(Err(error.clone()));
+                    let _ = answer.send(Err(StoreError::Shared(error.clone())));
                 }
             }
         }
@@ -144,8 +144,8 @@ async fn write(
     bucket_secs: u64,
     reports: &[&Report],
 ) -> Result<Vec<bool>, StoreError> {
-    let mut client = pool.get().await.map_err(|e| e.to_string())?;
-    let tx = client.transaction().await.map_err(|e| e.to_string())?;
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
     let ids: Vec<&str> = reports.iter().map(|r| r.msg_id.as_str()).collect();
     let mut counted_now: HashSet<String> = tx
         .query(
@@ -153,8 +153,7 @@ async fn write(
              ON CONFLICT DO NOTHING RETURNING msg_id",
             &[&ids],
         )
-        .await
-        .map_err(|e| e.to_string())?
+        .await?
         .iter()
         .map(|row| row.get(0))
         .collect();
@@ -215,8 +214,7 @@ async fn write(
              ON CONFLICT (flow, outcome) DO UPDATE SET count = flow_counts.count + EXCLUDED.count",
             &[&flows, &outcomes, &values],
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     }
     if !last_delivered.is_empty() {
         let (flows, ats): (Vec<&str>, Vec<SystemTime>) = last_delivered.into_iter().unzip();
@@ -227,8 +225,7 @@ async fn write(
              GREATEST(flow_freshness.last_delivered_at, EXCLUDED.last_delivered_at)",
             &[&flows, &ats],
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     }
     if !buckets.is_empty() {
         let mut flows = Vec::new();
@@ -272,8 +269,7 @@ async fn write(
                 latency_count,
             ],
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     }
     if !sources.is_empty() {
         let mut names = Vec::new();
@@ -299,8 +295,7 @@ async fn write(
              dead_lettered = source_buckets.dead_lettered + EXCLUDED.dead_lettered",
             &[&names, &starts, received, delivered, failed, dead_lettered],
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     }
     if !writes.is_empty() {
         let mut targets = Vec::new();
@@ -320,10 +315,9 @@ async fn write(
              ON CONFLICT (target) WHERE action = 'destination.write' DO NOTHING",
             &[&ats, &targets, &details],
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     }
-    tx.commit().await.map_err(|e| e.to_string())?;
+    tx.commit().await?;
     Ok(fresh)
 }
 

@@ -7,34 +7,19 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use switchyard_chassis::CancellationToken;
 use switchyard_chassis::config::{AlertsConfig, FlowConfig};
 use switchyard_chassis::deadpool_postgres::Pool;
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use tokio::sync::Notify;
 
-use crate::alerts::{StoreError, system_time};
+use crate::clock::{system_time, unix, utc};
+use crate::store::StoreError;
 
 const DAY: i64 = 24 * 3600;
 /// Slack takes at most 50 blocks per message: the title, the flows, and the alerts line.
 const MAX_FLOW_BLOCKS: usize = 47;
-
-/// Seconds since the epoch.
-pub(crate) fn unix(at: SystemTime) -> i64 {
-    at.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
-/// A unix time as RFC 3339 in UTC, as alerts and reports show times.
-pub(crate) fn utc(secs: i64) -> String {
-    OffsetDateTime::from_unix_timestamp(secs)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_else(|| format!("{secs}s after the epoch"))
-}
 
 /// The next period to report on after `now`: (start, end), due at its end. Periods are aligned
 /// (to `report_at` each day, or to multiples of `every` since the epoch) so every replica agrees
@@ -107,22 +92,21 @@ impl Reporter {
     /// Stores the report for [start, end) unless another replica did.
     async fn build(&self, start: i64, end: i64) -> Result<(), StoreError> {
         let body = self.render(start, end).await?;
-        let client = self.pool.get().await.map_err(|e| e.to_string())?;
+        let client = self.pool.get().await?;
         client
             .execute(
                 "INSERT INTO health_reports (period_end, period_start, body) VALUES ($1, $2, $3) \
                  ON CONFLICT (period_end) DO NOTHING",
                 &[&system_time(end), &system_time(start), &body],
             )
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         Ok(())
     }
 
     /// The report's Slack-compatible JSON body: the whole buckets of the period (a `report_at`
     /// inside an hour reports up to that hour's start).
     pub(crate) async fn render(&self, start: i64, end: i64) -> Result<String, StoreError> {
-        let client = self.pool.get().await.map_err(|e| e.to_string())?;
+        let client = self.pool.get().await?;
         let bucket = i64::try_from(self.config.bucket.as_secs().max(1)).unwrap_or(3600);
         let (start, end) = (
             start - start.rem_euclid(bucket),
@@ -137,8 +121,7 @@ impl Reporter {
                  FROM flow_buckets WHERE bucket_start >= $1 AND bucket_start < $2 GROUP BY flow",
                 &[&from, &to],
             )
-            .await
-            .map_err(|e| e.to_string())?
+            .await?
         {
             totals.insert(
                 r.get(0),
@@ -157,8 +140,7 @@ impl Reporter {
                 "SELECT flow, extract(epoch FROM last_delivered_at)::int8 FROM flow_freshness",
                 &[],
             )
-            .await
-            .map_err(|e| e.to_string())?
+            .await?
             .iter()
             .map(|r| (r.get(0), r.get(1)))
             .collect();
@@ -166,23 +148,25 @@ impl Reporter {
         let mut deviations: HashMap<String, Vec<(String, i64)>> = HashMap::new();
         for r in client
             .query(
-                "SELECT split_part(id, ':flow=', 2), rule, count(*) FROM alerts \
-                 WHERE id LIKE '%:flow=%' AND opened_at >= $1 AND opened_at < $2 \
-                 GROUP BY 1, 2 ORDER BY 1, 2",
+                "SELECT id, rule, count(*) FROM alerts \
+                 WHERE opened_at >= $1 AND opened_at < $2 GROUP BY 1, 2 ORDER BY 1, 2",
                 &[&from, &to],
             )
-            .await
-            .map_err(|e| e.to_string())?
+            .await?
         {
-            deviations
-                .entry(r.get(0))
-                .or_default()
-                .push((r.get(1), r.get(2)));
+            let id: String = r.get(0);
+            if let Some(flow) = crate::rules::flow_of(&id) {
+                let by_rule = deviations.entry(flow.to_owned()).or_default();
+                let rule: String = r.get(1);
+                match by_rule.iter_mut().find(|(r, _)| *r == rule) {
+                    Some((_, n)) => *n += r.get::<_, i64>(2),
+                    None => by_rule.push((rule, r.get(2))),
+                }
+            }
         }
         let open: i64 = client
             .query_one("SELECT count(*) FROM alerts WHERE resolved_at IS NULL", &[])
-            .await
-            .map_err(|e| e.to_string())?
+            .await?
             .get(0);
         let now = unix(SystemTime::now());
         let title = format!("Switchyard health report, {} to {}", utc(start), utc(end));

@@ -95,6 +95,12 @@ pub(crate) struct Finding {
     pub summary: String,
 }
 
+/// The flow an alert id is about (`volume_drop:flow=contacts` → `contacts`), if it is about one:
+/// alert ids are built in [`Finding::new`] and taken apart here only.
+pub(crate) fn flow_of(alert_id: &str) -> Option<&str> {
+    alert_id.split_once(":flow=").map(|(_, flow)| flow)
+}
+
 impl Finding {
     fn new(rule: Rule, subject: &str, summary: String) -> Self {
         Self {
@@ -241,7 +247,7 @@ pub(crate) fn evaluate_flow(view: &FlowView<'_>, now: i64, th: &Thresholds) -> V
     let mut found = Vec::new();
     let subject = format!("flow={}", view.name);
     let evaluated = evaluated_bucket(now, th.bucket_secs);
-    let when = crate::report::utc(evaluated);
+    let when = crate::clock::utc(evaluated);
     if let (true, Some(base)) = (view.known(evaluated), baseline(view, evaluated, th)) {
         let seen = view.at(evaluated);
         if base.volume >= th.min_volume && base.volume > 0.0 {
@@ -282,7 +288,7 @@ pub(crate) fn evaluate_flow(view: &FlowView<'_>, now: i64, th: &Thresholds) -> V
             if age > sla.as_secs() {
                 let last = view.last_delivered.map_or_else(
                     || "nothing delivered yet".to_owned(),
-                    |t| format!("last delivery {}", crate::report::utc(t)),
+                    |t| format!("last delivery {}", crate::clock::utc(t)),
                 );
                 found.push(Finding::new(
                     Rule::Freshness,
@@ -369,7 +375,7 @@ pub(crate) fn evaluate_source(view: &FlowView<'_>, now: i64, th: &Thresholds) ->
         &format!("source={}", view.name),
         seen,
         &base,
-        &crate::report::utc(evaluated),
+        &crate::clock::utc(evaluated),
         th,
     )
 }
@@ -387,7 +393,7 @@ pub(crate) fn drift(
         &format!("source={source},path={path}"),
         format!(
             "{source} payloads ({event_type}) changed shape: {change} at {path}; last notice {}",
-            crate::report::utc(last_seen)
+            crate::clock::utc(last_seen)
         ),
     )
 }

@@ -8,8 +8,8 @@ use std::time::SystemTime;
 use switchyard_chassis::deadpool_postgres::Pool;
 use switchyard_proto::v1::{FlowStatus, FlowStatusKind};
 
-use crate::alerts::StoreError;
 use crate::rules::{self, Finding, Rule};
+use crate::store::StoreError;
 
 /// The condition a report sets: its rule, subject, whether it holds, and the alert's summary.
 fn condition(status: &FlowStatus) -> Option<(Rule, String, bool, String)> {
@@ -67,7 +67,7 @@ pub(crate) async fn store(pool: &Pool, status: &FlowStatus) -> Result<(), StoreE
         .at
         .and_then(|t| SystemTime::try_from(t).ok())
         .unwrap_or_else(SystemTime::now);
-    let client = pool.get().await.map_err(|e| e.to_string())?;
+    let client = pool.get().await?;
     client
         .execute(
             "INSERT INTO flow_status (rule, subject, active, summary, reported_at) \
@@ -76,8 +76,7 @@ pub(crate) async fn store(pool: &Pool, status: &FlowStatus) -> Result<(), StoreE
              WHERE flow_status.reported_at <= EXCLUDED.reported_at",
             &[&rule.as_str(), &subject, &active, &summary, &at],
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     Ok(())
 }
 
@@ -90,8 +89,7 @@ pub(crate) async fn findings(
             "SELECT rule, subject, summary FROM flow_status WHERE active ORDER BY rule, subject",
             &[],
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     Ok(rows
         .iter()
         .filter_map(|r| {
@@ -107,15 +105,14 @@ pub(crate) async fn findings(
 
 /// Whether the flow is paused (for `ListFlows`).
 pub(crate) async fn paused_flows(pool: &Pool) -> Result<Vec<String>, StoreError> {
-    let client = pool.get().await.map_err(|e| e.to_string())?;
+    let client = pool.get().await?;
     let rows = client
         .query(
             "SELECT substr(subject, 6) FROM flow_status \
              WHERE rule = 'flow_paused' AND active AND subject LIKE 'flow=%'",
             &[],
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 

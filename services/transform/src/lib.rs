@@ -21,6 +21,7 @@ use switchyard_chassis::bus::{
     settled,
 };
 use switchyard_chassis::config::Config;
+use switchyard_chassis::ids::MsgId;
 use switchyard_chassis::retry::RedeliveryPolicy;
 use switchyard_chassis::{CancellationToken, Error, Runtime};
 use switchyard_proto::contracts::{self, Contract, FieldType};
@@ -236,7 +237,10 @@ impl Handler {
             .bus
             .publish(
                 subject,
-                &format!("canonical:{}", raw.event_id),
+                &MsgId::Canonical {
+                    event_id: &raw.event_id,
+                }
+                .to_string(),
                 Default::default(),
                 Bytes::from(object.encode_to_vec()),
             )

@@ -46,11 +46,12 @@ pub(super) async fn outbox(
     tx: &Transaction<'_>,
     outcome: &str,
     golden_id: Option<Uuid>,
+    version: Option<i64>,
     pending: &Pending,
 ) -> Result<(), StoreError> {
     tx.execute(
-        "INSERT INTO processed_events (event_id, outcome, golden_id, change_subject, change_msg_id, change_payload) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO processed_events (event_id, outcome, golden_id, change_subject, change_msg_id, change_payload, version, source_system) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'admin')",
         &[
             &pending.event_id,
             &outcome,
@@ -58,6 +59,7 @@ pub(super) async fn outbox(
             &pending.subject,
             &pending.msg_id,
             &pending.payload,
+            &version,
         ],
     )
     .await?;

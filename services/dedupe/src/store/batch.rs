@@ -21,6 +21,8 @@ use super::{
     COLUMNS, ContactRules, Golden, LOCK_KEYS, Outcome, Params, Pending, Resolution, StoreError,
     conflict_detail, golden_from_row, merge, to_time,
 };
+use switchyard_chassis::ids::{ChangeId, MsgId};
+
 use crate::normalize;
 
 #[path = "review.rs"]
@@ -171,6 +173,9 @@ struct OutboxRow {
     event_id: String,
     outcome: Outcome,
     golden_id: Option<Uuid>,
+    /// The version of the golden record this event made, if it made one.
+    version: Option<i64>,
+    source_system: String,
     pending: Option<Pending>,
 }
 
@@ -478,7 +483,11 @@ impl Batch {
                     self.notice(
                         rules,
                         event,
-                        format!("conflict:{}", envelope.event_id),
+                        MsgId::Conflict {
+                            event_id: &envelope.event_id,
+                            other: None,
+                        }
+                        .to_string(),
                         notice(
                             envelope,
                             "phone_shared",
@@ -567,7 +576,11 @@ impl Batch {
                         self.notice(
                             rules,
                             event,
-                            format!("conflict:{}:{b}", envelope.event_id),
+                            MsgId::Conflict {
+                                event_id: &envelope.event_id,
+                                other: Some(*b),
+                            }
+                            .to_string(),
                             pair,
                         );
                     }
@@ -604,7 +617,11 @@ impl Batch {
                     ChangeKind::Updated
                 };
                 let change = GoldenChange {
-                    change_id: format!("{}:{}", golden.id, golden.version),
+                    change_id: ChangeId {
+                        golden: golden.id,
+                        version: golden.version,
+                    }
+                    .to_string(),
                     golden_id: golden.id.to_string(),
                     object_type: "contact".to_owned(),
                     kind: kind.into(),
@@ -621,7 +638,11 @@ impl Batch {
                 Some(Pending {
                     event_id: envelope.event_id.clone(),
                     subject: rules.golden_subject.clone(),
-                    msg_id: format!("golden:{}", change.change_id),
+                    msg_id: MsgId::Golden(ChangeId {
+                        golden: golden.id,
+                        version: golden.version,
+                    })
+                    .to_string(),
                     payload: change.encode_to_vec(),
                 })
             }
@@ -630,7 +651,11 @@ impl Batch {
             (None, Some(conflict)) => Some(Pending {
                 event_id: envelope.event_id.clone(),
                 subject: rules.conflict_subject.clone(),
-                msg_id: format!("conflict:{}", envelope.event_id),
+                msg_id: MsgId::Conflict {
+                    event_id: &envelope.event_id,
+                    other: None,
+                }
+                .to_string(),
                 payload: conflict.encode_to_vec(),
             }),
             (None, None) => None,
@@ -639,6 +664,8 @@ impl Batch {
             event_id: envelope.event_id.clone(),
             outcome,
             golden_id,
+            version: golden.as_ref().map(|g| g.version),
+            source_system: envelope.source_system.clone(),
             pending: pending.clone(),
         });
         // The batch's notices of this event join it once every event is resolved.
@@ -801,6 +828,11 @@ impl Batch {
                 .iter()
                 .map(|o| o.pending.as_ref().map(|p| p.payload.as_slice()))
                 .collect::<Vec<_>>(),
+            self.outbox.iter().map(|o| o.version).collect::<Vec<_>>(),
+            self.outbox
+                .iter()
+                .map(|o| o.source_system.as_str())
+                .collect::<Vec<_>>(),
         );
         let insert = format!(
             "INSERT INTO golden_contacts ({COLUMNS}) SELECT * FROM unnest({GOLDEN_ARRAYS})"
@@ -875,8 +907,8 @@ impl Batch {
                  WITH ORDINALITY AS c(e, a, b, d, t, n) ORDER BY n"
             ),
             tx.prepare_cached(
-                "INSERT INTO processed_events (event_id, outcome, golden_id, change_subject, change_msg_id, change_payload) \
-                 SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::bytea[])"
+                "INSERT INTO processed_events (event_id, outcome, golden_id, change_subject, change_msg_id, change_payload, version, source_system) \
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::bytea[], $7::int8[], $8::text[])"
             ),
         )?;
         let (created, updated) = (created.params(), updated.params());
@@ -895,7 +927,8 @@ impl Batch {
                 &conflicts.4,
             ],
             &[
-                &outbox.0, &outbox.1, &outbox.2, &outbox.3, &outbox.4, &outbox.5,
+                &outbox.0, &outbox.1, &outbox.2, &outbox.3, &outbox.4, &outbox.5, &outbox.6,
+                &outbox.7,
             ],
         ];
         // Pipelined in this order (see `look_up`); empty statements are not sent.

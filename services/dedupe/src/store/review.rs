@@ -5,6 +5,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use switchyard_chassis::deadpool_postgres::Transaction;
+use switchyard_chassis::ids::MsgId;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -161,7 +162,7 @@ pub(super) async fn near_duplicates(
     // A pair is raised once, ever.
     let msg_ids: Vec<String> = pairs
         .iter()
-        .map(|(a, b, _, _)| format!("review:{a}:{b}"))
+        .map(|(a, b, _, _)| MsgId::review(*a, *b).to_string())
         .collect();
     let raised: HashSet<String> = tx
         .query(

@@ -5,13 +5,12 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use switchyard_chassis::deadpool_postgres::Pool;
+
+use super::StoreError;
 use switchyard_proto::Message as _;
 use switchyard_proto::v1::{
     Conflict, IdentityCommandKind, IdentityCommandResult, IdentityConflict,
 };
-
-/// Storing failed (the database); the message is retried.
-pub(crate) type StoreError = String;
 
 fn kind_label(kind: i32) -> &'static str {
     match IdentityCommandKind::try_from(kind).unwrap_or_default() {
@@ -31,7 +30,7 @@ pub(crate) async fn store_conflict(
     pool: &Pool,
     conflict: &IdentityConflict,
 ) -> Result<(), StoreError> {
-    let client = pool.get().await.map_err(|e| e.to_string())?;
+    let client = pool.get().await?;
     let detected_at = system_time(conflict.detected_at).unwrap_or_else(SystemTime::now);
     let kind = if conflict.kind.is_empty() {
         "keys_disagree"
@@ -59,8 +58,7 @@ pub(crate) async fn store_conflict(
                 &conflict.evidence,
             ],
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     Ok(())
 }
 
@@ -69,8 +67,8 @@ pub(crate) async fn store_result(
     pool: &Pool,
     result: &IdentityCommandResult,
 ) -> Result<(), StoreError> {
-    let mut client = pool.get().await.map_err(|e| e.to_string())?;
-    let tx = client.transaction().await.map_err(|e| e.to_string())?;
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
     let kind = kind_label(result.kind);
     let applied_at = system_time(result.applied_at);
     let fresh = tx
@@ -89,8 +87,7 @@ pub(crate) async fn store_result(
                 &result.encode_to_vec(),
             ],
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     if fresh == 1 && result.applied && kind == "merge" {
         tx.execute(
             "UPDATE conflicts SET resolved_at = coalesce($4, now()), resolved_by = $5 \
@@ -104,10 +101,9 @@ pub(crate) async fn store_result(
                 &result.command_id,
             ],
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     }
-    tx.commit().await.map_err(|e| e.to_string())
+    Ok(tx.commit().await?)
 }
 
 /// Conflicts, newest first: of one object (all when empty), optionally only the open ones.
@@ -116,7 +112,7 @@ pub(crate) async fn list_conflicts(
     filter: &ConflictFilter<'_>,
     limit: i64,
 ) -> Result<(Vec<Conflict>, u64), StoreError> {
-    let client = pool.get().await.map_err(|e| e.to_string())?;
+    let client = pool.get().await?;
     let before = i64::try_from(filter.before_id).unwrap_or(i64::MAX);
     // One row more than asked: whether there is a next page.
     let rows = client
@@ -135,8 +131,7 @@ pub(crate) async fn list_conflicts(
                 &(limit + 1),
             ],
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     let mut conflicts: Vec<Conflict> = rows.iter().map(conflict_from_row).collect();
     let next = if conflicts.len() > usize::try_from(limit).unwrap_or(usize::MAX) {
         conflicts.truncate(usize::try_from(limit).unwrap_or(0));
@@ -184,8 +179,11 @@ pub(crate) async fn keep_apart(
     id: u64,
     by: &str,
 ) -> Result<Option<Conflict>, StoreError> {
-    let client = pool.get().await.map_err(|e| e.to_string())?;
-    let id = i64::try_from(id).map_err(|e| e.to_string())?;
+    let client = pool.get().await?;
+    // Ids come from bigserial: anything past i64 names no row.
+    let Ok(id) = i64::try_from(id) else {
+        return Ok(None);
+    };
     client
         .execute(
             "UPDATE conflicts c SET resolved_at = now(), resolved_by = $2, resolution = 'kept_apart' \
@@ -194,15 +192,13 @@ pub(crate) async fn keep_apart(
                OR (c.golden_a = k.golden_b AND c.golden_b = k.golden_a))",
             &[&id, &by],
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     let row = client
         .query_opt(
             &format!("SELECT {CONFLICT_COLUMNS} FROM conflicts WHERE id = $1"),
             &[&id],
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     Ok(row.as_ref().map(conflict_from_row))
 }
 
@@ -218,20 +214,19 @@ pub(crate) async fn wait_for_result(
     let mut pause = Duration::from_millis(10);
     loop {
         let row = {
-            let client = pool.get().await.map_err(|e| e.to_string())?;
+            let client = pool.get().await?;
             client
                 .query_opt(
                     "SELECT result FROM identity_commands WHERE command_id = $1",
                     &[&command_id],
                 )
-                .await
-                .map_err(|e| e.to_string())?
+                .await?
         };
         if let Some(row) = row {
             let bytes: Vec<u8> = row.get(0);
             return IdentityCommandResult::decode(bytes.as_slice())
                 .map(Some)
-                .map_err(|e| e.to_string());
+                .map_err(|e| StoreError::Decode(e.to_string()));
         }
         let now = Instant::now();
         if now >= deadline {
