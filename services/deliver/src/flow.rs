@@ -8,22 +8,17 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prost::Message as _;
-use serde_json::json;
 use switchyard_chassis::bus::{Bus, Delivery, ErrorClass, Failure, REPLAY_FLOW, settled};
 use switchyard_chassis::config::{FlowConfig, Trigger};
 use switchyard_chassis::deadpool_postgres::Pool;
 use switchyard_chassis::retry::RedeliveryPolicy;
-use switchyard_proto::v1::{
-    ChangeKind, DeliveryOutcome, DeliveryResult, GoldenChange, canonical_object,
-};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
+use switchyard_proto::v1::{ChangeKind, DeliveryOutcome, DeliveryResult, GoldenChange};
 
 use crate::STAGE;
 use crate::breaker::Admit;
-use crate::destination::{Destination, Write, Written};
+use crate::connectors::{SendError, Write, Written};
+use crate::destination::Destination;
 use crate::minimise::minimise;
-use crate::webhook::SendError;
 
 /// The dead-letter reason of every change of a flow whose destination answered 410.
 pub(crate) const PAUSED: &str = "destination gone (410): flow paused";
@@ -177,10 +172,10 @@ impl Flow {
             flow: &self.config,
             change: &minimised,
         };
-        let fields = self.config.fields.as_deref();
+        let _fields = self.config.fields.as_deref();
         match self
             .destination
-            .write(&write, || payload(&minimised, fields))
+            .write(&write)
             .await
             .inspect(|written| {
                 // A skipped write may not have called the destination: it proves nothing.
@@ -448,63 +443,4 @@ impl Flow {
             )
             .await
     }
-}
-
-/// The JSON body sent to a webhook destination: Standard Webhooks' `{type, timestamp, data}`.
-fn payload(change: &GoldenChange, fields: Option<&[String]>) -> Vec<u8> {
-    let kind = match ChangeKind::try_from(change.kind) {
-        Ok(ChangeKind::Created) => "created",
-        _ => "updated",
-    };
-    // The source's timestamp keeps the body identical across retries.
-    let timestamp = change
-        .cause
-        .as_ref()
-        .and_then(|c| c.occurred_at)
-        .and_then(|t| OffsetDateTime::from_unix_timestamp(t.seconds).ok())
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_default();
-    let refs: Vec<_> = change
-        .external_refs
-        .iter()
-        .map(|r| json!({ "system": r.system, "object": r.object, "id": r.id }))
-        .collect();
-    let object = change.record.as_ref().and_then(|r| r.object.as_ref());
-    let mut data = match object {
-        // Contacts keep the shape receivers have relied on from the start: every field present.
-        Some(canonical_object::Object::Contact(contact)) => json!({
-            "email": contact.email,
-            "phone": contact.phone,
-            "first_name": contact.first_name,
-            "last_name": contact.last_name,
-            "company_name": contact.company_name,
-            "job_title": contact.job_title,
-            "lifecycle_stage": contact.lifecycle_stage,
-            "marketing_consent": contact.consent.as_ref().map(|c| c.marketing),
-        }),
-        // Any other object as its contract names its fields (a company's name, domain, tax id).
-        Some(other) => serde_json::Value::Object(other.contract_json()),
-        None => json!({}),
-    };
-    if let Some(data) = data.as_object_mut() {
-        data.insert("id".to_owned(), json!(change.golden_id));
-        data.insert("version".to_owned(), json!(change.version));
-        data.insert("changed_fields".to_owned(), json!(change.changed_fields));
-        data.insert("external_refs".to_owned(), json!(refs));
-    }
-    let mut body = json!({
-        "type": format!("{}.{kind}", change.object_type),
-        "timestamp": timestamp,
-        "data": data,
-    });
-    // Data minimisation: the record's fields the flow does not name are left out.
-    if let (Some(fields), Some(data)) = (fields, body["data"].as_object_mut()) {
-        data.retain(|key, _| {
-            matches!(
-                key.as_str(),
-                "id" | "version" | "changed_fields" | "external_refs"
-            ) || fields.iter().any(|f| f == key)
-        });
-    }
-    serde_json::to_vec(&body).unwrap_or_default()
 }

@@ -2,26 +2,16 @@
 //! flow, so a failing destination never blocks another; every write carries a stable idempotency
 //! key; every failure ends in a retry or a dead letter with its reason.
 
-mod api;
 mod batcher;
-mod books;
+pub use connectors::{mailchimp, webhook};
 mod breaker;
+mod connectors;
 mod destination;
 mod flow;
-mod hubspot;
-mod ids;
-mod klaviyo;
-pub mod mailchimp;
 mod minimise;
 mod pause;
-mod quickbooks;
-mod salesforce;
 mod status;
-mod stripe;
-mod values;
-pub mod webhook;
 mod when;
-mod xero;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -122,7 +112,7 @@ impl App {
                 .ok_or_else(|| {
                     Error::Other(format!("flow {}: unknown destination", flow_config.name))
                 })?;
-            if !destination::takes(dest_config.kind, flow_config.object) {
+            if !connectors::takes(dest_config.kind, flow_config.object) {
                 return Err(Error::Other(format!(
                     "flow {}: a {} destination does not take {} changes",
                     flow_config.name,

@@ -9,10 +9,10 @@ use switchyard_chassis::config::DestinationConfig;
 use switchyard_chassis::deadpool_postgres::Pool;
 use switchyard_proto::v1::canonical_object::Object;
 
-use crate::api::Api;
-use crate::destination::{Write, Written, permanent};
-use crate::values::{date, decimal_number, object};
-use crate::webhook::SendError;
+use super::api::Api;
+use super::http::SendError;
+use super::values::{date, decimal_number, object};
+use super::{Write, Written, permanent};
 
 /// The REST API version the connector speaks.
 pub const API_VERSION: &str = "v61.0";
@@ -113,5 +113,18 @@ fn stage_name(stage: &str) -> &str {
         "won" => "Closed Won",
         "lost" => "Closed Lost",
         other => other,
+    }
+}
+
+impl super::Connector for SalesforceDestination {
+    fn name(&self) -> &str {
+        Self::name(self)
+    }
+
+    fn write<'a>(
+        &'a self,
+        write: &'a Write<'a>,
+    ) -> futures::future::BoxFuture<'a, Result<Written, SendError>> {
+        Box::pin(Self::write(self, write))
     }
 }

@@ -10,10 +10,10 @@ use serde_json::{Value, json};
 use switchyard_chassis::config::DestinationConfig;
 use switchyard_proto::v1::{ChangeKind, canonical_object::Object};
 
-use crate::api::Api;
-use crate::destination::{Write, Written, permanent};
-use crate::values::{country_name, object};
-use crate::webhook::SendError;
+use super::api::Api;
+use super::http::SendError;
+use super::values::{country_name, object};
+use super::{Write, Written, permanent};
 
 /// The API revision every request names.
 pub const REVISION: &str = "2026-07-15";
@@ -67,7 +67,7 @@ impl KlaviyoDestination {
             ("organization", json!(contact.company_name)),
             ("title", json!(contact.job_title)),
         ]);
-        crate::values::put(
+        super::values::put(
             &mut attributes,
             "location",
             Value::Object(object([("country", json!(country))])),
@@ -138,7 +138,7 @@ impl KlaviyoDestination {
         Ok(Written::Done(answer.status))
     }
 
-    async fn post(&self, path: &str, body: &Value) -> Result<crate::api::Answer, SendError> {
+    async fn post(&self, path: &str, body: &Value) -> Result<super::api::Answer, SendError> {
         let url = self.api.url(path);
         self.api
             .call(Method::POST, &url, |r| {
@@ -176,4 +176,17 @@ fn consent_is_news(write: &Write<'_>) -> bool {
             .changed_fields
             .iter()
             .any(|f| f == "consent" || f == "marketing_consent")
+}
+
+impl super::Connector for KlaviyoDestination {
+    fn name(&self) -> &str {
+        Self::name(self)
+    }
+
+    fn write<'a>(
+        &'a self,
+        write: &'a Write<'a>,
+    ) -> futures::future::BoxFuture<'a, Result<Written, SendError>> {
+        Box::pin(Self::write(self, write))
+    }
 }

@@ -12,12 +12,12 @@ use switchyard_chassis::config::DestinationConfig;
 use switchyard_chassis::deadpool_postgres::Pool;
 use switchyard_proto::v1::{Contact, ExternalRef, LineItem, Money, canonical_object::Object};
 
-use crate::api::Api;
-use crate::books::Books;
-use crate::destination::{Write, Written, permanent};
-use crate::ids::{Ids, Links, golden_key, ref_key};
-use crate::values::{date, decimal_number, display_name, idempotency_key, object, own_id, ref_in};
-use crate::webhook::SendError;
+use super::api::Api;
+use super::books::Books;
+use super::http::SendError;
+use super::ids::{Ids, Links, golden_key, ref_key};
+use super::values::{date, decimal_number, display_name, idempotency_key, object, own_id, ref_in};
+use super::{Write, Written, permanent};
 
 /// Xero's limit on `Idempotency-Key` (its spec: "128 character max").
 const KEY_MAX: usize = 128;
@@ -132,7 +132,7 @@ impl XeroDestination {
         collection: &str,
         what: &str,
         body: &Value,
-    ) -> Result<crate::api::Answer, SendError> {
+    ) -> Result<super::api::Answer, SendError> {
         let url = self.api.url(&format!("/api.xro/2.0/{collection}"));
         let key = idempotency_key(write.key, what, KEY_MAX);
         self.api
@@ -312,5 +312,18 @@ impl XeroDestination {
             }));
         }
         Ok(lines)
+    }
+}
+
+impl super::Connector for XeroDestination {
+    fn name(&self) -> &str {
+        Self::name(self)
+    }
+
+    fn write<'a>(
+        &'a self,
+        write: &'a Write<'a>,
+    ) -> futures::future::BoxFuture<'a, Result<Written, SendError>> {
+        Box::pin(Self::write(self, write))
     }
 }

@@ -12,12 +12,12 @@ use switchyard_chassis::config::DestinationConfig;
 use switchyard_chassis::deadpool_postgres::Pool;
 use switchyard_proto::v1::{Contact, ExternalRef, LineItem, Money, canonical_object::Object};
 
-use crate::api::Api;
-use crate::books::Books;
-use crate::destination::{Write, Written, permanent};
-use crate::ids::{Ids, Links, golden_key, ref_key};
-use crate::values::{date, decimal_number, display_name, idempotency_key, object, own_id, ref_in};
-use crate::webhook::SendError;
+use super::api::Api;
+use super::books::Books;
+use super::http::SendError;
+use super::ids::{Ids, Links, golden_key, ref_key};
+use super::values::{date, decimal_number, display_name, idempotency_key, object, own_id, ref_in};
+use super::{Write, Written, permanent};
 
 /// The minor version every call names (the one Intuit's current docs use).
 pub const MINOR_VERSION: &str = "75";
@@ -131,7 +131,7 @@ impl QuickbooksDestination {
         entity: &str,
         what: &str,
         body: &Value,
-    ) -> Result<crate::api::Answer, SendError> {
+    ) -> Result<super::api::Answer, SendError> {
         let mut url = reqwest::Url::parse(
             &self
                 .api
@@ -409,4 +409,17 @@ fn sales_line(line: &LineItem, item: Value, tax: Option<&str>) -> Option<Value> 
         ("Description", json!(description)),
         ("SalesItemLineDetail", detail),
     ])))
+}
+
+impl super::Connector for QuickbooksDestination {
+    fn name(&self) -> &str {
+        Self::name(self)
+    }
+
+    fn write<'a>(
+        &'a self,
+        write: &'a Write<'a>,
+    ) -> futures::future::BoxFuture<'a, Result<Written, SendError>> {
+        Box::pin(Self::write(self, write))
+    }
 }

@@ -8,7 +8,7 @@ use switchyard_chassis::config::DestinationConfig;
 use switchyard_chassis::deadpool_postgres::Pool;
 use switchyard_proto::v1::{CrosswalkLink, ExternalRef};
 
-use crate::webhook::SendError;
+use super::http::SendError;
 
 /// The ids one destination gave records.
 #[derive(Debug, Clone)]

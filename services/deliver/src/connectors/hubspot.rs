@@ -11,11 +11,11 @@ use switchyard_chassis::config::DestinationConfig;
 use switchyard_chassis::deadpool_postgres::Pool;
 use switchyard_proto::v1::{Company, Contact, Deal, canonical_object::Object};
 
-use crate::api::Api;
-use crate::destination::{Write, Written, permanent};
-use crate::ids::{Ids, Links, golden_key};
-use crate::values::{decimal_text, object, own_id};
-use crate::webhook::SendError;
+use super::api::Api;
+use super::http::SendError;
+use super::ids::{Ids, Links, golden_key};
+use super::values::{decimal_text, object, own_id};
+use super::{Write, Written, permanent};
 
 /// A configured HubSpot account (portal).
 #[derive(Debug)]
@@ -200,7 +200,7 @@ impl HubspotDestination {
             ),
             (
                 "closedate",
-                json!(crate::values::date(deal.close_date.as_ref()).unwrap_or_default()),
+                json!(super::values::date(deal.close_date.as_ref()).unwrap_or_default()),
             ),
         ]);
         let golden = golden_key("deal", &write.change.golden_id);
@@ -269,6 +269,19 @@ fn deal_stage(stage: &str) -> &str {
         "won" => "closedwon",
         "lost" => "closedlost",
         other => other,
+    }
+}
+
+impl super::Connector for HubspotDestination {
+    fn name(&self) -> &str {
+        Self::name(self)
+    }
+
+    fn write<'a>(
+        &'a self,
+        write: &'a Write<'a>,
+    ) -> futures::future::BoxFuture<'a, Result<Written, SendError>> {
+        Box::pin(Self::write(self, write))
     }
 }
 

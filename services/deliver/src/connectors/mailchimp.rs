@@ -6,11 +6,11 @@
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::json;
 use switchyard_chassis::config::DestinationConfig;
-use switchyard_proto::v1::Contact;
+use switchyard_proto::v1::{Contact, canonical_object};
 
-use crate::destination::{Write, permanent};
-use crate::klaviyo::customer_email;
-use crate::webhook::{SendError, classify, transport_error};
+use super::http::{SendError, classify, transport_error};
+use super::klaviyo::customer_email;
+use super::{Write, permanent};
 
 /// A configured Mailchimp audience.
 #[derive(Debug)]
@@ -112,6 +112,31 @@ impl MailchimpDestination {
             .await
             .map_err(transport_error)?;
         classify(response).await
+    }
+}
+
+impl super::Connector for MailchimpDestination {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn write<'a>(
+        &'a self,
+        write: &'a Write<'a>,
+    ) -> futures::future::BoxFuture<'a, Result<super::Written, SendError>> {
+        Box::pin(async move {
+            match write.object() {
+                Some(canonical_object::Object::Contact(contact)) => {
+                    self.upsert(contact).await.map(super::Written::Done)
+                }
+                Some(canonical_object::Object::Invoice(_)) => {
+                    self.nurture(write).await.map(super::Written::Done)
+                }
+                _ => Err(permanent(
+                    "a Mailchimp audience takes contacts and invoices",
+                )),
+            }
+        })
     }
 }
 

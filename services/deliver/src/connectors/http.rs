@@ -1,11 +1,10 @@
-//! The generic `webhook` destination: a JSON POST signed the Standard Webhooks way, with a
-//! `webhook-id` that stays the same across retries so the receiver can drop repeats.
+//! How a destination's HTTP answer reads: done, worth another try, refused for good, or gone; the
+//! client every connector calls with, and the helpers that sort its answers.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use switchyard_chassis::bus::{ErrorClass, RESPONSE_BODY_LIMIT, trim_to};
 use switchyard_chassis::config::DestinationConfig;
-use switchyard_chassis::signing::SigningKey;
 
 /// How a send failed, and whether trying again can help.
 #[derive(Debug, thiserror::Error)]
@@ -88,61 +87,6 @@ const REQUEST_FAILED: &str = "request failed";
 pub(crate) const TOKEN_REFRESH_FAILED: &str = "token refresh failed";
 /// A refusal's reason: `destination answered <status>: <the start of its body>`.
 const REFUSED: &str = "destination answered";
-
-/// A configured webhook destination.
-#[derive(Debug)]
-pub struct WebhookDestination {
-    pub name: String,
-    url: String,
-    key: SigningKey,
-    client: reqwest::Client,
-}
-
-impl WebhookDestination {
-    /// Builds the destination; the secret was resolved from the environment by the config loader.
-    pub fn new(config: &DestinationConfig) -> Result<Self, String> {
-        let secret = config
-            .secret()
-            .ok_or_else(|| format!("destination {}: secret not resolved", config.name))?;
-        let key = SigningKey::from_secret(secret)
-            .map_err(|e| format!("destination {}: {e}", config.name))?;
-        let client = http_client(config)?;
-        Ok(Self {
-            name: config.name.clone(),
-            url: config.base_url().to_owned(),
-            key,
-            client,
-        })
-    }
-
-    /// POSTs `body` with `webhook_id`; Ok carries the 2xx status.
-    #[tracing::instrument(
-        skip_all,
-        name = "destination write",
-        fields(
-            otel.kind = "client",
-            otel.name = "destination write",
-            http.request.method = "POST",
-            destination = %self.name,
-            http.response.status_code = tracing::field::Empty,
-        )
-    )]
-    pub async fn send(&self, webhook_id: &str, body: Vec<u8>) -> Result<u16, SendError> {
-        let timestamp = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
-        let mut request = self
-            .client
-            .post(&self.url)
-            .header("content-type", "application/json");
-        for (name, value) in self.key.headers(webhook_id, timestamp, &body) {
-            request = request.header(name, value);
-        }
-        let response = request.body(body).send().await;
-        let response = response.map_err(transport_error)?;
-        classify(response).await
-    }
-}
 
 /// The HTTP client for one destination: its timeout, our user agent.
 pub(crate) fn http_client(config: &DestinationConfig) -> Result<reqwest::Client, String> {

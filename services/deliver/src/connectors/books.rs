@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use switchyard_chassis::config::DestinationConfig;
 use switchyard_proto::v1::LineItem;
 
-use crate::destination::permanent;
-use crate::webhook::SendError;
+use super::http::SendError;
+use super::permanent;
 
 /// A destination's product and tax-code tables.
 #[derive(Debug, Clone, Default)]

@@ -11,7 +11,7 @@ use switchyard_chassis::config::{DestinationConfig, DestinationKind};
 use switchyard_chassis::deadpool_postgres::Pool;
 use switchyard_chassis::oauth::{ClientAuth, OAuthSettings, TokenError, TokenManager, TokenTable};
 
-use crate::webhook::{SendError, TOKEN_REFRESH_FAILED, refusal, transport_error};
+use super::http::{SendError, TOKEN_REFRESH_FAILED, refusal, transport_error};
 
 /// Deliver keeps each destination's OAuth2 tokens in its own table, keyed by destination name.
 const TOKENS: TokenTable = TokenTable {

@@ -9,11 +9,11 @@ use switchyard_chassis::config::DestinationConfig;
 use switchyard_chassis::deadpool_postgres::Pool;
 use switchyard_proto::v1::canonical_object::Object;
 
-use crate::api::Api;
-use crate::destination::{Write, Written, permanent};
-use crate::ids::{Ids, Links, golden_key, ref_key};
-use crate::values::{idempotency_key, own_id};
-use crate::webhook::SendError;
+use super::api::Api;
+use super::http::SendError;
+use super::ids::{Ids, Links, golden_key, ref_key};
+use super::values::{idempotency_key, own_id};
+use super::{Write, Written, permanent};
 
 /// Stripe's limit on `Idempotency-Key`.
 const KEY_MAX: usize = 255;
@@ -102,5 +102,18 @@ impl StripeDestination {
             self.ids.keep(&keys, id).await?;
         }
         Ok(Written::Done(answer.status))
+    }
+}
+
+impl super::Connector for StripeDestination {
+    fn name(&self) -> &str {
+        Self::name(self)
+    }
+
+    fn write<'a>(
+        &'a self,
+        write: &'a Write<'a>,
+    ) -> futures::future::BoxFuture<'a, Result<Written, SendError>> {
+        Box::pin(Self::write(self, write))
     }
 }
