@@ -7,6 +7,7 @@ pub mod config;
 pub mod db;
 mod db_tls;
 mod error;
+pub mod group_commit;
 pub mod ids;
 pub mod oauth;
 pub mod ops;

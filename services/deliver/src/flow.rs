@@ -15,6 +15,7 @@ use switchyard_chassis::retry::RedeliveryPolicy;
 use switchyard_proto::v1::{ChangeKind, DeliveryOutcome, DeliveryResult, GoldenChange};
 
 use crate::STAGE;
+use crate::batcher::StoreError;
 use crate::breaker::Admit;
 use crate::connectors::{SendError, Write, Written};
 use crate::destination::Destination;
@@ -113,7 +114,11 @@ impl Flow {
                 return;
             }
             Ok(None) => {}
-            Err(error) => return self.retry_later(delivery, &change, &error, 0, None).await,
+            Err(error) => {
+                return self
+                    .retry_later(delivery, &change, &error.to_string(), 0, None)
+                    .await;
+            }
         }
         if self.paused.load(Ordering::Relaxed) {
             // The row decides: an operator may have resumed the flow through another replica.
@@ -172,7 +177,6 @@ impl Flow {
             flow: &self.config,
             change: &minimised,
         };
-        let _fields = self.config.fields.as_deref();
         match self
             .destination
             .write(&write)
@@ -195,7 +199,7 @@ impl Flow {
                     // The write happened; the retry sends it again with the same idempotency
                     // key (or upsert key), which the destination treats as a repeat.
                     return self
-                        .retry_later(delivery, &change, &error, status, None)
+                        .retry_later(delivery, &change, &error.to_string(), status, None)
                         .await;
                 }
                 self.count("delivered");
@@ -423,14 +427,14 @@ impl Flow {
             .map_err(|e| e.to_string())
     }
 
-    async fn delivered_before(&self, change_id: &str) -> Result<Option<u16>, String> {
+    async fn delivered_before(&self, change_id: &str) -> Result<Option<u16>, StoreError> {
         // Batched with the other lanes' look-ups: one `= ANY` query instead of one each.
         self.deliveries
             .delivered(&self.config.name, change_id)
             .await
     }
 
-    async fn record(&self, change_id: &str, status: u16, attempt: u64) -> Result<(), String> {
+    async fn record(&self, change_id: &str, status: u16, attempt: u64) -> Result<(), StoreError> {
         // Group commit with the other lanes' records; answered once the row has committed, so
         // the ack still follows the record.
         self.deliveries

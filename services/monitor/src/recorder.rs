@@ -1,17 +1,18 @@
-//! Group commit for delivery reports. Handlers hand their report to one recorder task, which
-//! writes a whole batch in one transaction — each report id marked counted, per-flow totals,
-//! freshness, the flow's and the source's volume buckets and, for a delivery, its
-//! `destination.write` audit entry — then answers every handler, which acks only then.
-//! One transaction is written at a time and what arrives meanwhile goes into the next, so under
-//! load each holds hundreds of reports, while a lone report waits no more than `MAX_WAIT`. A
-//! report is in its bucket exactly once (the bucket and the "counted" mark commit together), and
-//! the batch in hand at shutdown is written before its messages are acked.
+//! Group commit for delivery reports. Handlers hand their report to one recorder task (a
+//! [`GroupCommit`]), which writes a whole batch in one transaction — each report id marked
+//! counted, per-flow totals, freshness, the flow's and the source's volume buckets and, for a
+//! delivery, its `destination.write` audit entry — then answers every handler, which acks only
+//! then. One transaction is written at a time and what arrives meanwhile goes into the next, so
+//! under load each holds hundreds of reports, while a lone report waits no more than `MAX_WAIT`.
+//! A report is in its bucket exactly once (the bucket and the "counted" mark commit together),
+//! and the batch in hand at shutdown is written before its messages are acked.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use switchyard_chassis::deadpool_postgres::Pool;
-use tokio::sync::{mpsc, oneshot};
+use switchyard_chassis::group_commit::{Batching, GroupCommit, Submitted};
 
 use crate::store::StoreError;
 
@@ -58,61 +59,50 @@ impl Report {
     }
 }
 
-type Pending = (Report, oneshot::Sender<Result<bool, StoreError>>);
-
 /// Hands reports to the recorder task (cheap to clone).
 #[derive(Debug, Clone)]
 pub(crate) struct Recorder {
-    queue: mpsc::Sender<Pending>,
+    batches: GroupCommit<Report, bool, StoreError>,
 }
 
 impl Recorder {
     /// Starts the recorder task. It runs until every `Recorder` is dropped, then writes what is
     /// left and stops.
     pub(crate) fn start(pool: Pool, bucket: Duration) -> Self {
-        let (queue, inbox) = mpsc::channel(MAX_BATCH * 2);
-        // A bucket of seconds (tests) gets its rows sooner, so its baseline sees whole buckets.
-        let wait = MAX_WAIT.min(bucket / 8);
-        tokio::spawn(run(pool, bucket.as_secs().max(1), wait, inbox));
-        Self { queue }
+        let bucket_secs = bucket.as_secs().max(1);
+        let batching = Batching {
+            max_batch: MAX_BATCH,
+            // A bucket of seconds (tests) gets its rows sooner, so its baseline sees whole
+            // buckets.
+            linger: MAX_WAIT.min(bucket / 8),
+            // One transaction at a time: they update the same bucket rows, so two at once would
+            // only wait on each other's locks.
+            in_flight: 1,
+        };
+        let batches = GroupCommit::start(batching, move |reports: Vec<Report>| {
+            let pool = pool.clone();
+            async move {
+                match write(&pool, bucket_secs, &reports).await {
+                    Ok(fresh) => fresh.into_iter().map(Ok).collect(),
+                    Err(error) => {
+                        let error = Arc::new(error);
+                        reports
+                            .iter()
+                            .map(|_| Err(StoreError::Shared(error.clone())))
+                            .collect()
+                    }
+                }
+            }
+        });
+        Self { batches }
     }
 
     /// Stores one report; true when it was counted now, false when it had been before.
     pub(crate) async fn record(&self, report: Report) -> Result<bool, StoreError> {
-        let (answer, answered) = oneshot::channel();
-        self.queue
-            .send((report, answer))
-            .await
-            .map_err(|_| StoreError::Stopped)?;
-        answered.await.map_err(|_| StoreError::Stopped)?
-    }
-}
-
-async fn run(pool: Pool, bucket_secs: u64, wait: Duration, mut inbox: mpsc::Receiver<Pending>) {
-    while let Some(first) = inbox.recv().await {
-        let mut batch = vec![first];
-        let deadline = tokio::time::Instant::now() + wait;
-        while batch.len() < MAX_BATCH {
-            match tokio::time::timeout_at(deadline, inbox.recv()).await {
-                Ok(Some(next)) => batch.push(next),
-                // Closed (shutdown) or waited long enough: write what is in hand.
-                Ok(None) | Err(_) => break,
-            }
-        }
-        let reports: Vec<&Report> = batch.iter().map(|(r, _)| r).collect();
-        match write(&pool, bucket_secs, &reports).await {
-            Ok(fresh) => {
-                for ((_, answer), fresh) in batch.into_iter().zip(fresh) {
-                    let _ = answer.send(Ok(fresh));
-                }
-            }
-            Err(error) => {
-                let error = std::sync::Arc::new(error);
-                for (_, answer) in batch {
-                    let _ = answer.send(Err(StoreError::Shared(error.clone())));
-                }
-            }
-        }
+        self.batches.submit(report).await.map_err(|e| match e {
+            Submitted::Stopped => StoreError::Stopped,
+            Submitted::Failed(error) => error,
+        })
     }
 }
 
@@ -139,11 +129,7 @@ fn bucket_column(outcome: &str) -> Option<usize> {
 }
 
 /// Writes a batch in one transaction; answers, per report, whether it was counted now.
-async fn write(
-    pool: &Pool,
-    bucket_secs: u64,
-    reports: &[&Report],
-) -> Result<Vec<bool>, StoreError> {
+async fn write(pool: &Pool, bucket_secs: u64, reports: &[Report]) -> Result<Vec<bool>, StoreError> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     let ids: Vec<&str> = reports.iter().map(|r| r.msg_id.as_str()).collect();
