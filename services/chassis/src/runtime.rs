@@ -76,6 +76,17 @@ impl Runtime {
             .ok_or_else(|| Error::Other(format!("{} needs PostgreSQL", self.service)))
     }
 
+    /// The settler of this service's messages: the default redelivery policy, `max_attempts`
+    /// attempts, dead letters under the service's stage.
+    pub fn settler(&self, max_attempts: u64) -> crate::bus::Settler {
+        crate::bus::Settler::new(
+            self.bus.clone(),
+            self.service,
+            crate::retry::RedeliveryPolicy::default(),
+            max_attempts,
+        )
+    }
+
     /// Where `/healthz`, `/readyz` and `/metrics` are served.
     pub fn ops_addr(&self) -> SocketAddr {
         self.ops_listener

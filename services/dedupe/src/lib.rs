@@ -18,11 +18,11 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prost::Message as _;
 use switchyard_chassis::bus::{
-    Bus, ConsumerSpec, Delivery, ErrorClass, Failure, StreamKind, run_batch_consumer, settled,
+    BatchHandler, Bus, ConsumerSpec, Delivery, ErrorClass, Failure, Outcome, StreamKind,
+    run_batch_consumer,
 };
 use switchyard_chassis::config::Config;
 use switchyard_chassis::deadpool_postgres::Pool;
-use switchyard_chassis::retry::RedeliveryPolicy;
 use switchyard_chassis::{CancellationToken, Error, Runtime};
 use switchyard_proto::v1::{
     CanonicalObject, Contact, CrosswalkLink, Envelope, IdentityCommand, canonical_object::Object,
@@ -60,19 +60,21 @@ pub struct App {
     handler: Handler,
 }
 
-/// Canonical objects of a batch between two operator commands.
+/// Canonical objects of a batch between two operator commands, by their place in the batch.
 #[derive(Default)]
-struct Run {
-    contacts: Vec<(Delivery, Envelope, Contact)>,
-    records: Vec<(Delivery, Envelope, Object)>,
+struct Run<'a> {
+    contacts: Vec<(usize, &'a Delivery, Envelope, Contact)>,
+    records: Vec<(usize, &'a Delivery, Envelope, Object)>,
 }
 
-#[derive(Debug, Clone)]
+/// Outcomes of a run, by place in the batch.
+type Placed = Vec<(usize, Outcome)>;
+
+#[derive(Debug)]
 struct Handler {
     bus: Bus,
     pool: Pool,
     events: Family<Labels, Counter>,
-    retry: RedeliveryPolicy,
     contacts: ContactRules,
     records: records::RecordRules,
     marks: store::PublishedMarks,
@@ -141,7 +143,6 @@ impl App {
             marks: store::PublishedMarks::spawn(pool.clone()),
             pool,
             events,
-            retry: RedeliveryPolicy::default(),
             contacts,
             records,
         };
@@ -160,16 +161,14 @@ impl App {
     /// Resolves canonical objects until shutdown.
     pub async fn run(self) -> Result<(), Error> {
         let shutdown = self.runtime.shutdown.clone();
-        let handler = self.handler;
+        let settler = self.runtime.settler(MAX_ATTEMPTS);
+        let handler = std::sync::Arc::new(self.handler);
         let consumer = self.consumer;
         self.runtime
             .run(async move {
                 // Records sharing a key are serialised by advisory locks, so batches can be in
                 // hand at once; the pool bounds how many reach the database together.
-                run_batch_consumer(consumer, STAGE, BATCH, BATCHES, shutdown, |batch| {
-                    handler.clone().handle_batch(batch)
-                })
-                .await;
+                run_batch_consumer(consumer, settler, BATCH, BATCHES, shutdown, handler).await;
                 Ok(())
             })
             .await
@@ -181,24 +180,32 @@ impl Handler {
         self.events.get_or_create(&Labels { object, outcome }).inc();
     }
 
+    /// A failed attempt (database or bus): counted, and retried until the attempts run out.
+    fn failed(&self, object: &'static str, source: &str, reason: impl Into<String>) -> Outcome {
+        self.count(object, "failed");
+        Outcome::retry(Failure::transient(source, reason))
+    }
+
     /// Handles one batch of messages in their order. Runs of canonical objects are resolved
     /// together — all their contacts in one transaction, every other object on its own beside
     /// it; an operator command waits for what came before it and is applied before what comes
     /// after, so it affects exactly the events behind it.
-    async fn handle_batch(self, deliveries: Vec<Delivery>) {
+    async fn resolve_batch(&self, deliveries: &[Delivery]) -> Vec<Outcome> {
+        let mut outcomes = vec![Outcome::Defer { after: None }; deliveries.len()];
+        let mut placed = Vec::new();
         let mut run = Run::default();
-        for delivery in deliveries {
+        for (place, delivery) in deliveries.iter().enumerate() {
             if delivery.subject() == self.bus.names().identity_command() {
-                self.resolve_run(std::mem::take(&mut run)).await;
+                placed.extend(self.resolve_run(std::mem::take(&mut run)).await);
                 let span = delivery.span().clone();
-                self.handle_command(delivery).instrument(span).await;
+                outcomes[place] = self.handle_command(delivery).instrument(span).await;
                 continue;
             }
             if self.bus.names().is_crosswalk_link(delivery.subject()) {
                 // In order with the events around it, like a command.
-                self.resolve_run(std::mem::take(&mut run)).await;
+                placed.extend(self.resolve_run(std::mem::take(&mut run)).await);
                 let span = delivery.span().clone();
-                self.handle_link(delivery).instrument(span).await;
+                outcomes[place] = self.handle_link(delivery).instrument(span).await;
                 continue;
             }
             let object = match CanonicalObject::decode(delivery.payload()) {
@@ -206,160 +213,171 @@ impl Handler {
                 Err(error) => {
                     // Dead-lettered alone: the messages around it are fine.
                     let reason = format!("undecodable canonical object: {error}");
-                    let span = delivery.span().clone();
-                    let failure = Failure::new(STAGE, "unknown", ErrorClass::Undecodable, &reason);
-                    self.bus
-                        .dead_letter_then_ack(delivery, &failure, &self.retry)
-                        .instrument(span)
-                        .await;
+                    outcomes[place] = Outcome::DeadLetter(Failure::new(
+                        "unknown",
+                        ErrorClass::Undecodable,
+                        reason,
+                    ));
                     continue;
                 }
             };
             let envelope = object.envelope.unwrap_or_default();
             match object.object {
-                Some(Object::Contact(contact)) => run.contacts.push((delivery, envelope, contact)),
-                Some(other) => run.records.push((delivery, envelope, other)),
+                Some(Object::Contact(contact)) => {
+                    run.contacts.push((place, delivery, envelope, contact));
+                }
+                Some(other) => run.records.push((place, delivery, envelope, other)),
                 None => {
                     let reason = "canonical message without an object";
-                    let span = delivery.span().clone();
-                    let failure =
-                        Failure::new(STAGE, &envelope.source_system, ErrorClass::Invalid, reason);
-                    self.bus
-                        .dead_letter_then_ack(delivery, &failure, &self.retry)
-                        .instrument(span)
-                        .await;
+                    outcomes[place] = Outcome::DeadLetter(Failure::new(
+                        envelope.source_system,
+                        ErrorClass::Invalid,
+                        reason,
+                    ));
                 }
             }
         }
-        self.resolve_run(run).await;
+        placed.extend(self.resolve_run(run).await);
+        for (place, outcome) in placed {
+            outcomes[place] = outcome;
+        }
+        outcomes
     }
 
     /// Resolves a run of canonical objects: the contacts as one batch, the other objects each in
     /// its own transaction, all at once (records sharing a key wait for each other's locks).
-    async fn resolve_run(&self, run: Run) {
-        let records = run.records.into_iter().map(|(delivery, envelope, object)| {
-            let span = delivery.span().clone();
-            self.resolve_record(delivery, envelope, object)
-                .instrument(span)
-        });
-        tokio::join!(self.resolve_contacts(run.contacts), join_all(records));
+    async fn resolve_run(&self, run: Run<'_>) -> Placed {
+        let records = run
+            .records
+            .into_iter()
+            .map(|(place, delivery, envelope, object)| {
+                let span = delivery.span().clone();
+                async move { (place, self.resolve_record(envelope, object).await) }.instrument(span)
+            });
+        let (mut placed, records) =
+            tokio::join!(self.resolve_contacts(run.contacts), join_all(records));
+        placed.extend(records);
+        placed
     }
 
-    /// Resolves contacts in one transaction, then publishes their changes and settles them. When
-    /// the database refuses the batch, each contact is tried again alone, so one event the
-    /// database cannot take never fails (and after enough attempts dead-letters) the others.
-    async fn resolve_contacts(&self, contacts: Vec<(Delivery, Envelope, Contact)>) {
+    /// Resolves contacts in one transaction, then publishes their changes. When the database
+    /// refuses the batch, each contact is tried again alone, so one event the database cannot
+    /// take never fails (and after enough attempts dead-letters) the others.
+    async fn resolve_contacts(
+        &self,
+        contacts: Vec<(usize, &Delivery, Envelope, Contact)>,
+    ) -> Placed {
         if contacts.is_empty() {
-            return;
+            return Vec::new();
         }
-        let (deliveries, events): (Vec<Delivery>, Vec<(Envelope, Contact)>) = contacts
+        let (deliveries, events): (Vec<_>, Vec<_>) = contacts
             .into_iter()
-            .map(|(delivery, envelope, contact)| (delivery, (envelope, contact)))
+            .map(|(place, delivery, envelope, contact)| ((place, delivery), (envelope, contact)))
             .unzip();
         let error = match store::resolve_contacts(&self.pool, &self.contacts, &events).await {
-            Ok(resolutions) => return self.settle_contacts(deliveries, &events, resolutions).await,
+            Ok(resolutions) => {
+                return self
+                    .publish_contacts(&deliveries, &events, resolutions)
+                    .await;
+            }
             Err(error) => error,
         };
         if deliveries.len() == 1 || !error.is_refusal() {
             let reason = error.to_string();
-            let retries = deliveries
-                .into_iter()
+            return deliveries
+                .iter()
                 .zip(&events)
-                .map(|(delivery, (envelope, _))| {
-                    let span = delivery.span().clone();
-                    self.retry_later(delivery, "contact", &envelope.source_system, &reason)
-                        .instrument(span)
-                });
-            join_all(retries).await;
-            return;
+                .map(|((place, _), (envelope, _))| {
+                    (
+                        *place,
+                        self.failed("contact", &envelope.source_system, &reason),
+                    )
+                })
+                .collect();
         }
         tracing::warn!(%error, count = deliveries.len(), "batch of contacts refused; resolving them one by one");
+        let mut placed = Vec::with_capacity(deliveries.len());
         for (delivery, event) in deliveries.into_iter().zip(events) {
             let event = [event];
             match store::resolve_contacts(&self.pool, &self.contacts, &event).await {
                 Ok(resolutions) => {
-                    self.settle_contacts(vec![delivery], &event, resolutions)
-                        .await
+                    placed.extend(
+                        self.publish_contacts(&[delivery], &event, resolutions)
+                            .await,
+                    );
                 }
                 Err(error) => {
-                    let span = delivery.span().clone();
-                    self.retry_later(
-                        delivery,
-                        "contact",
-                        &event[0].0.source_system,
-                        &error.to_string(),
-                    )
-                    .instrument(span)
-                    .await;
+                    let source = &event[0].0.source_system;
+                    placed.push((
+                        delivery.0,
+                        self.failed("contact", source, error.to_string()),
+                    ));
                 }
             }
         }
+        placed
     }
 
-    /// After commit: publishes every change of the batch (in flight together, in order), then
-    /// acknowledges each message whose change is out; a message whose change could not be
-    /// published is retried, and its redelivery publishes the change from the outbox.
-    async fn settle_contacts(
+    /// After commit: publishes every change of the batch (in flight together, in order); a
+    /// message whose change is out is done, one whose change could not be published is retried,
+    /// and its redelivery publishes the change from the outbox.
+    async fn publish_contacts(
         &self,
-        deliveries: Vec<Delivery>,
+        deliveries: &[(usize, &Delivery)],
         events: &[(Envelope, Contact)],
         resolutions: Vec<Resolution>,
-    ) {
+    ) -> Placed {
         let published = join_all(deliveries.iter().zip(&resolutions).map(
-            |(delivery, resolution)| {
-                async move {
-                    if let Some(pending) = &resolution.pending {
-                        self.publish(pending).await?;
-                    }
-                    // Review notices carry no published mark: a redelivery sends them again
-                    // and JetStream drops the repeats by their msg id.
-                    for notice in &resolution.notices {
-                        self.publish_notice(notice).await?;
-                    }
-                    Ok::<(), String>(())
-                }
-                // Inside the message's span: the change carries its trace on to deliver.
-                .instrument(delivery.span().clone())
+            |((_, delivery), resolution)| {
+                self.publish_resolution(resolution)
+                    // Inside the message's span: the change carries its trace on to deliver.
+                    .instrument(delivery.span().clone())
             },
         ))
         .await;
-        let settled_all = deliveries
-            .into_iter()
+        deliveries
+            .iter()
             .zip(events)
             .zip(resolutions.iter().zip(published))
-            .map(|((delivery, (envelope, _)), (resolution, published))| {
-                let span = delivery.span().clone();
-                async move {
-                    if let Err(error) = published {
-                        return self
-                            .retry_later(delivery, "contact", &envelope.source_system, &error)
-                            .await;
-                    }
-                    tracing::debug!(
-                        event_id = %envelope.event_id,
-                        object = "contact",
-                        outcome = resolution.outcome.as_str(),
-                        "resolved"
+            .map(|(((place, _), (envelope, _)), (resolution, published))| {
+                if let Err(error) = published {
+                    return (
+                        *place,
+                        self.failed("contact", &envelope.source_system, error),
                     );
-                    self.count("contact", resolution.outcome.as_str());
-                    settled(delivery.ack().await);
                 }
-                .instrument(span)
-            });
-        join_all(settled_all).await;
+                tracing::debug!(
+                    event_id = %envelope.event_id,
+                    object = "contact",
+                    outcome = resolution.outcome.as_str(),
+                    "resolved"
+                );
+                self.count("contact", resolution.outcome.as_str());
+                (*place, Outcome::Ack)
+            })
+            .collect()
     }
 
-    /// Resolves one canonical object other than a contact, publishes its change, then acks.
-    async fn resolve_record(&self, delivery: Delivery, envelope: Envelope, object: Object) {
+    /// Publishes a resolution's change and its review notices. Review notices carry no
+    /// published mark: a redelivery sends them again and JetStream drops the repeats by their
+    /// msg id.
+    async fn publish_resolution(&self, resolution: &Resolution) -> Result<(), String> {
+        if let Some(pending) = &resolution.pending {
+            self.publish(pending).await?;
+        }
+        for notice in &resolution.notices {
+            self.publish_notice(notice).await?;
+        }
+        Ok(())
+    }
+
+    /// Resolves one canonical object other than a contact and publishes its change.
+    async fn resolve_record(&self, envelope: Envelope, object: Object) -> Outcome {
         let name = records::object_name(&object);
         let resolution = match records::resolve(&self.pool, &self.records, &envelope, &object).await
         {
             Ok(resolution) => resolution,
-            Err(error) => {
-                return self
-                    .retry_later(delivery, name, &envelope.source_system, &error.to_string())
-                    .await;
-            }
+            Err(error) => return self.failed(name, &envelope.source_system, error.to_string()),
         };
         tracing::debug!(
             event_id = %envelope.event_id,
@@ -367,37 +385,26 @@ impl Handler {
             outcome = resolution.outcome.as_str(),
             "resolved"
         );
-        let published = async {
-            if let Some(pending) = &resolution.pending {
-                self.publish(pending).await?;
-            }
-            for notice in &resolution.notices {
-                self.publish_notice(notice).await?;
-            }
-            Ok::<(), String>(())
-        };
-        if let Err(error) = published.await {
-            return self
-                .retry_later(delivery, name, &envelope.source_system, &error)
-                .await;
+        if let Err(error) = self.publish_resolution(&resolution).await {
+            return self.failed(name, &envelope.source_system, error);
         }
         self.count(name, resolution.outcome.as_str());
-        settled(delivery.ack().await);
+        Outcome::Ack
     }
 
     /// Adds the id a destination gave a golden record to the crosswalk (see
     /// `CrosswalkLink`). A source id already linked keeps its record: the crosswalk maps each
     /// external id to exactly one golden record.
-    async fn handle_link(&self, delivery: Delivery) {
+    async fn handle_link(&self, delivery: &Delivery) -> Outcome {
         let link = match CrosswalkLink::decode(delivery.payload()) {
             Ok(link) => link,
             Err(error) => {
                 let reason = format!("undecodable crosswalk link: {error}");
-                let failure = Failure::new(STAGE, "deliver", ErrorClass::Undecodable, &reason);
-                self.bus
-                    .dead_letter_then_ack(delivery, &failure, &self.retry)
-                    .await;
-                return;
+                return Outcome::DeadLetter(Failure::new(
+                    "deliver",
+                    ErrorClass::Undecodable,
+                    reason,
+                ));
             }
         };
         let object = merge::object_label(&link.object);
@@ -406,63 +413,44 @@ impl Handler {
                 "crosswalk link with a golden id that is not a UUID: {:?}",
                 link.golden_id
             );
-            let failure = Failure::new(STAGE, &link.system, ErrorClass::Invalid, &reason);
-            self.bus
-                .dead_letter_then_ack(delivery, &failure, &self.retry)
-                .await;
-            return;
+            return Outcome::DeadLetter(Failure::new(link.system, ErrorClass::Invalid, reason));
         };
-        let inserted = match store::link(&self.pool, &link, golden_id).await {
-            Ok(inserted) => inserted,
-            Err(error) => {
-                return self
-                    .retry_later(delivery, object, &link.system, &error.to_string())
-                    .await;
+        match store::link(&self.pool, &link, golden_id).await {
+            Ok(inserted) => {
+                self.count(object, if inserted { "linked" } else { "link_kept" });
+                Outcome::Ack
             }
-        };
-        self.count(object, if inserted { "linked" } else { "link_kept" });
-        settled(delivery.ack().await);
+            Err(error) => self.failed(object, &link.system, error.to_string()),
+        }
     }
 
-    /// Applies an operator's merge or un-merge (see [`merge`]), publishes its golden changes and
-    /// its result, then acks.
-    async fn handle_command(&self, delivery: Delivery) {
+    /// Applies an operator's merge or un-merge (see [`merge`]) and publishes its golden changes
+    /// and its result.
+    async fn handle_command(&self, delivery: &Delivery) -> Outcome {
         let command = match IdentityCommand::decode(delivery.payload()) {
             Ok(command) if merge::valid_command_id(&command.command_id) => command,
             Ok(_) => {
                 let reason = "identity command without a valid command_id";
-                let failure = Failure::new(STAGE, "admin", ErrorClass::Invalid, reason);
-                self.bus
-                    .dead_letter_then_ack(delivery, &failure, &self.retry)
-                    .await;
-                return;
+                return Outcome::DeadLetter(Failure::new("admin", ErrorClass::Invalid, reason));
             }
             Err(error) => {
                 let reason = format!("undecodable identity command: {error}");
-                let failure = Failure::new(STAGE, "admin", ErrorClass::Undecodable, &reason);
-                self.bus
-                    .dead_letter_then_ack(delivery, &failure, &self.retry)
-                    .await;
-                return;
+                return Outcome::DeadLetter(Failure::new("admin", ErrorClass::Undecodable, reason));
             }
         };
         let object = merge::object_label(&command.object);
         let applied = match merge::apply(&self.pool, self.bus.names(), &command).await {
             Ok(applied) => applied,
-            Err(error) => {
-                return self
-                    .retry_later(delivery, object, "admin", &error.to_string())
-                    .await;
-            }
+            Err(error) => return self.failed(object, "admin", error.to_string()),
         };
         // Changes first, the result last: once monitor sees the result, the changes are out.
         for pending in &applied.pending {
             if let Err(error) = self.publish(pending).await {
-                return self.retry_later(delivery, object, "admin", &error).await;
+                return self.failed(object, "admin", error);
             }
         }
         self.count(object, applied.outcome);
-        settled(delivery.ack().await);
+        Outcome::Ack
     }
 
     /// Publishes an outbox entry, then queues its published mark. The `Nats-Msg-Id` is the change
@@ -494,25 +482,10 @@ impl Handler {
             .map(|_| ())
             .map_err(|e| e.to_string())
     }
+}
 
-    async fn retry_later(
-        &self,
-        delivery: Delivery,
-        object: &'static str,
-        source: &str,
-        reason: &str,
-    ) {
-        self.count(object, "failed");
-        if delivery.attempt() >= MAX_ATTEMPTS {
-            let reason = format!("gave up after {} attempts: {reason}", delivery.attempt());
-            let failure = Failure::new(STAGE, source, ErrorClass::Exhausted, &reason);
-            self.bus
-                .dead_letter_then_ack(delivery, &failure, &self.retry)
-                .await;
-        } else {
-            tracing::warn!(%reason, attempt = delivery.attempt(), "resolution failed; will retry");
-            let delay = self.retry.delay(delivery.attempt(), None);
-            settled(delivery.nak(Some(delay)).await);
-        }
+impl BatchHandler for Handler {
+    async fn handle_batch(&self, deliveries: &[Delivery]) -> Vec<Outcome> {
+        self.resolve_batch(deliveries).await
     }
 }

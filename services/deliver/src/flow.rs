@@ -8,13 +8,13 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prost::Message as _;
-use switchyard_chassis::bus::{Bus, Delivery, ErrorClass, Failure, REPLAY_FLOW, settled};
+use switchyard_chassis::bus::{
+    Bus, Delivery, ErrorClass, Failure, Handler, Outcome, REPLAY_FLOW, Step,
+};
 use switchyard_chassis::config::{FlowConfig, Trigger};
 use switchyard_chassis::deadpool_postgres::Pool;
-use switchyard_chassis::retry::RedeliveryPolicy;
 use switchyard_proto::v1::{ChangeKind, DeliveryOutcome, DeliveryResult, GoldenChange};
 
-use crate::STAGE;
 use crate::batcher::StoreError;
 use crate::breaker::Admit;
 use crate::connectors::{SendError, Write, Written};
@@ -39,7 +39,6 @@ pub(crate) struct Flow {
     pub pool: Pool,
     /// Group commit of this flow's `deliveries` look-ups and records (shared by every flow).
     pub deliveries: crate::batcher::Deliveries,
-    pub retry: RedeliveryPolicy,
     pub attempts: Family<Labels, Counter>,
     /// Set when the destination answered 410 Gone: from then on (until an operator resumes the
     /// flow) every change is dead-lettered without calling the destination, so nothing hammers
@@ -62,7 +61,8 @@ impl Flow {
             .inc();
     }
 
-    pub async fn handle(&self, delivery: Delivery) {
+    /// Delivers one change, or says why not; the consume loop settles the message as told.
+    async fn deliver(&self, delivery: &Delivery) -> Outcome {
         let flow = self.config.name.as_str();
         // A replayed dead letter is meant for the flow it came from; every other flow on the
         // object has had its turn at this change already.
@@ -70,25 +70,18 @@ impl Flow {
             && target.as_str() != flow
         {
             self.count("skipped");
-            settled(delivery.ack().await);
-            return;
+            return Outcome::Ack;
         }
         let change = match GoldenChange::decode(delivery.payload()) {
             Ok(change) => change,
             Err(error) => {
                 let reason = format!("undecodable golden change: {error}");
-                let failure = Failure::new(STAGE, flow, ErrorClass::Undecodable, &reason)
-                    .destination(self.destination.name());
-                self.bus
-                    .dead_letter_then_ack(delivery, &failure, &self.retry)
-                    .await;
-                return;
+                return Outcome::DeadLetter(self.failure(ErrorClass::Undecodable, reason));
             }
         };
         // No "received" report of its own: monitor counts the change received with the first
         // report this flow makes of it (delivered, failed, skipped or dead-lettered), which
         // spares every change one OPS message.
-        let attempt = delivery.attempt();
         let trigger = match ChangeKind::try_from(change.kind) {
             Ok(ChangeKind::Created) => Some(Trigger::Created),
             Ok(ChangeKind::Updated) => Some(Trigger::Updated),
@@ -96,52 +89,42 @@ impl Flow {
         };
         if !trigger.is_some_and(|t| self.config.on.contains(&t)) || !self.matches_when(&change) {
             self.count("skipped");
-            self.finish(
-                delivery,
-                &change,
-                DeliveryOutcome::Skipped,
-                0,
-                "not a trigger of this flow, or its `when` does not match",
-            )
-            .await;
-            return;
+            let reason = "not a trigger of this flow, or its `when` does not match";
+            return self
+                .finish(delivery, &change, DeliveryOutcome::Skipped, 0, reason)
+                .await;
         }
         match self.delivered_before(&change.change_id).await {
+            // Delivered, but the report or the ack was lost: say it again (same id, so counted
+            // once).
             Ok(Some(status)) => {
-                // Delivered, but the report or the ack was lost: say it again (same id, so counted once).
-                self.finish(delivery, &change, DeliveryOutcome::Delivered, status, "")
+                return self
+                    .finish(delivery, &change, DeliveryOutcome::Delivered, status, "")
                     .await;
-                return;
             }
             Ok(None) => {}
-            Err(error) => {
-                return self
-                    .retry_later(delivery, &change, &error.to_string(), 0, None)
-                    .await;
-            }
+            Err(error) => return self.retry(error.to_string(), 0),
         }
         if self.paused.load(Ordering::Relaxed) {
             // The row decides: an operator may have resumed the flow through another replica.
             match crate::pause::holds(&self.pool, flow).await {
                 Ok(true) => {
-                    let failure = Failure::new(STAGE, flow, ErrorClass::Gone, PAUSED).status(410);
-                    return self.give_up(delivery, &change, failure).await;
+                    return Outcome::DeadLetter(self.failure(ErrorClass::Gone, PAUSED).status(410));
                 }
                 Ok(false) => self.paused.store(false, Ordering::Relaxed),
-                Err(error) => return self.retry_later(delivery, &change, &error, 0, None).await,
+                Err(error) => return self.retry(error, 0),
             }
         }
-        if let Some(reason) = self.too_old(&delivery, &change) {
-            let failure = Failure::new(STAGE, flow, ErrorClass::MaxAge, &reason);
-            return self.give_up(delivery, &change, failure).await;
+        if let Some(reason) = self.too_old(delivery, &change) {
+            return Outcome::DeadLetter(self.failure(ErrorClass::MaxAge, reason));
         }
-        let sequence = delivery.stream_sequence();
         if let Admit::Wait(delay) = self.destination.breaker().admit(Instant::now()) {
             // The destination is not called while its breaker is open: the change comes back
             // when the cool-down ends. JetStream counts this redelivery, so it is remembered
-            // (`deferrals`) and subtracted below: waiting never uses up `max_attempts`. The
-            // server's max_deliver does not stop it either (see `App::build`); `max_age` does.
-            self.deferrals.defer(sequence);
+            // (`deferrals`) and not counted as an attempt (`attempts`): waiting never uses up
+            // `max_attempts`. The server's max_deliver does not stop it either (see
+            // `App::build`); `max_age` does.
+            self.deferrals.defer(delivery.stream_sequence());
             // Still a failed delivery for monitor (reported under this redelivery's number), so
             // failure rates and "destination down" alerts see the outage while nothing is sent.
             self.count("failed");
@@ -151,18 +134,26 @@ impl Flow {
                 humantime::format_duration(Duration::from_secs(delay.as_secs().max(1)))
             );
             if let Err(error) = self
-                .report(&change, DeliveryOutcome::Failed, 0, &reason, attempt)
+                .report(
+                    &change,
+                    DeliveryOutcome::Failed,
+                    0,
+                    &reason,
+                    delivery.attempt(),
+                )
                 .await
             {
                 tracing::warn!(%error, "failure report not published");
             }
-            settled(delivery.nak(Some(delay)).await);
-            return;
+            return Outcome::Defer { after: Some(delay) };
         }
-        // The attempts that really called the destination.
-        let attempt = attempt
-            .saturating_sub(self.deferrals.count(sequence))
-            .max(1);
+        self.write(delivery, &change).await
+    }
+
+    /// Writes the change to the destination, records it, and reports it.
+    async fn write(&self, delivery: &Delivery, change: &GoldenChange) -> Outcome {
+        let flow = self.config.name.as_str();
+        let attempt = self.real_attempts(delivery);
         let webhook_id = format!("{flow}:{}", change.change_id);
         // Data minimisation: the connector (and the webhook body) see only the named fields.
         let mut minimised = change.clone();
@@ -177,48 +168,35 @@ impl Flow {
             flow: &self.config,
             change: &minimised,
         };
-        match self
-            .destination
-            .write(&write)
-            .await
-            .inspect(|written| {
-                // A skipped write may not have called the destination: it proves nothing.
-                if matches!(written, Written::Done(_)) {
-                    self.destination.breaker().success();
-                }
-            })
-            .inspect_err(|error| match error {
-                SendError::Retryable { .. } => self.destination.breaker().failure(Instant::now()),
-                // The destination answered: it is up, whatever it thought of the request.
-                SendError::Permanent { .. } | SendError::Gone { .. } => {
-                    self.destination.breaker().success();
-                }
-            }) {
+        let written = self.destination.write(&write).await;
+        match &written {
+            // A skipped write may not have called the destination: it proves nothing.
+            Ok(Written::Done(_)) => self.destination.breaker().success(),
+            Ok(Written::Skipped(_)) => {}
+            Err(SendError::Retryable { .. }) => {
+                self.destination.breaker().failure(Instant::now());
+            }
+            // The destination answered: it is up, whatever it thought of the request.
+            Err(SendError::Permanent { .. } | SendError::Gone { .. }) => {
+                self.destination.breaker().success();
+            }
+        }
+        match written {
             Ok(Written::Done(status)) => {
                 if let Err(error) = self.record(&change.change_id, status, attempt).await {
                     // The write happened; the retry sends it again with the same idempotency
                     // key (or upsert key), which the destination treats as a repeat.
-                    return self
-                        .retry_later(delivery, &change, &error.to_string(), status, None)
-                        .await;
+                    return self.retry(error.to_string(), status);
                 }
                 self.count("delivered");
                 tracing::info!(status, attempt, "delivered");
-                self.finish(delivery, &change, DeliveryOutcome::Delivered, status, "")
-                    .await;
+                self.finish(delivery, change, DeliveryOutcome::Delivered, status, "")
+                    .await
             }
             Ok(Written::Skipped(reason)) => {
                 self.count("skipped");
-                self.finish(delivery, &change, DeliveryOutcome::Skipped, 0, &reason)
-                    .await;
-            }
-            Err(SendError::Retryable {
-                status,
-                retry_after,
-                reason,
-            }) if attempt < u64::from(self.config.max_attempts) => {
-                self.retry_later(delivery, &change, &reason, status.unwrap_or(0), retry_after)
-                    .await;
+                self.finish(delivery, change, DeliveryOutcome::Skipped, 0, &reason)
+                    .await
             }
             Err(error @ SendError::Gone { .. }) => {
                 // The dead letter's reason says the flow paused; the vendor's body goes to its
@@ -232,64 +210,56 @@ impl Flow {
                             .paused(flow, self.destination.name(), PAUSED, at);
                     }
                     Ok(None) => {}
-                    Err(error) => {
-                        return self.retry_later(delivery, &change, &error, 410, None).await;
-                    }
+                    Err(error) => return self.retry(error, 410),
                 }
                 self.paused.store(true, Ordering::Relaxed);
-                let failure = Failure::new(STAGE, flow, ErrorClass::Gone, PAUSED)
-                    .status(410)
-                    .response_body(error.response_body());
-                self.give_up(delivery, &change, failure).await;
+                Outcome::DeadLetter(
+                    self.failure(ErrorClass::Gone, PAUSED)
+                        .status(410)
+                        .response_body(error.response_body()),
+                )
             }
             Err(error) => {
-                let status = error.status();
-                let reason = match &error {
-                    SendError::Retryable { reason, .. } => {
-                        format!("gave up after {attempt} attempts: {reason}")
-                    }
-                    SendError::Permanent { reason, .. } | SendError::Gone { reason } => {
-                        reason.clone()
-                    }
-                };
-                // Attempts that ran out on our own side (database, bus) are "exhausted"; a
-                // vendor's answer keeps its own class.
-                let failure = Failure::new(STAGE, flow, error.class(), &reason)
-                    .status(status)
+                // A vendor's answer keeps its own class, also once the attempts run out.
+                let failure = self
+                    .failure(error.class(), error.to_string())
+                    .status(error.status())
                     .response_body(error.response_body());
-                self.give_up(delivery, &change, failure).await;
+                match error {
+                    SendError::Retryable {
+                        retry_after,
+                        reason,
+                        ..
+                    } => Outcome::Retry {
+                        failure: Failure { reason, ..failure },
+                        after: retry_after,
+                    },
+                    SendError::Permanent { reason, .. } | SendError::Gone { reason } => {
+                        Outcome::DeadLetter(Failure { reason, ..failure })
+                    }
+                }
             }
         }
     }
 
-    /// Dead-letters the change with what `failure` says (its stage, flow and destination are
-    /// this flow's whatever the caller put there), then reports it; if the dead letter cannot be
-    /// stored the message is retried instead (never dropped).
-    async fn give_up(&self, delivery: Delivery, change: &GoldenChange, failure: Failure<'_>) {
-        let failure = Failure {
-            stage: STAGE,
-            key: self.config.name.as_str(),
-            destination: self.destination.name(),
-            ..failure
-        };
-        let (status, reason) = (failure.http_status, failure.reason);
-        let attempt = delivery.attempt();
-        tracing::warn!(status, attempt, class = %failure.class, "delivery dead-lettered");
-        self.count("dead_lettered");
-        if let Err(error) = self.bus.dead_letter(&delivery, &failure).await {
-            tracing::warn!(%error, "dead letter not stored; will retry");
-            let delay = self.retry.delay(attempt, None);
-            settled(delivery.nak(Some(delay)).await);
-            return;
-        }
-        self.finish(
-            delivery,
-            change,
-            DeliveryOutcome::DeadLettered,
-            status,
-            reason,
-        )
-        .await;
+    /// A failure of this flow: its key is the flow, its destination the flow's.
+    fn failure(&self, class: ErrorClass, reason: impl Into<String>) -> Failure {
+        Failure::new(self.config.name.as_str(), class, reason).destination(self.destination.name())
+    }
+
+    /// A failed attempt on our own side (database, bus) after the destination answered
+    /// `status` (0 when it was not called): retried, then dead-lettered as exhausted.
+    fn retry(&self, reason: impl Into<String>, status: u16) -> Outcome {
+        Outcome::retry(self.failure(ErrorClass::Exhausted, reason).status(status))
+    }
+
+    /// The attempts that really called the destination: redeliveries that only waited for an
+    /// open circuit breaker do not count.
+    fn real_attempts(&self, delivery: &Delivery) -> u64 {
+        delivery
+            .attempt()
+            .saturating_sub(self.deferrals.count(delivery.stream_sequence()))
+            .max(1)
     }
 
     /// Why the change is too old for another attempt, if it is: its age counts from ingest's
@@ -331,51 +301,27 @@ impl Flow {
         )
     }
 
-    /// Reports a terminal outcome to monitor, then acks; if the report cannot be stored the
-    /// message is retried, and the retry finds the work done and reports again.
+    /// Reports a terminal outcome to monitor; once it is out the message is done. If the report
+    /// cannot be published the message comes back (not a failed attempt), and the redelivery
+    /// finds the work done and reports again.
     async fn finish(
         &self,
-        delivery: Delivery,
+        delivery: &Delivery,
         change: &GoldenChange,
         outcome: DeliveryOutcome,
         status: u16,
         reason: &str,
-    ) {
+    ) -> Outcome {
         match self
             .report(change, outcome, status, reason, delivery.attempt())
             .await
         {
-            Ok(()) => {
-                self.deferrals.forget(delivery.stream_sequence());
-                settled(delivery.ack().await);
-            }
+            Ok(()) => Outcome::Ack,
             Err(error) => {
                 tracing::warn!(%error, "outcome report not published; will retry");
-                let delay = self.retry.delay(delivery.attempt(), None);
-                settled(delivery.nak(Some(delay)).await);
+                Outcome::Defer { after: None }
             }
         }
-    }
-
-    async fn retry_later(
-        &self,
-        delivery: Delivery,
-        change: &GoldenChange,
-        reason: &str,
-        status: u16,
-        retry_after: Option<Duration>,
-    ) {
-        self.count("failed");
-        let attempt = delivery.attempt();
-        tracing::warn!(%reason, status, attempt, "delivery attempt failed; will retry");
-        if let Err(error) = self
-            .report(change, DeliveryOutcome::Failed, status, reason, attempt)
-            .await
-        {
-            tracing::warn!(%error, "failure report not published");
-        }
-        let delay = self.retry.delay(attempt, retry_after);
-        settled(delivery.nak(Some(delay)).await);
     }
 
     async fn report(
@@ -446,5 +392,47 @@ impl Flow {
                 attempt,
             )
             .await
+    }
+}
+
+impl Handler for Flow {
+    async fn handle(&self, delivery: &Delivery) -> Outcome {
+        self.deliver(delivery).await
+    }
+
+    fn attempts(&self, delivery: &Delivery) -> u64 {
+        self.real_attempts(delivery)
+    }
+
+    /// Monitor hears of every failed attempt and every dead letter of a change; a dead letter is
+    /// acked only once monitor has heard of it.
+    async fn before(&self, delivery: &Delivery, step: Step<'_>) -> Result<(), String> {
+        let (outcome, failure) = match step {
+            Step::Ack => {
+                self.deferrals.forget(delivery.stream_sequence());
+                return Ok(());
+            }
+            Step::Retry { failure, .. } => {
+                self.count("failed");
+                (DeliveryOutcome::Failed, failure)
+            }
+            Step::DeadLettered { failure, .. } => {
+                self.count("dead_lettered");
+                self.deferrals.forget(delivery.stream_sequence());
+                (DeliveryOutcome::DeadLettered, failure)
+            }
+        };
+        // A message that is no change has nothing to report.
+        let Ok(change) = GoldenChange::decode(delivery.payload()) else {
+            return Ok(());
+        };
+        self.report(
+            &change,
+            outcome,
+            failure.http_status,
+            &failure.reason,
+            delivery.attempt(),
+        )
+        .await
     }
 }

@@ -20,7 +20,7 @@ use std::time::Duration;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prost::Message as _;
-use switchyard_chassis::bus::{ConsumerSpec, Delivery, StreamKind, run_laned_consumer};
+use switchyard_chassis::bus::{ConsumerSpec, Delivery, Settler, StreamKind, run_laned_consumer};
 use switchyard_chassis::config::Config;
 use switchyard_chassis::retry::RedeliveryPolicy;
 use switchyard_chassis::{CancellationToken, Error, Runtime};
@@ -38,6 +38,8 @@ const PULL: usize = 512;
 const LANES: usize = 128;
 /// Changes queued behind each lane's write in hand; a full lane holds the pull.
 const LANE_DEPTH: usize = 4;
+/// Attempts at an operator's flow command before it is dead-lettered.
+const COMMAND_ATTEMPTS: u64 = 100;
 
 /// A golden change's golden record id alone (`GoldenChange.golden_id`, field 2): decoding it
 /// skips the record and the cause, which the lane's handler decodes anyway.
@@ -66,11 +68,10 @@ mod migrations {
 #[derive(Debug)]
 pub struct App {
     runtime: Runtime,
-    flows: Vec<(
-        Arc<Flow>,
-        switchyard_chassis::async_nats::jetstream::consumer::PullConsumer,
-    )>,
+    flows: Vec<(Arc<Flow>, Settler, PullConsumer)>,
 }
+
+type PullConsumer = switchyard_chassis::async_nats::jetstream::consumer::PullConsumer;
 
 impl App {
     /// Connects to NATS and PostgreSQL, runs migrations, creates one consumer per flow.
@@ -170,61 +171,66 @@ impl App {
                 })
                 .await?;
             let defaults = RedeliveryPolicy::default();
+            let settler = Settler::new(
+                runtime.bus.clone(),
+                STAGE,
+                RedeliveryPolicy {
+                    base: flow_config.retry_base.unwrap_or(defaults.base),
+                    max: flow_config.retry_max.unwrap_or(defaults.max),
+                },
+                u64::from(flow_config.max_attempts),
+            );
             let flow = Flow {
                 config: flow_config.clone(),
                 destination,
                 bus: runtime.bus.clone(),
                 pool: pool.clone(),
                 deliveries: deliveries.clone(),
-                retry: RedeliveryPolicy {
-                    base: flow_config.retry_base.unwrap_or(defaults.base),
-                    max: flow_config.retry_max.unwrap_or(defaults.max),
-                },
                 attempts: attempts.clone(),
                 paused: Default::default(),
                 reporter: reporter.clone(),
                 deferrals: Default::default(),
             };
-            flows.push((Arc::new(flow), consumer));
+            flows.push((Arc::new(flow), settler, consumer));
         }
         // Pauses survive restarts; monitor hears of them again (the same report, counted once).
         for (name, at) in pause::load(&pool).await.map_err(Error::Other)? {
-            if let Some((flow, _)) = flows.iter().find(|(f, _)| f.config.name == name) {
+            if let Some((flow, ..)) = flows.iter().find(|(f, ..)| f.config.name == name) {
                 flow.paused
                     .store(true, std::sync::atomic::Ordering::Relaxed);
                 reporter.paused(&name, flow.destination.name(), flow::PAUSED, at);
             }
         }
         // Operators' commands (resume a paused flow) on their own consumer, beside the flows.
-        let commands = pause::Commands {
+        let commands = Arc::new(pause::Commands {
             flows: Arc::new(
                 flows
                     .iter()
-                    .map(|(f, _)| (f.config.name.clone(), f.clone()))
+                    .map(|(f, ..)| (f.config.name.clone(), f.clone()))
                     .collect(),
             ),
             pool: pool.clone(),
             reporter,
-            retry: RedeliveryPolicy::default(),
-        };
+        });
         let command_consumer = runtime
             .bus
             .consumer(&ConsumerSpec {
                 stream: StreamKind::Ops,
                 name: "deliver-commands".to_owned(),
                 filter: runtime.bus.names().ops_command(STAGE),
-                max_deliver: 100,
+                // A backstop behind the settler's own limit, which dead-letters first.
+                max_deliver: i64::try_from(COMMAND_ATTEMPTS).unwrap_or(100) + 5,
                 ack_wait: Duration::from_secs(30),
                 batch: 8,
             })
             .await?;
-        let shutdown = runtime.shutdown.clone();
+        let settler = runtime.settler(COMMAND_ATTEMPTS);
         tokio::spawn(switchyard_chassis::bus::run_consumer(
             command_consumer,
-            STAGE,
+            settler,
             8,
-            shutdown,
-            move |delivery| commands.clone().handle(delivery),
+            runtime.shutdown.clone(),
+            commands,
         ));
         Ok(Self { runtime, flows })
     }
@@ -240,7 +246,7 @@ impl App {
         let flows = self.flows;
         self.runtime
             .run(async move {
-                let runs = flows.into_iter().map(|(flow, consumer)| {
+                let runs = flows.into_iter().map(|(flow, settler, consumer)| {
                     let shutdown = shutdown.clone();
                     async move {
                         // Lanes: changes of one golden record always take the same lane, so a
@@ -249,17 +255,7 @@ impl App {
                         // one over the destination's latency). The pull keeps running while
                         // lanes work; only a full lane holds it.
                         run_laned_consumer(
-                            consumer,
-                            STAGE,
-                            PULL,
-                            LANES,
-                            LANE_DEPTH,
-                            shutdown,
-                            lane_key,
-                            move |delivery| {
-                                let flow = flow.clone();
-                                async move { flow.handle(delivery).await }
-                            },
+                            consumer, settler, PULL, LANES, LANE_DEPTH, shutdown, lane_key, flow,
                         )
                         .await;
                     }

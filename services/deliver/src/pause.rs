@@ -7,9 +7,8 @@ use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
 use prost::Message as _;
-use switchyard_chassis::bus::{Delivery, settled};
+use switchyard_chassis::bus::{Delivery, Failure, Handler, Outcome};
 use switchyard_chassis::deadpool_postgres::Pool;
-use switchyard_chassis::retry::RedeliveryPolicy;
 use switchyard_proto::v1::{FlowCommand, FlowCommandKind};
 
 use crate::flow::Flow;
@@ -69,35 +68,31 @@ async fn clear(pool: &Pool, flow: &str, issued_at: SystemTime) -> Result<bool, S
 }
 
 /// Carries out operators' flow commands.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Commands {
     pub flows: Arc<HashMap<String, Arc<Flow>>>,
     pub pool: Pool,
     pub reporter: Reporter,
-    pub retry: RedeliveryPolicy,
 }
 
-impl Commands {
+impl Handler for Commands {
     /// Handles one command; idempotent, so a redelivered command does no harm.
-    pub async fn handle(self, delivery: Delivery) {
+    async fn handle(&self, delivery: &Delivery) -> Outcome {
         let command = match FlowCommand::decode(delivery.payload()) {
             Ok(command) => command,
             Err(error) => {
                 // Only monitor's admin API publishes here; nothing to retry or replay.
                 tracing::warn!(%error, "undecodable flow command dropped");
-                settled(delivery.ack().await);
-                return;
+                return Outcome::Ack;
             }
         };
         let Some(flow) = self.flows.get(&command.flow) else {
             tracing::warn!(flow = %command.flow, "command for a flow this deliver does not run; ignored");
-            settled(delivery.ack().await);
-            return;
+            return Outcome::Ack;
         };
         if command.kind != i32::from(FlowCommandKind::Resume) {
             tracing::warn!(kind = command.kind, "unknown flow command ignored");
-            settled(delivery.ack().await);
-            return;
+            return Outcome::Ack;
         }
         let issued_at = command
             .issued_at
@@ -109,17 +104,18 @@ impl Commands {
                 tracing::info!(flow = %command.flow, command = %command.command_id, "flow resumed");
                 self.reporter
                     .resumed(&command.flow, flow.destination.name(), issued_at);
-                settled(delivery.ack().await);
+                Outcome::Ack
             }
             Ok(true) => {
                 tracing::info!(flow = %command.flow, "resume older than the flow's pause; ignored");
-                settled(delivery.ack().await);
+                Outcome::Ack
             }
-            Err(error) => {
-                tracing::warn!(%error, "flow command not carried out; will retry");
-                let delay = self.retry.delay(delivery.attempt(), None);
-                settled(delivery.nak(Some(delay)).await);
-            }
+            // Dead-lettered under the flow once the attempts run out: a replay sends the command
+            // again.
+            Err(error) => Outcome::retry(Failure::transient(
+                command.flow,
+                format!("flow command not carried out: {error}"),
+            )),
         }
     }
 }

@@ -33,12 +33,11 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 use prost::Message as _;
 use switchyard_chassis::bus::{
-    Bus, ConsumerSpec, Delivery, ErrorClass, Failure, StreamKind, run_consumer_concurrently,
-    settled,
+    Bus, ConsumerSpec, Delivery, ErrorClass, Failure, Outcome, StreamKind,
+    run_consumer_concurrently,
 };
 use switchyard_chassis::config::Config;
 use switchyard_chassis::deadpool_postgres::Pool;
-use switchyard_chassis::retry::RedeliveryPolicy;
 use switchyard_chassis::signing::SigningKey;
 use switchyard_chassis::{CancellationToken, Error, Runtime};
 use switchyard_proto::v1::{
@@ -155,7 +154,6 @@ struct Handler {
     bus: Bus,
     pool: Pool,
     metrics: Metrics,
-    retry: RedeliveryPolicy,
     recorder: Recorder,
     /// Per flow: the value of one delivery (minutes saved / 60 × hourly cost).
     value_per_delivery: Arc<HashMap<String, f64>>,
@@ -242,7 +240,6 @@ impl App {
             recorder: Recorder::start(pool.clone(), config.monitor.alerts.bucket),
             pool,
             metrics,
-            retry: RedeliveryPolicy::default(),
             value_per_delivery: Arc::new(value_per_delivery),
             identity_order: Arc::default(),
         };
@@ -326,7 +323,8 @@ impl App {
     pub async fn run(self) -> Result<(), Error> {
         let shutdown = self.runtime.shutdown.clone();
         let dashboard = self.dashboard;
-        let handler = self.handler;
+        let settler = self.runtime.settler(MAX_ATTEMPTS);
+        let handler = Arc::new(self.handler);
         let consumer = self.consumer;
         // Reflection lets grpcurl and similar tools discover the API; it sits behind the same
         // bearer tokens as the API itself.
@@ -367,10 +365,14 @@ impl App {
         tasks.close();
         self.runtime
             .run(async move {
-                let consume =
-                    run_consumer_concurrently(consumer, STAGE, 128, CONCURRENCY, shutdown, |d| {
-                        handler.clone().handle(d)
-                    });
+                let consume = run_consumer_concurrently(
+                    consumer,
+                    settler,
+                    128,
+                    CONCURRENCY,
+                    shutdown,
+                    handler,
+                );
                 let (_, served, ()) = tokio::join!(consume, admin, tasks.wait());
                 served.map_err(|e| Error::Other(format!("admin API: {e}")))
             })
@@ -460,7 +462,7 @@ impl Handler {
             .inc();
     }
 
-    async fn handle(self, delivery: Delivery) {
+    async fn handle_report(&self, delivery: &Delivery) -> Outcome {
         let conflicts = format!("{}.ops.conflict.", self.bus.names().prefix());
         if delivery.subject().starts_with(&conflicts) {
             return self.handle_identity(delivery).await;
@@ -473,17 +475,11 @@ impl Handler {
         }
         if !delivery.subject().contains(".ops.delivery.") {
             // Other OPS traffic is not monitor's.
-            settled(delivery.ack().await);
-            return;
+            return Outcome::Ack;
         }
         let result = match DeliveryResult::decode(delivery.payload()) {
             Ok(result) => result,
-            Err(error) => {
-                let reason = format!("undecodable delivery result: {error}");
-                return self
-                    .dead_letter(delivery, ErrorClass::Undecodable, &reason)
-                    .await;
-            }
+            Err(error) => return undecodable("delivery result", &error),
         };
         let kind = DeliveryOutcome::try_from(result.outcome).unwrap_or_default();
         let outcome = outcome_label(kind);
@@ -552,118 +548,71 @@ impl Handler {
                 }
             }
         }
-        match received.and(reported) {
-            Ok(_) => {
-                settled(delivery.ack().await);
-            }
-            Err(error) if delivery.attempt() < MAX_ATTEMPTS => {
-                tracing::warn!(%error, "report not stored; will retry");
-                let delay = self.retry.delay(delivery.attempt(), None);
-                settled(delivery.nak(Some(delay)).await);
-            }
-            Err(error) => {
-                let reason = format!("report not stored after {MAX_ATTEMPTS} attempts: {error}");
-                self.dead_letter(delivery, ErrorClass::Exhausted, &reason)
-                    .await;
-            }
-        }
+        stored(received.and(reported), "report")
     }
 
     /// Keeps a schema-drift notice for the drift alert.
-    async fn handle_drift(self, delivery: Delivery) {
-        let stored = match SchemaDrift::decode(delivery.payload()) {
-            Ok(drift) => alerts::store_drift(&self.pool, &drift).await,
-            Err(error) => {
-                let reason = format!("undecodable schema-drift notice: {error}");
-                return self
-                    .dead_letter(delivery, ErrorClass::Undecodable, &reason)
-                    .await;
-            }
-        };
-        self.settle_stored(delivery, stored, "drift notice").await;
+    async fn handle_drift(&self, delivery: &Delivery) -> Outcome {
+        match SchemaDrift::decode(delivery.payload()) {
+            Ok(drift) => stored(
+                alerts::store_drift(&self.pool, &drift).await,
+                "drift notice",
+            ),
+            Err(error) => undecodable("schema-drift notice", &error),
+        }
     }
 
     /// Keeps deliver's report on a flow or destination for the `flow_paused` and `credentials`
     /// alerts.
-    async fn handle_status(self, delivery: Delivery) {
-        let stored = match FlowStatus::decode(delivery.payload()) {
-            Ok(status) => status::store(&self.pool, &status).await,
-            Err(error) => {
-                let reason = format!("undecodable flow status: {error}");
-                return self
-                    .dead_letter(delivery, ErrorClass::Undecodable, &reason)
-                    .await;
-            }
-        };
-        self.settle_stored(delivery, stored, "flow status").await;
-    }
-
-    /// Acks a notice once stored; otherwise retries it, and dead-letters it after
-    /// `MAX_ATTEMPTS`.
-    async fn settle_stored(
-        self,
-        delivery: Delivery,
-        stored: Result<(), store::StoreError>,
-        what: &str,
-    ) {
-        match stored {
-            Ok(()) => settled(delivery.ack().await),
-            Err(error) if delivery.attempt() < MAX_ATTEMPTS => {
-                tracing::warn!(%error, what, "notice not stored; will retry");
-                let delay = self.retry.delay(delivery.attempt(), None);
-                settled(delivery.nak(Some(delay)).await);
-            }
-            Err(error) => {
-                let reason = format!("{what} not stored after {MAX_ATTEMPTS} attempts: {error}");
-                self.dead_letter(delivery, ErrorClass::Exhausted, &reason)
-                    .await;
-            }
+    async fn handle_status(&self, delivery: &Delivery) -> Outcome {
+        match FlowStatus::decode(delivery.payload()) {
+            Ok(status) => stored(status::store(&self.pool, &status).await, "flow status"),
+            Err(error) => undecodable("flow status", &error),
         }
     }
 
     /// Keeps an identity conflict notice or, on `.command` subjects, a merge command's result.
-    async fn handle_identity(self, delivery: Delivery) {
+    async fn handle_identity(&self, delivery: &Delivery) -> Outcome {
         let _in_order = self.identity_order.clone().lock_owned().await;
-        let stored = if delivery.subject().ends_with(".command") {
+        if delivery.subject().ends_with(".command") {
             match IdentityCommandResult::decode(delivery.payload()) {
-                Ok(result) => store::conflicts::store_result(&self.pool, &result).await,
-                Err(error) => {
-                    let reason = format!("undecodable identity command result: {error}");
-                    return self
-                        .dead_letter(delivery, ErrorClass::Undecodable, &reason)
-                        .await;
-                }
+                Ok(result) => stored(
+                    store::conflicts::store_result(&self.pool, &result).await,
+                    "identity command result",
+                ),
+                Err(error) => undecodable("identity command result", &error),
             }
         } else {
             match IdentityConflict::decode(delivery.payload()) {
-                Ok(conflict) => store::conflicts::store_conflict(&self.pool, &conflict).await,
-                Err(error) => {
-                    let reason = format!("undecodable identity conflict: {error}");
-                    return self
-                        .dead_letter(delivery, ErrorClass::Undecodable, &reason)
-                        .await;
-                }
-            }
-        };
-        match stored {
-            Ok(()) => settled(delivery.ack().await),
-            Err(error) if delivery.attempt() < MAX_ATTEMPTS => {
-                tracing::warn!(%error, "identity notice not stored; will retry");
-                let delay = self.retry.delay(delivery.attempt(), None);
-                settled(delivery.nak(Some(delay)).await);
-            }
-            Err(error) => {
-                let reason = format!("notice not stored after {MAX_ATTEMPTS} attempts: {error}");
-                self.dead_letter(delivery, ErrorClass::Exhausted, &reason)
-                    .await;
+                Ok(conflict) => stored(
+                    store::conflicts::store_conflict(&self.pool, &conflict).await,
+                    "identity conflict",
+                ),
+                Err(error) => undecodable("identity conflict", &error),
             }
         }
     }
+}
 
-    async fn dead_letter(&self, delivery: Delivery, class: ErrorClass, reason: &str) {
-        let failure = Failure::new(STAGE, "ops", class, reason);
-        self.bus
-            .dead_letter_then_ack(delivery, &failure, &self.retry)
-            .await;
+impl switchyard_chassis::bus::Handler for Handler {
+    async fn handle(&self, delivery: &Delivery) -> Outcome {
+        self.handle_report(delivery).await
     }
+}
+
+/// Acked once stored; otherwise retried, and dead-lettered once the attempts run out.
+fn stored<T>(stored: Result<T, store::StoreError>, what: &str) -> Outcome {
+    match stored {
+        Ok(_) => Outcome::Ack,
+        Err(error) => Outcome::retry(Failure::transient(
+            "ops",
+            format!("{what} not stored: {error}"),
+        )),
+    }
+}
+
+/// A message monitor cannot read: dead-lettered at once.
+fn undecodable(what: &str, error: &prost::DecodeError) -> Outcome {
+    let reason = format!("undecodable {what}: {error}");
+    Outcome::DeadLetter(Failure::new("ops", ErrorClass::Undecodable, reason))
 }

@@ -17,12 +17,11 @@ use prometheus_client::metrics::family::Family;
 use prost::Message as _;
 use serde_json::Value;
 use switchyard_chassis::bus::{
-    Bus, ConsumerSpec, Delivery, ErrorClass, Failure, StreamKind, run_consumer_concurrently,
-    settled,
+    Bus, ConsumerSpec, Delivery, ErrorClass, Failure, Outcome, StreamKind,
+    run_consumer_concurrently,
 };
 use switchyard_chassis::config::Config;
 use switchyard_chassis::ids::MsgId;
-use switchyard_chassis::retry::RedeliveryPolicy;
 use switchyard_chassis::{CancellationToken, Error, Runtime};
 use switchyard_proto::contracts::{self, Contract, FieldType};
 use switchyard_proto::v1::{CanonicalObject, Envelope, RawEvent, canonical_object};
@@ -32,7 +31,7 @@ use time::format_description::well_known::Rfc3339;
 use mapping::{Context, Registry};
 
 const STAGE: &str = "transform";
-/// Redeliveries of a message whose publish failed before it is dead-lettered.
+/// Attempts at a message whose publish (or vendor read) failed before it is dead-lettered.
 const MAX_ATTEMPTS: u64 = 20;
 /// Messages pulled per request.
 const BATCH: usize = 256;
@@ -58,11 +57,10 @@ pub struct App {
     handler: Handler,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Handler {
     bus: Bus,
     events: Family<Labels, Counter>,
-    retry: RedeliveryPolicy,
     registry: std::sync::Arc<Registry>,
     contracts: std::sync::Arc<Vec<Contract>>,
     ctx: Context,
@@ -120,7 +118,6 @@ impl App {
         let handler = Handler {
             bus: runtime.bus.clone(),
             events,
-            retry: RedeliveryPolicy::default(),
             registry: std::sync::Arc::new(registry),
             contracts: std::sync::Arc::new(contracts),
             ctx: Context::new(default_region),
@@ -142,14 +139,13 @@ impl App {
     /// Transforms raw events until shutdown.
     pub async fn run(self) -> Result<(), Error> {
         let shutdown = self.runtime.shutdown.clone();
-        let handler = self.handler;
+        let settler = self.runtime.settler(MAX_ATTEMPTS);
+        let handler = std::sync::Arc::new(self.handler);
         let consumer = self.consumer;
         self.runtime
             .run(async move {
-                run_consumer_concurrently(consumer, STAGE, BATCH, CONCURRENCY, shutdown, |d| {
-                    handler.clone().handle(d)
-                })
-                .await;
+                run_consumer_concurrently(consumer, settler, BATCH, CONCURRENCY, shutdown, handler)
+                    .await;
                 Ok(())
             })
             .await
@@ -176,14 +172,16 @@ impl Handler {
             .inc();
     }
 
-    async fn handle(self, delivery: Delivery) {
+    async fn transform(&self, delivery: &Delivery) -> Outcome {
         let raw = match RawEvent::decode(delivery.payload()) {
             Ok(raw) => raw,
             Err(error) => {
                 let reason = format!("undecodable raw event: {error}");
-                return self
-                    .dead_letter(delivery, "unknown", ErrorClass::Undecodable, &reason)
-                    .await;
+                return Outcome::DeadLetter(Failure::new(
+                    "unknown",
+                    ErrorClass::Undecodable,
+                    reason,
+                ));
             }
         };
         let object = match self.canonical(&raw).await {
@@ -192,41 +190,28 @@ impl Handler {
                 // Kept in RAW for replay once a mapping exists (thin events wait for hydration).
                 tracing::info!(kind = %raw.source_kind, event_type = %raw.event_type, "no mapping for this event type; skipped");
                 self.count(&raw.source, "unmapped");
-                settled(delivery.ack().await);
-                return;
+                return Outcome::Ack;
             }
             Err(Refusal::Violation(reason)) => {
                 tracing::info!(event_type = %raw.event_type, "contract violation; dead-lettering");
                 self.count(&raw.source, "violation");
-                return self
-                    .dead_letter(
-                        delivery,
-                        &raw.source,
-                        ErrorClass::ContractViolation,
-                        &reason,
-                    )
-                    .await;
+                return Outcome::DeadLetter(Failure::new(
+                    raw.source,
+                    ErrorClass::ContractViolation,
+                    reason,
+                ));
             }
-            Err(Refusal::Retry(reason, after)) if delivery.attempt() < MAX_ATTEMPTS => {
-                tracing::warn!(%reason, "transient failure; will retry");
+            Err(Refusal::Retry(reason, after)) => {
                 self.count(&raw.source, "failed");
-                let delay = self.retry.delay(delivery.attempt(), after);
-                settled(delivery.nak(Some(delay)).await);
-                return;
-            }
-            Err(Refusal::Retry(reason, _)) => {
-                self.count(&raw.source, "failed");
-                let reason = format!("{reason} (gave up after {MAX_ATTEMPTS} attempts)");
-                return self
-                    .dead_letter(delivery, &raw.source, ErrorClass::Exhausted, &reason)
-                    .await;
+                return Outcome::Retry {
+                    failure: Failure::transient(raw.source, reason),
+                    after,
+                };
             }
             Err(Refusal::Permanent(reason)) => {
                 tracing::info!(%reason, "cannot be transformed; dead-lettering");
                 self.count(&raw.source, "failed");
-                return self
-                    .dead_letter(delivery, &raw.source, ErrorClass::Mapping, &reason)
-                    .await;
+                return Outcome::DeadLetter(Failure::new(raw.source, ErrorClass::Mapping, reason));
             }
         };
         let subject = self
@@ -248,18 +233,12 @@ impl Handler {
         match published {
             Ok(_) => {
                 self.count(&raw.source, "mapped");
-                settled(delivery.ack().await);
-            }
-            Err(error) if delivery.attempt() < MAX_ATTEMPTS => {
-                tracing::warn!(%error, "canonical publish failed; will retry");
-                self.count(&raw.source, "failed");
-                let delay = self.retry.delay(delivery.attempt(), None);
-                settled(delivery.nak(Some(delay)).await);
+                Outcome::Ack
             }
             Err(error) => {
-                let reason = format!("canonical publish failed {MAX_ATTEMPTS} times: {error}");
-                self.dead_letter(delivery, &raw.source, ErrorClass::Exhausted, &reason)
-                    .await;
+                self.count(&raw.source, "failed");
+                let reason = format!("canonical publish failed: {error}");
+                Outcome::retry(Failure::transient(raw.source, reason))
             }
         }
     }
@@ -335,12 +314,11 @@ impl Handler {
             object: Some(object),
         })
     }
+}
 
-    async fn dead_letter(&self, delivery: Delivery, source: &str, class: ErrorClass, reason: &str) {
-        let failure = Failure::new(STAGE, source, class, reason);
-        self.bus
-            .dead_letter_then_ack(delivery, &failure, &self.retry)
-            .await;
+impl switchyard_chassis::bus::Handler for Handler {
+    async fn handle(&self, delivery: &Delivery) -> Outcome {
+        self.transform(delivery).await
     }
 }
 

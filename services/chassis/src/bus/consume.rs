@@ -3,8 +3,7 @@
 //! several at once, in batches, or on lanes that keep each key's messages in order.
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::sync::{LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use async_nats::HeaderMap;
@@ -16,6 +15,8 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
+
+use super::settle::{BatchHandler, Handler, Outcome, Settler, logged};
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ConsumerLabel {
@@ -103,9 +104,9 @@ fn timings_of(durable: &str) -> Timings {
         })
 }
 
-/// One delivered message. Settle it with [`ack`](Self::ack) once its side effect is committed,
-/// [`nak`](Self::nak) to retry, or [`term`](Self::term) to stop redelivery; dropping it unsettled
-/// naks it, so a panic or an early return never strands a message until its ack wait runs out.
+/// One delivered message. The consume loops settle it (see [`Settler`]) with
+/// [`ack`](Self::ack) once its side effect is committed or [`nak`](Self::nak) to retry; dropping
+/// it unsettled naks it, so a panic never strands a message until its ack wait runs out.
 #[derive(Debug)]
 pub struct Delivery {
     msg: Option<jetstream::Message>,
@@ -226,18 +227,13 @@ impl Delivery {
     }
 
     /// Acknowledges: the side effect is committed and the message is done.
-    pub async fn ack(self) -> Result<(), async_nats::Error> {
+    pub(super) async fn ack(self) -> Result<(), async_nats::Error> {
         self.settle(AckKind::Ack).await
     }
 
     /// Asks for redelivery, after `delay` when given.
-    pub async fn nak(self, delay: Option<Duration>) -> Result<(), async_nats::Error> {
+    pub(super) async fn nak(self, delay: Option<Duration>) -> Result<(), async_nats::Error> {
         self.settle(AckKind::Nak(delay)).await
-    }
-
-    /// Stops redelivery for good (use only after the message was dead-lettered or is known done).
-    pub async fn term(self) -> Result<(), async_nats::Error> {
-        self.settle(AckKind::Term).await
     }
 }
 
@@ -255,41 +251,37 @@ impl Drop for Delivery {
     }
 }
 
-/// Feeds `consumer`'s messages to `handler` one at a time until `shutdown` is cancelled. The
-/// message in hand is finished before returning; messages pulled but not yet handled are left
-/// unacknowledged and come back to another replica (or this one after restart).
-pub async fn run_consumer<H, F>(
+/// Feeds `consumer`'s messages to `handler` one at a time until `shutdown` is cancelled, and
+/// settles each as the handler decides. The message in hand is finished before returning;
+/// messages pulled but not yet handled are left unacknowledged and come back to another replica
+/// (or this one after restart).
+pub async fn run_consumer<H: Handler>(
     consumer: jetstream::consumer::PullConsumer,
-    stage: &'static str,
+    settler: Settler,
     batch: usize,
     shutdown: CancellationToken,
-    handler: H,
-) where
-    H: FnMut(Delivery) -> F,
-    F: Future<Output = ()>,
-{
-    run_consumer_concurrently(consumer, stage, batch, 1, shutdown, handler).await;
+    handler: Arc<H>,
+) {
+    run_consumer_concurrently(consumer, settler, batch, 1, shutdown, handler).await;
 }
 
 /// Like [`run_consumer`], with up to `concurrency` messages in hand at once — for stages whose
 /// handling is safe in any order (transform's output order is re-established downstream: dedupe
 /// serialises records sharing a key with database locks and orders their changes by source time).
-/// Each message is still acknowledged by its own handler after its side effect is committed; on
-/// shutdown the messages in hand are finished first.
-pub async fn run_consumer_concurrently<H, F>(
+/// Each message is still settled after its own side effect is committed; on shutdown the
+/// messages in hand are finished first.
+pub async fn run_consumer_concurrently<H: Handler>(
     consumer: jetstream::consumer::PullConsumer,
-    stage: &'static str,
+    settler: Settler,
     batch: usize,
     concurrency: usize,
     shutdown: CancellationToken,
-    mut handler: H,
-) where
-    H: FnMut(Delivery) -> F,
-    F: Future<Output = ()>,
-{
+    handler: Arc<H>,
+) {
     let durable = consumer.cached_info().name.clone();
     let timings = timings_of(&durable);
     let concurrency = concurrency.max(1);
+    let (settler, handler) = (&settler, &*handler);
     let mut in_hand = futures::stream::FuturesUnordered::new();
     'outer: while !shutdown.is_cancelled() {
         let Some(mut messages) = open_pull(
@@ -323,16 +315,22 @@ pub async fn run_consumer_concurrently<H, F>(
                     }
                 }
                 Some(Ok(msg)) => {
-                    let delivery = Delivery::new(msg, stage, &durable, &timings);
+                    let delivery = Delivery::new(msg, settler.stage(), &durable, &timings);
                     let span = delivery.span().clone();
-                    in_hand.push(Box::pin(handler(delivery)).instrument(span));
+                    in_hand.push(Box::pin(handled(settler, handler, delivery)).instrument(span));
                 }
             }
         }
     }
-    // What is in hand finishes (and acknowledges) before the consumer stops.
+    // What is in hand finishes (and is settled) before the consumer stops.
     while in_hand.next().await.is_some() {}
     tracing::info!(consumer = %durable, "consumer stopped");
+}
+
+/// Handles one message and settles it as its handler decided.
+async fn handled<H: Handler>(settler: &Settler, handler: &H, delivery: Delivery) {
+    let outcome = handler.handle(&delivery).await;
+    settler.settle(handler, delivery, outcome).await;
 }
 
 /// How long a batch that holds a message waits for more to arrive before it is handed over: long
@@ -343,25 +341,25 @@ const BATCH_LINGER: Duration = Duration::from_millis(2);
 /// Like [`run_consumer_concurrently`], for stages that handle messages a batch at a time (dedupe
 /// resolves a batch in one transaction): the messages available together, up to `batch` of them,
 /// are handed to `handler` at once (once a message is in hand, what arrives within a couple of
-/// milliseconds joins it; a full batch goes at once), with up to `concurrency` batches in hand. The handler settles
-/// every message of its batch; each [`Delivery`] carries its own `consume` span, joined to its
-/// publisher's trace exactly as with the other loops, and the handler runs inside a `consume
-/// batch` span linked to them. On shutdown the batches in hand are finished first.
-pub async fn run_batch_consumer<H, F>(
+/// milliseconds joins it; a full batch goes at once), with up to `concurrency` batches in hand.
+/// The handler answers an outcome for every message of its batch, and each is settled in its own
+/// `consume` span, joined to its publisher's trace exactly as with the other loops; the handler
+/// runs inside a `consume batch` span linked to them. On shutdown the batches in hand are
+/// finished first.
+pub async fn run_batch_consumer<H: BatchHandler>(
     consumer: jetstream::consumer::PullConsumer,
-    stage: &'static str,
+    settler: Settler,
     batch: usize,
     concurrency: usize,
     shutdown: CancellationToken,
-    mut handler: H,
-) where
-    H: FnMut(Vec<Delivery>) -> F,
-    F: Future<Output = ()>,
-{
+    handler: Arc<H>,
+) {
     let durable = consumer.cached_info().name.clone();
     let timings = timings_of(&durable);
     let batch = batch.max(1);
     let concurrency = concurrency.max(1);
+    let stage = settler.stage();
+    let (settler, handler) = (&settler, &*handler);
     let mut in_hand = futures::stream::FuturesUnordered::new();
     'outer: while !shutdown.is_cancelled() {
         // Pull for every batch that may be in hand: the client asks for more once half of one pull
@@ -434,7 +432,7 @@ pub async fn run_batch_consumer<H, F>(
                 span.follows_from(delivery.span());
             }
             // Boxed: handlers hold database transactions, too big to inline here.
-            in_hand.push(Box::pin(handler(deliveries)).instrument(span));
+            in_hand.push(Box::pin(handled_batch(settler, handler, deliveries)).instrument(span));
             if ended {
                 continue 'outer;
             }
@@ -443,6 +441,18 @@ pub async fn run_batch_consumer<H, F>(
     // What is in hand finishes (and acknowledges) before the consumer stops.
     while in_hand.next().await.is_some() {}
     tracing::info!(consumer = %durable, "consumer stopped");
+}
+
+/// Handles a batch and settles each of its messages as the handler decided, each in its span.
+async fn handled_batch<H: BatchHandler>(settler: &Settler, handler: &H, deliveries: Vec<Delivery>) {
+    let mut outcomes = handler.handle_batch(&deliveries).await.into_iter();
+    let settling = deliveries.into_iter().map(|delivery| {
+        // A handler that answered too few outcomes leaves the rest to be retried.
+        let outcome = outcomes.next().unwrap_or(Outcome::Defer { after: None });
+        let span = delivery.span().clone();
+        settler.settle_plain(delivery, outcome).instrument(span)
+    });
+    futures::future::join_all(settling).await;
 }
 
 /// Feeds `consumer`'s messages to `lanes` lanes, each handling its messages one at a time, in
@@ -455,35 +465,37 @@ pub async fn run_batch_consumer<H, F>(
 /// The pull runs without idle heartbeats: it legitimately pauses while a lane is full (a slow
 /// destination), and a heartbeat timer would then report "missed idle heartbeat" and stall the
 /// pull. Short pull requests (`expires` of 10 s, re-issued by the client when one goes
-/// unanswered) stand in for them. Each handler settles its own message; on shutdown the lanes
-/// finish what they hold, and messages pulled but not yet in a lane are naked so they come back
-/// at once rather than after their ack wait.
+/// unanswered) stand in for them. Each message is settled as its handler decided once handled;
+/// on shutdown the lanes finish what they hold, and messages pulled but not yet in a lane are
+/// naked so they come back at once rather than after their ack wait.
 #[allow(clippy::too_many_arguments)] // one loop's knobs, passed once
-pub async fn run_laned_consumer<K, H, F>(
+pub async fn run_laned_consumer<K, H>(
     consumer: jetstream::consumer::PullConsumer,
-    stage: &'static str,
+    settler: Settler,
     pull: usize,
     lanes: usize,
     depth: usize,
     shutdown: CancellationToken,
     key: K,
-    handler: H,
+    handler: Arc<H>,
 ) where
     K: Fn(&Delivery) -> u64,
-    H: Fn(Delivery) -> F + Clone + Send + 'static,
-    F: Future<Output = ()> + Send + 'static,
+    H: Handler,
 {
     let durable = consumer.cached_info().name.clone();
     let timings = timings_of(&durable);
     let lanes = lanes.max(1);
+    let stage = settler.stage();
     let (queues, workers): (Vec<_>, Vec<_>) = (0..lanes)
         .map(|_| {
             let (queue, mut inbox) = tokio::sync::mpsc::channel::<Delivery>(depth.max(1));
-            let handler = handler.clone();
+            let (settler, handler) = (settler.clone(), handler.clone());
             let worker = tokio::spawn(async move {
                 while let Some(delivery) = inbox.recv().await {
                     let span = delivery.span().clone();
-                    handler(delivery).instrument(span).await;
+                    handled(&settler, &*handler, delivery)
+                        .instrument(span)
+                        .await;
                 }
             });
             (queue, worker)
@@ -509,7 +521,7 @@ pub async fn run_laned_consumer<K, H, F>(
                 () = shutdown.cancelled() => {
                     // Pulled but not started: back to the server now, not after the ack wait.
                     while let Some(Some(Ok(msg))) = messages.next().now_or_never() {
-                        settled(msg.ack_with(AckKind::Nak(None)).await);
+                        logged(msg.ack_with(AckKind::Nak(None)).await);
                     }
                     break 'outer;
                 }
@@ -594,13 +606,5 @@ async fn wait_or_cancelled(shutdown: &CancellationToken, delay: Duration) -> boo
     tokio::select! {
         () = shutdown.cancelled() => true,
         () = tokio::time::sleep(delay) => false,
-    }
-}
-
-/// Logs a failed ack or nak: the message comes back after its ack wait, and every stage is
-/// idempotent, so a lost ack costs time, not correctness.
-pub fn settled(result: Result<(), async_nats::Error>) {
-    if let Err(error) = result {
-        tracing::warn!(%error, "ack/nak not sent; the message will be redelivered");
     }
 }

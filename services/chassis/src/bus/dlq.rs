@@ -107,48 +107,56 @@ impl std::fmt::Display for ErrorClass {
     }
 }
 
-/// Everything a stage says about a failure when it dead-letters a message; the message itself
-/// (payload, headers, subject, attempts) comes from the delivery.
-#[derive(Debug, Clone, Copy)]
-pub struct Failure<'a> {
-    pub stage: &'a str,
+/// Everything a stage says about a failure when it dead-letters a message (or would, once its
+/// attempts run out); the message itself (payload, headers, subject, attempts) comes from the
+/// delivery, and the stage from the [`Settler`](super::Settler).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
     /// Flow (deliver) or source (transform, dedupe).
-    pub key: &'a str,
+    pub key: String,
     pub class: ErrorClass,
-    pub reason: &'a str,
+    pub reason: String,
     /// The destination's HTTP status, 0 when none.
     pub http_status: u16,
     /// The flow's destination (deliver only).
-    pub destination: &'a str,
+    pub destination: String,
     /// The destination's answer; trimmed to [`RESPONSE_BODY_LIMIT`] when stored.
-    pub response_body: &'a str,
+    pub response_body: String,
 }
 
-impl<'a> Failure<'a> {
-    pub fn new(stage: &'a str, key: &'a str, class: ErrorClass, reason: &'a str) -> Self {
+impl Failure {
+    pub fn new(key: impl Into<String>, class: ErrorClass, reason: impl Into<String>) -> Self {
         Self {
-            stage,
-            key,
+            key: key.into(),
             class,
-            reason,
+            reason: reason.into(),
             http_status: 0,
-            destination: "",
-            response_body: "",
+            destination: String::new(),
+            response_body: String::new(),
         }
     }
 
+    /// A transient failure of the stage's own (database, bus): once the attempts run out it is
+    /// dead-lettered as [`ErrorClass::Exhausted`].
+    pub fn transient(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::new(key, ErrorClass::Exhausted, reason)
+    }
+
+    #[must_use]
     pub fn status(mut self, http_status: u16) -> Self {
         self.http_status = http_status;
         self
     }
 
-    pub fn destination(mut self, destination: &'a str) -> Self {
-        self.destination = destination;
+    #[must_use]
+    pub fn destination(mut self, destination: impl Into<String>) -> Self {
+        self.destination = destination.into();
         self
     }
 
-    pub fn response_body(mut self, body: &'a str) -> Self {
-        self.response_body = body;
+    #[must_use]
+    pub fn response_body(mut self, body: impl Into<String>) -> Self {
+        self.response_body = body.into();
         self
     }
 }

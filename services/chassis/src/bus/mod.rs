@@ -7,6 +7,7 @@ mod dlq;
 mod names;
 pub mod permissions;
 mod replay;
+mod settle;
 
 use std::time::Duration;
 
@@ -18,7 +19,7 @@ use switchyard_proto::v1::DeadLetter;
 
 pub use consume::{
     ConsumeMetrics, Delivery, run_batch_consumer, run_consumer, run_consumer_concurrently,
-    run_laned_consumer, settled,
+    run_laned_consumer,
 };
 pub use dlq::{
     ErrorClass, Failure, Filter as DeadLetterFilter, RESPONSE_BODY_LIMIT, get as get_dead_letter,
@@ -26,6 +27,7 @@ pub use dlq::{
 };
 pub use names::{Names, StreamKind};
 pub use replay::{Replayed, replay_dead_letter, replay_dead_letters};
+pub use settle::{BatchHandler, Handler, Outcome, Settled, Settler, Step};
 
 use crate::config::{NatsConfig, StorageKind};
 use crate::retry;
@@ -315,23 +317,24 @@ impl Bus {
         Ok(consumer)
     }
 
-    /// Dead-letters `delivery` with what `failure` says about it (stage, class, reason, the
-    /// destination's answer) and its attempts. The caller acks afterwards: the DLQ copy is stored
-    /// before the original is let go, so nothing is dropped.
+    /// Dead-letters `delivery` for `stage` with what `failure` says about it (key, class,
+    /// reason, the destination's answer) and its attempts. The caller acks afterwards (the
+    /// [`Settler`] does): the DLQ copy is stored before the original is let go, so nothing is
+    /// dropped.
     pub async fn dead_letter(
         &self,
         delivery: &Delivery,
-        failure: &Failure<'_>,
+        stage: &str,
+        failure: &Failure,
     ) -> Result<(), BusError> {
         let Failure {
-            stage,
             key,
             class,
             reason,
             http_status,
             destination,
             response_body,
-        } = *failure;
+        } = failure;
         // Reasons and answers are shown to read-only users: whatever a stage or a destination
         // quoted, no email or phone number survives into them. The original message stays as it
         // was, for operators only.
@@ -349,15 +352,15 @@ impl Bus {
             .unwrap_or_default();
         let letter = DeadLetter {
             stage: stage.to_owned(),
-            key: key.to_owned(),
+            key: key.clone(),
             reason: reason.clone(),
             attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
             original_subject: delivery.subject().to_owned(),
             original_headers,
             payload: delivery.payload().to_vec(),
             failed_at: Some(switchyard_proto::timestamp(std::time::SystemTime::now())),
-            http_status: u32::from(http_status),
-            destination: destination.to_owned(),
+            http_status: u32::from(*http_status),
+            destination: destination.clone(),
             error_class: class.as_str().to_owned(),
             response_body,
         };
@@ -377,28 +380,6 @@ impl Bus {
         )
         .await
         .map(|_| ())
-    }
-
-    /// Dead-letters `delivery` and then acks it. When the DLQ cannot be written, naks it after the
-    /// policy's delay instead, so the message is never dropped. Returns whether it was dead-lettered.
-    pub async fn dead_letter_then_ack(
-        &self,
-        delivery: Delivery,
-        failure: &Failure<'_>,
-        retry: &retry::RedeliveryPolicy,
-    ) -> bool {
-        match self.dead_letter(&delivery, failure).await {
-            Ok(()) => {
-                settled(delivery.ack().await);
-                true
-            }
-            Err(error) => {
-                tracing::warn!(%error, "dead letter not stored; the message will be redelivered");
-                let delay = retry.delay(delivery.attempt(), None);
-                settled(delivery.nak(Some(delay)).await);
-                false
-            }
-        }
     }
 }
 
