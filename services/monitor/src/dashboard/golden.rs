@@ -1,0 +1,233 @@
+//! What monitor knows of a golden record: the lookup form, and the record's page — dedupe's
+//! lineage of it (read through dedupe's `golden_lineage` function), its identity conflicts and the
+//! merge commands that named it, never its fields.
+
+use std::collections::HashMap;
+use std::time::SystemTime;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::html;
+use switchyard_chassis::deadpool_postgres::Pool;
+
+use super::{Dashboard, error_page, page, utc};
+
+/// Dedupe's lineage of a golden record, through the one function dedupe's migrations make
+/// (`golden_lineage`, V7): it runs as dedupe's role and answers only ids, versions and times for
+/// one record, so monitor reads no table of dedupe's (whose fields hold personal data) and can
+/// write none of them. Where each service has its own schema it lives in `dedupe`; in a
+/// single-schema installation it is on the search path.
+const LINEAGE_COLUMNS: &str =
+    "kind, system, object, source_id, event_id, outcome, version, first_seen, last_seen";
+
+/// One row of a golden record's lineage.
+#[derive(Debug, Clone, PartialEq)]
+struct Lineage {
+    /// `record` (the golden record itself), `source` (a source record it was built from) or
+    /// `event` (a source event dedupe applied to it).
+    kind: String,
+    system: String,
+    object: String,
+    source_id: String,
+    event_id: String,
+    outcome: String,
+    version: Option<i64>,
+    first_seen: Option<SystemTime>,
+    last_seen: Option<SystemTime>,
+}
+
+/// Which source records and events built golden record `id`; empty when it is not a golden id
+/// dedupe knows.
+async fn lineage(pool: &Pool, id: &str) -> Result<Vec<Lineage>, String> {
+    if uuid::Uuid::parse_str(id).is_err() {
+        return Ok(Vec::new());
+    }
+    let client = pool.get().await.map_err(|e| e.to_string())?;
+    let separate: bool = client
+        .query_one(
+            "SELECT to_regprocedure('dedupe.golden_lineage(uuid)') IS NOT NULL",
+            &[],
+        )
+        .await
+        .map_err(|e| e.to_string())?
+        .get(0);
+    let function = if separate {
+        "dedupe.golden_lineage"
+    } else {
+        "golden_lineage"
+    };
+    let rows = client
+        .query(
+            &format!("SELECT {LINEAGE_COLUMNS} FROM {function}($1::text::uuid)"),
+            &[&id],
+        )
+        .await
+        .map_err(|e| format!("lineage: {e}"))?;
+    let mut lineage: Vec<Lineage> = rows
+        .iter()
+        .map(|r| Lineage {
+            kind: r.get(0),
+            system: r.get(1),
+            object: r.get(2),
+            source_id: r.get(3),
+            event_id: r.get(4),
+            outcome: r.get(5),
+            version: r.get(6),
+            first_seen: r.get(7),
+            last_seen: r.get(8),
+        })
+        .collect();
+    // The record first, then its sources by system, then events newest first.
+    lineage.sort_by(|a, b| {
+        let rank = |l: &Lineage| match l.kind.as_str() {
+            "record" => 0,
+            "source" => 1,
+            _ => 2,
+        };
+        rank(a).cmp(&rank(b)).then_with(|| match a.kind.as_str() {
+            "event" => b.last_seen.cmp(&a.last_seen),
+            _ => (&a.system, &a.source_id).cmp(&(&b.system, &b.source_id)),
+        })
+    });
+    Ok(lineage)
+}
+
+fn seen(at: Option<SystemTime>) -> String {
+    at.map_or_else(
+        || "—".to_owned(),
+        |t| utc(Some(&switchyard_proto::timestamp(t))),
+    )
+}
+
+/// The golden-record lookup: a form for object and id, which leads to the record's page.
+pub(super) async fn golden_lookup(
+    State(dash): State<Dashboard>,
+    headers: HeaderMap,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Response {
+    let role = session!(dash, headers);
+    let asked: HashMap<String, String> =
+        form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
+    let field = |k: &str| asked.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+    if let (Some(object), Some(id)) = (field("object"), field("id")) {
+        let path: String = form_urlencoded::byte_serialize(object.as_bytes())
+            .chain(["/"])
+            .chain(form_urlencoded::byte_serialize(id.as_bytes()))
+            .collect();
+        return Redirect::to(&format!("/golden/{path}")).into_response();
+    }
+    page(
+        "Golden record",
+        Some(role),
+        html! {
+            form method="get" action="/golden" {
+                label { "Object " input name="object" value="contact"; }
+                " " label { "Golden id " input name="id" size="40"; }
+                " " button type="submit" { "Look up" }
+            }
+        },
+    )
+    .into_response()
+}
+
+/// What is known of one golden record: the source records and events that built it (dedupe's
+/// lineage), its identity conflicts and the merge commands that named it. Never its fields.
+pub(super) async fn golden_page(
+    State(dash): State<Dashboard>,
+    headers: HeaderMap,
+    Path((object, id)): Path<(String, String)>,
+) -> Response {
+    let role = session!(dash, headers);
+    let found = async {
+        let client = dash.pool.get().await.map_err(|e| e.to_string())?;
+        let conflicts = client
+            .query(
+                "SELECT event_id, golden_a, golden_b, detail, detected_at, resolved_by FROM conflicts \
+                 WHERE object = $1 AND (golden_a = $2 OR golden_b = $2) ORDER BY detected_at DESC LIMIT 200",
+                &[&object, &id],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let commands = client
+            .query(
+                "SELECT command_id, kind, survivor, merged, applied, error, received_at FROM identity_commands \
+                 WHERE object = $1 AND (survivor = $2 OR merged = $2) ORDER BY received_at DESC LIMIT 200",
+                &[&object, &id],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        // Lineage that cannot be read (a database set up without dedupe's lineage function)
+        // leaves the rest of the page.
+        let lineage = lineage(&dash.pool, &id).await;
+        Ok::<_, String>((conflicts, commands, lineage))
+    }
+    .await;
+    let (conflicts, commands, lineage) = match found {
+        Ok(found) => found,
+        Err(e) => return error_page(StatusCode::SERVICE_UNAVAILABLE, Some(role), &e),
+    };
+    page(
+        &format!("Golden {object} {id}"),
+        Some(role),
+        html! {
+            p { "Where the record came from, as dedupe keeps it; its fields are not shown here." }
+            h2 { "Lineage" }
+            @if let Err(e) = &lineage {
+                p id="lineage-error" { "The lineage cannot be read: " (e) " (see docs/deploy.md, Least privilege on PostgreSQL)." }
+            }
+            @let lineage: &[Lineage] = lineage.as_deref().unwrap_or_default();
+            @let record = lineage.iter().find(|l| l.kind == "record");
+            @if let Some(r) = record {
+                p id="record" { (r.object) " version " (r.version.unwrap_or_default())
+                    ", created " (seen(r.first_seen)) ", last changed " (seen(r.last_seen)) }
+            } @else { p id="record" { "Dedupe holds no golden record with this id." } }
+            h3 { "Source records" }
+            @let sources: Vec<&Lineage> = lineage.iter().filter(|l| l.kind == "source").collect();
+            @if sources.is_empty() { p { "None." } }
+            @else { table id="sources" {
+                tr { th { "System" } th { "Object" } th { "Source id" } th { "First seen" } th { "Last event" } }
+                @for l in &sources {
+                    tr data-system=(l.system) { td { (l.system) } td { (l.object) } td { (l.source_id) }
+                         td { (seen(l.first_seen)) } td { (seen(l.last_seen)) } }
+                }
+            } }
+            h3 { "Source events applied" }
+            @let events: Vec<&Lineage> = lineage.iter().filter(|l| l.kind == "event").collect();
+            @if events.is_empty() { p { "None kept." } }
+            @else { table id="events" {
+                tr { th { "Event" } th { "System" } th { "Outcome" } th { "Version" } th { "Processed" } }
+                @for l in &events {
+                    tr { td { (l.event_id) } td { (l.system) } td { (l.outcome) }
+                         td { (l.version.map_or_else(|| "—".to_owned(), |v| v.to_string())) }
+                         td { (seen(l.last_seen)) } }
+                }
+            } }
+            h2 { "Identity conflicts" }
+            @if conflicts.is_empty() { p { "None seen." } }
+            @else { table {
+                tr { th { "Event" } th { "Golden A" } th { "Golden B" } th { "Detail" } th { "Detected" } th { "Resolved by" } }
+                @for r in &conflicts {
+                    @let at: SystemTime = r.get(4);
+                    tr { td { (r.get::<_, String>(0)) } td { (r.get::<_, String>(1)) } td { (r.get::<_, String>(2)) }
+                         td { (r.get::<_, String>(3)) } td { (utc(Some(&switchyard_proto::timestamp(at)))) }
+                         td { (r.get::<_, Option<String>>(5).unwrap_or_default()) } }
+                }
+            } }
+            h2 { "Merges and un-merges" }
+            @if commands.is_empty() { p { "None seen." } }
+            @else { table {
+                tr { th { "Command" } th { "Kind" } th { "Survivor" } th { "Merged" } th { "Applied" } th { "Error" } th { "Received" } }
+                @for r in &commands {
+                    @let at: SystemTime = r.get(6);
+                    tr { td { (r.get::<_, String>(0)) } td { (r.get::<_, String>(1)) } td { (r.get::<_, String>(2)) }
+                         td { (r.get::<_, String>(3)) } td { (r.get::<_, bool>(4)) } td { (r.get::<_, String>(5)) }
+                         td { (utc(Some(&switchyard_proto::timestamp(at)))) } }
+                }
+            } }
+        },
+    )
+    .into_response()
+}
