@@ -69,7 +69,7 @@ pub async fn load(nats: &str, prefix: &str, count: u64, people: u64) -> anyhow::
     for ack in acks {
         ack.await?;
     }
-    crate::say(&format!(
+    crate::report::say(&format!(
         "preloaded {count} canonical contacts ({people} people) in {:.1}s",
         started.elapsed().as_secs_f64()
     ));
@@ -112,7 +112,7 @@ pub async fn drain(nats: &str, prefix: &str, label: &str) -> anyhow::Result<()> 
             let resolved = total.saturating_sub(acked_at_start);
             #[allow(clippy::cast_precision_loss)] // counts far below 2^52
             let rate = resolved as f64 / seconds.max(0.001);
-            crate::say(&format!(
+            crate::report::say(&format!(
                 "{label}: {resolved} contacts resolved in {seconds:.2}s = {rate:.0}/s"
             ));
             return Ok(());

@@ -121,7 +121,7 @@ impl Sink {
             0.0
         };
         let ms = |q: f64| seen.latency.value_at_quantile(q) as f64 / 1000.0;
-        crate::say(&format!(
+        crate::report::say(&format!(
             "{label} end to end: accepted={} delivered={delivered} ({rate:.0}/s) missing={missing} duplicates={duplicates} redeliveries={redeliveries} e2e_ms p50={:.1} p90={:.1} p99={:.1} p99.9={:.1} max={:.1}",
             accepted.len(),
             ms(0.5),

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-use super::{raw_messages, start};
+use crate::harness::{raw_messages, start};
 use switchyard_chassis::testkit;
 
 const BODY: &[u8] = br#"{"type":"contact.created","data":{"id":"1","email":"a@example.com"}}"#;
