@@ -206,8 +206,7 @@ fn is_empty(filter: &DlqFilter) -> bool {
         && filter.until.is_none()
 }
 
-/// RFC 3339 in UTC, as the alerts' own texts show times.
-/// A time as RFC 3339 in UTC, `-` when there is none.
+/// A time as RFC 3339 in UTC (as the alerts' own texts show times), `-` when there is none.
 pub(super) fn rfc3339(t: Option<switchyard_proto::Timestamp>) -> String {
     t.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t.seconds).ok())
         .and_then(|t| {
