@@ -13,7 +13,10 @@ use switchyard_chassis::deadpool_postgres::Pool;
 use switchyard_proto::Message as _;
 use switchyard_proto::v1::admin_server::Admin;
 use switchyard_proto::v1::{
-    AuditEntry, ContractInfo, DeadLetter, DeadLetterDetail, DeadLetterSummary, Flow, FlowHealth,
+    Conflict, FlowCommand, FlowCommandKind, KeepApartRequest, ResumeFlowRequest, ResumeFlowResponse,
+};
+use switchyard_proto::v1::{
+    ContractInfo, DeadLetter, DeadLetterDetail, DeadLetterSummary, Flow, FlowHealth,
     GetDeadLetterRequest, GetFlowHealthRequest, IdentityCommand, IdentityCommandKind,
     IdentityCommandReply, ListAlertsRequest, ListAlertsResponse, ListAuditRequest,
     ListAuditResponse, ListConflictsRequest, ListConflictsResponse, ListContractsRequest,
@@ -21,13 +24,10 @@ use switchyard_proto::v1::{
     ListFlowsResponse, MergeGoldenRequest, ReplayDeadLetterRequest, ReplayDeadLetterResponse,
     ReplayDeadLettersRequest, ReplayDeadLettersResponse, UnmergeGoldenRequest,
 };
-use switchyard_proto::v1::{
-    Conflict, FlowCommand, FlowCommandKind, KeepApartRequest, ResumeFlowRequest, ResumeFlowResponse,
-};
 use tonic::{Request, Response, Status};
 
-use crate::alerts;
 use crate::store::conflicts as identity;
+use crate::store::{self, StoreError, audit};
 
 /// How long a merge or un-merge call waits for dedupe's result before answering "pending".
 const COMMAND_WAIT: Duration = Duration::from_secs(5);
@@ -67,7 +67,7 @@ pub enum AdminError {
     #[error("{0}")]
     Unavailable(String),
     #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
+    Store(#[from] StoreError),
 }
 
 impl From<AdminError> for Status {
@@ -162,14 +162,13 @@ pub struct AdminService {
     pub contracts_dir: Option<std::path::PathBuf>,
 }
 
-impl AdminService {
-    async fn client(&self) -> Result<switchyard_chassis::deadpool_postgres::Object, AdminError> {
-        self.pool
-            .get()
-            .await
-            .map_err(|e| AdminError::Unavailable(e.to_string()))
-    }
+/// A store failure as the audit and flow-health calls report it: `UNAVAILABLE`, in the
+/// database's own words.
+fn unavailable(error: StoreError) -> AdminError {
+    AdminError::Unavailable(error.cause())
+}
 
+impl AdminService {
     async fn audit(
         &self,
         role: Role,
@@ -177,15 +176,9 @@ impl AdminService {
         target: &str,
         detail: &str,
     ) -> Result<(), AdminError> {
-        let client = self.client().await?;
-        client
-            .execute(
-                "INSERT INTO audit_log (role, action, target, detail) VALUES ($1, $2, $3, $4)",
-                &[&role.as_str(), &action, &target, &detail],
-            )
+        audit::record(&self.pool, role.as_str(), action, target, detail)
             .await
-            .map_err(|e| AdminError::Unavailable(e.to_string()))?;
-        Ok(())
+            .map_err(unavailable)
     }
 
     /// Sends an identity command to dedupe (on the canonical stream, see
@@ -224,28 +217,15 @@ impl AdminService {
         target: &str,
         detail: &str,
     ) -> Result<i64, AdminError> {
-        let client = self.client().await?;
-        let row = client
-            .query_one(
-                "INSERT INTO audit_log (role, action, target, detail) VALUES ($1, $2, $3, $4) \
-                 RETURNING id",
-                &[&role.as_str(), &action, &target, &detail],
-            )
+        audit::record_started(&self.pool, role.as_str(), action, target, detail)
             .await
-            .map_err(|e| AdminError::Unavailable(e.to_string()))?;
-        Ok(row.get(0))
+            .map_err(unavailable)
     }
 
     async fn audit_outcome(&self, id: i64, detail: &str) -> Result<(), AdminError> {
-        let client = self.client().await?;
-        client
-            .execute(
-                "UPDATE audit_log SET detail = $2 WHERE id = $1",
-                &[&id, &detail],
-            )
+        audit::set_detail(&self.pool, id, detail)
             .await
-            .map_err(|e| AdminError::Unavailable(e.to_string()))?;
-        Ok(())
+            .map_err(unavailable)
     }
 }
 
@@ -333,7 +313,7 @@ impl Admin for AdminService {
     ) -> Result<Response<ListFlowsResponse>, Status> {
         role(&request)?;
         // As deliver last reported (a paused flow raises the `flow_paused` alert).
-        let paused = crate::status::paused_flows(&self.pool)
+        let paused = store::status::paused_flows(&self.pool)
             .await
             .map_err(AdminError::from)?;
         let flows = self
@@ -358,35 +338,10 @@ impl Admin for AdminService {
         if !self.flows.iter().any(|f| f.name == flow) {
             return Err(AdminError::NotFound(format!("flow {flow:?}")).into());
         }
-        let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT outcome, count FROM flow_counts WHERE flow = $1",
-                &[&flow],
-            )
+        let health = store::reports::flow_health(&self.pool, flow)
             .await
-            .map_err(|e| AdminError::Unavailable(e.to_string()))?;
-        let count = |outcome: &str| {
-            rows.iter()
-                .find(|r| r.get::<_, String>(0) == outcome)
-                .map_or(0, |r| u64::try_from(r.get::<_, i64>(1)).unwrap_or(0))
-        };
-        let last: Option<SystemTime> = client
-            .query_opt(
-                "SELECT last_delivered_at FROM flow_freshness WHERE flow = $1",
-                &[&flow],
-            )
-            .await
-            .map_err(|e| AdminError::Unavailable(e.to_string()))?
-            .map(|r| r.get(0));
-        Ok(Response::new(FlowHealth {
-            flow,
-            received: count("received"),
-            delivered: count("delivered"),
-            failed: count("failed"),
-            dead_lettered: count("dead_lettered"),
-            last_delivered_at: last.map(switchyard_proto::timestamp),
-        }))
+            .map_err(unavailable)?;
+        Ok(Response::new(health))
     }
 
     async fn list_dead_letters(
@@ -681,7 +636,7 @@ impl Admin for AdminService {
             0 => 100,
             n => n.min(1000),
         });
-        let alerts = alerts::list(&self.pool, query.open_only, limit)
+        let alerts = store::alerts::list(&self.pool, query.open_only, limit)
             .await
             .map_err(AdminError::from)?;
         Ok(Response::new(ListAlertsResponse { alerts }))
@@ -696,24 +651,7 @@ impl Admin for AdminService {
             0 => 100,
             n => n.min(1000),
         });
-        let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT at, role, action, target, detail FROM audit_log ORDER BY id DESC LIMIT $1",
-                &[&limit],
-            )
-            .await
-            .map_err(|e| AdminError::Unavailable(e.to_string()))?;
-        let entries = rows
-            .iter()
-            .map(|r| AuditEntry {
-                at: Some(switchyard_proto::timestamp(r.get::<_, SystemTime>(0))),
-                role: r.get(1),
-                action: r.get(2),
-                target: r.get(3),
-                detail: r.get(4),
-            })
-            .collect();
+        let entries = audit::list(&self.pool, limit).await.map_err(unavailable)?;
         Ok(Response::new(ListAuditResponse { entries }))
     }
 

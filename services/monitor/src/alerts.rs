@@ -14,17 +14,12 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use switchyard_chassis::CancellationToken;
 use switchyard_chassis::config::{AlertsConfig, FlowConfig};
-use switchyard_chassis::deadpool_postgres::Pool;
-use switchyard_proto::v1::Alert;
+use switchyard_chassis::deadpool_postgres::{Pool, Transaction};
 use tokio::sync::Notify;
 
 use crate::clock::{system_time, unix};
-use crate::rules::{self, Counts, Finding, FlowView, Rule, Thresholds};
-use crate::store::StoreError;
-
-/// Only one replica evaluates at a time (a transaction-scoped advisory lock; PostgreSQL scopes
-/// it to the database, so tenants and tests sharing a server do not contend).
-const EVALUATION_LOCK: i64 = 0x5357_4d4f_4e41_4c54; // "SWMONALT"
+use crate::rules::{self, Finding, FlowView, Rule, Thresholds};
+use crate::store::{self, StoreError};
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RuleLabel {
@@ -91,47 +86,18 @@ impl Evaluator {
     pub(crate) async fn evaluate(&self, now: SystemTime) -> Result<(), StoreError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        let locked: bool = tx
-            .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&EVALUATION_LOCK])
-            .await?
-            .get(0);
+        let locked = store::alerts::try_lock_evaluation(&tx).await?;
         let mut changed = 0;
         if locked {
             let findings = self.findings(&tx, unix(now)).await?;
             for finding in &findings {
-                changed += tx
-                    .execute(
-                        "INSERT INTO alerts (id, rule, severity, summary, runbook, opened_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6) \
-                         ON CONFLICT (id) WHERE resolved_at IS NULL DO NOTHING",
-                        &[
-                            &finding.id,
-                            &finding.rule.as_str(),
-                            &finding.rule.severity(),
-                            &finding.summary,
-                            &finding.rule.runbook(),
-                            &now,
-                        ],
-                    )
-                    .await?;
+                changed += store::alerts::open(&tx, finding, now).await?;
             }
             let holding: Vec<&str> = findings.iter().map(|f| f.id.as_str()).collect();
-            changed += tx
-                .execute(
-                    "UPDATE alerts SET resolved_at = $2 \
-                     WHERE resolved_at IS NULL AND NOT (id = ANY($1))",
-                    &[&holding, &now],
-                )
-                .await?;
+            changed += store::alerts::resolve_all_but(&tx, &holding, now).await?;
         }
-        let open = tx
-            .query(
-                "SELECT rule, count(*) FROM alerts WHERE resolved_at IS NULL GROUP BY rule",
-                &[],
-            )
-            .await?;
+        let open = store::alerts::open_per_rule(&tx).await?;
         tx.commit().await?;
-        let open: HashMap<String, i64> = open.iter().map(|r| (r.get(0), r.get(1))).collect();
         for rule in Rule::ALL {
             self.metrics
                 .open
@@ -147,36 +113,16 @@ impl Evaluator {
     }
 
     /// Every condition that holds at `now`.
-    async fn findings(
-        &self,
-        tx: &tokio_postgres::Transaction<'_>,
-        now: i64,
-    ) -> Result<Vec<Finding>, StoreError> {
+    async fn findings(&self, tx: &Transaction<'_>, now: i64) -> Result<Vec<Finding>, StoreError> {
         let th = self.thresholds();
         let evaluated = rules::evaluated_bucket(now, th.bucket_secs);
         let current = now - now.rem_euclid(th.bucket_secs);
         let mut slots = rules::baseline_slots(evaluated, &th);
         slots.extend([evaluated, current, current - th.bucket_secs]);
         let slots: Vec<SystemTime> = slots.into_iter().map(system_time).collect();
-        let first: HashMap<String, i64> = tx
-            .query(
-                "SELECT flow, extract(epoch FROM min(bucket_start))::int8 FROM flow_buckets GROUP BY flow",
-                &[],
-            )
-            .await?
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
-        let buckets = buckets_at(tx, "flow_buckets", "flow", &slots).await?;
-        let fresh: HashMap<String, i64> = tx
-            .query(
-                "SELECT flow, extract(epoch FROM last_delivered_at)::int8 FROM flow_freshness",
-                &[],
-            )
-            .await?
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
+        let first = store::alerts::first_flow_buckets(tx).await?;
+        let buckets = store::alerts::flow_buckets_at(tx, &slots).await?;
+        let fresh = store::reports::last_delivered(tx).await?;
         let mut findings = Vec::new();
         let none = HashMap::new();
         for flow in &self.flows {
@@ -193,30 +139,17 @@ impl Evaluator {
         let quiet_since = system_time(
             now - i64::try_from(self.config.drift_quiet.as_secs()).unwrap_or(i64::MAX / 2),
         );
-        for r in tx
-            .query(
-                "SELECT source, path, change, event_type, extract(epoch FROM last_seen_at)::int8 \
-                 FROM drift_notices WHERE last_seen_at > $1 ORDER BY source, path",
-                &[&quiet_since],
-            )
-            .await?
-        {
+        for d in store::alerts::drift_since(tx, quiet_since).await? {
             findings.push(rules::drift(
-                r.get(0),
-                r.get(1),
-                r.get(2),
-                r.get(3),
-                r.get(4),
+                &d.source,
+                &d.path,
+                &d.change,
+                &d.event_type,
+                d.last_seen,
             ));
         }
-        for r in tx
-            .query(
-                "SELECT object, count(*) FROM conflicts WHERE resolved_at IS NULL GROUP BY object ORDER BY object",
-                &[],
-            )
-            .await?
-        {
-            findings.push(rules::conflicts(r.get(0), r.get(1)));
+        for (object, open) in store::alerts::open_conflicts_per_object(tx).await? {
+            findings.push(rules::conflicts(&object, open));
         }
         findings.extend(crate::status::findings(tx).await?);
         // Two rules never find the same id, but keep the invariant obvious.
@@ -226,51 +159,15 @@ impl Evaluator {
     }
 }
 
-/// The counts of `table` (`flow_buckets` keyed by `flow`, `source_buckets` by `source`) in the
-/// buckets starting at `slots`, by key and bucket start (Unix seconds).
-async fn buckets_at(
-    tx: &tokio_postgres::Transaction<'_>,
-    table: &str,
-    key: &str,
-    slots: &[SystemTime],
-) -> Result<HashMap<String, HashMap<i64, Counts>>, StoreError> {
-    let mut buckets: HashMap<String, HashMap<i64, Counts>> = HashMap::new();
-    let sql = format!(
-        "SELECT {key}, extract(epoch FROM bucket_start)::int8, received, delivered, failed, \
-         dead_lettered FROM {table} WHERE bucket_start = ANY($1)"
-    );
-    for r in tx.query(&sql, &[&slots]).await? {
-        buckets.entry(r.get(0)).or_default().insert(
-            r.get(1),
-            Counts {
-                received: r.get(2),
-                delivered: r.get(3),
-                failed: r.get(4),
-                dead_lettered: r.get(5),
-            },
-        );
-    }
-    Ok(buckets)
-}
-
 /// The per-source volume rule for every source that ever reported (`source_buckets`).
 async fn source_findings(
-    tx: &tokio_postgres::Transaction<'_>,
+    tx: &Transaction<'_>,
     slots: &[SystemTime],
     now: i64,
     th: &Thresholds,
 ) -> Result<Vec<Finding>, StoreError> {
-    let first: Vec<(String, i64)> = tx
-        .query(
-            "SELECT source, extract(epoch FROM min(bucket_start))::int8 FROM source_buckets \
-             GROUP BY source ORDER BY source",
-            &[],
-        )
-        .await?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
-    let buckets = buckets_at(tx, "source_buckets", "source", slots).await?;
+    let first = store::alerts::first_source_buckets(tx).await?;
+    let buckets = store::alerts::source_buckets_at(tx, slots).await?;
     let none = HashMap::new();
     Ok(first
         .iter()
@@ -283,64 +180,6 @@ async fn source_findings(
                 freshness_sla: None,
             };
             rules::evaluate_source(&view, now, th)
-        })
-        .collect())
-}
-
-/// Keeps a schema-drift notice: the latest per source and path.
-pub(crate) async fn store_drift(
-    pool: &Pool,
-    drift: &switchyard_proto::v1::SchemaDrift,
-) -> Result<(), StoreError> {
-    let client = pool.get().await?;
-    let at = drift
-        .detected_at
-        .and_then(|t| SystemTime::try_from(t).ok())
-        .unwrap_or_else(SystemTime::now);
-    client
-        .execute(
-            "INSERT INTO drift_notices (source, path, event_type, change, last_seen_at) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (source, path) DO UPDATE SET \
-             event_type = EXCLUDED.event_type, change = EXCLUDED.change, \
-             last_seen_at = GREATEST(drift_notices.last_seen_at, EXCLUDED.last_seen_at)",
-            &[
-                &drift.source,
-                &drift.path,
-                &drift.event_type,
-                &drift.change,
-                &at,
-            ],
-        )
-        .await?;
-    Ok(())
-}
-
-/// Alerts, newest first, optionally only the open ones.
-pub(crate) async fn list(
-    pool: &Pool,
-    open_only: bool,
-    limit: i64,
-) -> Result<Vec<Alert>, StoreError> {
-    let client = pool.get().await?;
-    let rows = client
-        .query(
-            "SELECT id, rule, severity, summary, runbook, opened_at, resolved_at FROM alerts \
-             WHERE (NOT $1 OR resolved_at IS NULL) ORDER BY opened_at DESC, id LIMIT $2",
-            &[&open_only, &limit],
-        )
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|r| Alert {
-            id: r.get(0),
-            rule: r.get(1),
-            severity: r.get(2),
-            summary: r.get(3),
-            runbook: r.get(4),
-            opened_at: Some(switchyard_proto::timestamp(r.get(5))),
-            resolved_at: r
-                .get::<_, Option<SystemTime>>(6)
-                .map(switchyard_proto::timestamp),
         })
         .collect())
 }

@@ -388,10 +388,9 @@ async fn load_counts(
     value_per_delivery: &HashMap<String, f64>,
 ) -> Result<(), Error> {
     let client = pool.get().await.map_err(|e| Error::Other(e.to_string()))?;
-    let rows = client
-        .query("SELECT flow, outcome, count FROM flow_counts", &[])
+    let rows = store::reports::flow_counts(&client)
         .await
-        .map_err(|e| Error::Other(e.to_string()))?;
+        .map_err(|e| Error::Other(e.cause()))?;
     for flow in &config.flows {
         for outcome in ["received", "delivered", "failed", "dead_lettered"] {
             drop(metrics.events.get_or_create(&FlowOutcome {
@@ -402,27 +401,21 @@ async fn load_counts(
     }
     for row in rows {
         let labels = FlowOutcome {
-            flow: row.get(0),
-            outcome: row.get(1),
+            flow: row.flow,
+            outcome: row.outcome,
         };
-        let count: i64 = row.get(2);
         metrics
             .events
             .get_or_create(&labels)
-            .inc_by(u64::try_from(count).unwrap_or(0));
+            .inc_by(u64::try_from(row.count).unwrap_or(0));
     }
-    let fresh = client
-        .query(
-            "SELECT flow, extract(epoch FROM last_delivered_at)::bigint FROM flow_freshness",
-            &[],
-        )
+    let fresh = store::reports::last_delivered(&client)
         .await
-        .map_err(|e| Error::Other(e.to_string()))?;
-    for row in fresh {
-        let at: i64 = row.get(1);
+        .map_err(|e| Error::Other(e.cause()))?;
+    for (flow, at) in fresh {
         metrics
             .last_delivered
-            .get_or_create(&FlowLabel { flow: row.get(0) })
+            .get_or_create(&FlowLabel { flow })
             .set(at);
     }
     for (flow, per_delivery) in value_per_delivery {
@@ -555,7 +548,7 @@ impl Handler {
     async fn handle_drift(&self, delivery: &Delivery) -> Outcome {
         match SchemaDrift::decode(delivery.payload()) {
             Ok(drift) => stored(
-                alerts::store_drift(&self.pool, &drift).await,
+                store::alerts::store_drift(&self.pool, &drift).await,
                 "drift notice",
             ),
             Err(error) => undecodable("schema-drift notice", &error),

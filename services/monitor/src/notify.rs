@@ -6,7 +6,7 @@
 //! one — is recognisable as a repeat.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
@@ -18,14 +18,12 @@ use tokio::sync::Notify;
 
 use crate::clock::{unix, utc};
 use crate::store::StoreError;
+use crate::store::health_reports::{self, AlertMessage, UnsentAlert};
 
 /// Attempts per message and round; what still fails waits for the next round.
 const ATTEMPTS: u64 = 5;
 /// How often the outbox is looked at when nothing wakes the sender.
 const IDLE_ROUND: Duration = Duration::from_secs(30);
-/// Messages older than this are not sent late (after a long outage, or when the webhook is
-/// configured only now): a day-old page helps nobody, and the alerts stay in `ListAlerts`.
-const STALE_AFTER: &str = "1 day";
 
 /// Where messages go, and how they are signed.
 #[derive(Debug, Clone)]
@@ -141,29 +139,17 @@ impl Sender {
     /// Sends every unsent opening, resolution and report, oldest first; stops at the first that
     /// fails, so they arrive in order.
     async fn round(&self) -> Result<(), StoreError> {
-        let rows = {
-            let client = self.pool.get().await?;
-            client
-                .query(
-                    &format!(
-                        "SELECT id, severity, summary, runbook, opened_at, resolved_at, \
-                         (extract(epoch FROM opened_at) * 1000)::int8, open_sent_at IS NOT NULL \
-                         FROM alerts WHERE (open_sent_at IS NULL AND opened_at > now() - interval '{STALE_AFTER}') \
-                         OR (resolved_at IS NOT NULL AND resolved_sent_at IS NULL \
-                             AND resolved_at > now() - interval '{STALE_AFTER}') \
-                         ORDER BY opened_at, id LIMIT 200"
-                    ),
-                    &[],
-                )
-                .await?
-        };
-        for r in rows {
-            let (id, severity, summary, runbook): (String, String, String, String) =
-                (r.get(0), r.get(1), r.get(2), r.get(3));
-            let opened_at: SystemTime = r.get(4);
-            let resolved_at: Option<SystemTime> = r.get(5);
-            let opened_ms: i64 = r.get(6);
-            let open_sent: bool = r.get(7);
+        for alert in health_reports::unsent_alerts(&self.pool).await? {
+            let UnsentAlert {
+                id,
+                severity,
+                summary,
+                runbook,
+                opened_at,
+                resolved_at,
+                opened_ms,
+                open_sent,
+            } = alert;
             if !open_sent {
                 let text = format!(
                     "[{severity}] {id} opened at {}: {summary}. Runbook: {runbook}",
@@ -179,12 +165,8 @@ impl Sender {
                 {
                     return Ok(());
                 }
-                self.mark(
-                    "UPDATE alerts SET open_sent_at = now() WHERE id = $1 AND opened_at = $2",
-                    &id,
-                    opened_at,
-                )
-                .await?;
+                health_reports::mark_sent(&self.pool, AlertMessage::Opening, &id, opened_at)
+                    .await?;
             }
             if let Some(resolved_at) = resolved_at {
                 let text = format!(
@@ -203,44 +185,17 @@ impl Sender {
                 {
                     return Ok(());
                 }
-                self.mark(
-                    "UPDATE alerts SET resolved_sent_at = now() WHERE id = $1 AND opened_at = $2",
-                    &id,
-                    opened_at,
-                )
-                .await?;
+                health_reports::mark_sent(&self.pool, AlertMessage::Resolution, &id, opened_at)
+                    .await?;
             }
         }
-        let reports = {
-            let client = self.pool.get().await?;
-            client
-                .query(
-                    &format!(
-                        "SELECT period_end, extract(epoch FROM period_end)::int8, body FROM health_reports \
-                         WHERE sent_at IS NULL AND period_end > now() - interval '{STALE_AFTER}' ORDER BY period_end"
-                    ),
-                    &[],
-                )
-                .await?
-        };
-        for r in reports {
-            let period_end: SystemTime = r.get(0);
-            let end: i64 = r.get(1);
-            let body: String = r.get(2);
+        for report in health_reports::unsent_reports(&self.pool).await? {
             match self
                 .webhook
-                .send(&format!("report_{end}"), body.as_bytes())
+                .send(&format!("report_{}", report.end), report.body.as_bytes())
                 .await
             {
-                Ok(()) => {
-                    let client = self.pool.get().await?;
-                    client
-                        .execute(
-                            "UPDATE health_reports SET sent_at = now() WHERE period_end = $1",
-                            &[&period_end],
-                        )
-                        .await?;
-                }
+                Ok(()) => health_reports::mark_report_sent(&self.pool, report.period_end).await?,
                 Err(error) => {
                     tracing::warn!(%error, "health report not accepted by the webhook; will retry");
                     return Ok(());
@@ -263,17 +218,6 @@ impl Sender {
                 false
             }
         }
-    }
-
-    async fn mark(
-        &self,
-        statement: &str,
-        id: &str,
-        opened_at: SystemTime,
-    ) -> Result<(), StoreError> {
-        let client = self.pool.get().await?;
-        client.execute(statement, &[&id, &opened_at]).await?;
-        Ok(())
     }
 }
 

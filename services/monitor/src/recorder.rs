@@ -7,14 +7,13 @@
 //! A report is in its bucket exactly once (the bucket and the "counted" mark commit together),
 //! and the batch in hand at shutdown is written before its messages are acked.
 
-use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use switchyard_chassis::deadpool_postgres::Pool;
 use switchyard_chassis::group_commit::{Batching, GroupCommit, Submitted};
 
-use crate::store::StoreError;
+use crate::store::{self, StoreError, reports::Increments};
 
 /// Reports written per transaction at most; more wait for the next one.
 const MAX_BATCH: usize = 512;
@@ -113,11 +112,6 @@ pub(crate) fn bucket_start(at: SystemTime, bucket_secs: u64) -> i64 {
     i64::try_from(secs - secs % bucket_secs).unwrap_or(i64::MAX)
 }
 
-/// Per flow and bucket: received, delivered, failed, dead-lettered, latency sum and count.
-type BucketRow = [i64; 6];
-/// Per source and bucket: received, delivered, failed, dead-lettered.
-type SourceRow = [i64; 4];
-
 fn bucket_column(outcome: &str) -> Option<usize> {
     match outcome {
         "received" => Some(0),
@@ -133,56 +127,46 @@ async fn write(pool: &Pool, bucket_secs: u64, reports: &[Report]) -> Result<Vec<
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     let ids: Vec<&str> = reports.iter().map(|r| r.msg_id.as_str()).collect();
-    let mut counted_now: HashSet<String> = tx
-        .query(
-            "INSERT INTO counted_reports (msg_id) SELECT DISTINCT unnest($1::text[]) \
-             ON CONFLICT DO NOTHING RETURNING msg_id",
-            &[&ids],
-        )
-        .await?
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
+    let mut counted_now = store::reports::mark_counted(&tx, &ids).await?;
     // `remove`: a report redelivered while its first copy is in the same batch counts once.
     let fresh: Vec<bool> = reports
         .iter()
         .map(|r| counted_now.remove(&r.msg_id))
         .collect();
 
-    // Sorted (BTreeMap), so replicas writing the same rows lock them in the same order and never
-    // deadlock each other.
-    let mut counts: BTreeMap<(&str, &str), i64> = BTreeMap::new();
-    let mut last_delivered: BTreeMap<&str, SystemTime> = BTreeMap::new();
-    let mut buckets: BTreeMap<(&str, i64), BucketRow> = BTreeMap::new();
-    let mut sources: BTreeMap<(&str, i64), SourceRow> = BTreeMap::new();
-    // target → (at, detail); sorted and one per target, for the same reasons.
-    let mut writes: BTreeMap<String, (SystemTime, String)> = BTreeMap::new();
+    let mut batch = Increments::default();
     for report in reports
         .iter()
         .zip(&fresh)
         .filter(|(_, f)| **f)
         .map(|(r, _)| r)
     {
-        *counts.entry((&report.flow, report.outcome)).or_default() += 1;
+        *batch
+            .counts
+            .entry((&report.flow, report.outcome))
+            .or_default() += 1;
         if let (Some(target), Some(write)) = (report.audit_target(), &report.write) {
             let detail = format!(
                 "http status {}, attempt {}",
                 write.http_status, write.attempt
             );
-            writes.entry(target).or_insert((report.at, detail));
+            batch.writes.entry(target).or_insert((report.at, detail));
         }
         if let Some(column) = bucket_column(report.outcome) {
             if !report.source.is_empty() {
-                sources
+                batch
+                    .sources
                     .entry((&report.source, bucket_start(report.at, bucket_secs)))
                     .or_default()[column] += 1;
             }
-            let row = buckets
+            let row = batch
+                .buckets
                 .entry((&report.flow, bucket_start(report.at, bucket_secs)))
                 .or_default();
             row[column] += 1;
             if report.outcome == "delivered" {
-                last_delivered
+                batch
+                    .last_delivered
                     .entry(&report.flow)
                     .and_modify(|t| *t = (*t).max(report.at))
                     .or_insert(report.at);
@@ -191,118 +175,7 @@ async fn write(pool: &Pool, bucket_secs: u64, reports: &[Report]) -> Result<Vec<
             }
         }
     }
-    if !counts.is_empty() {
-        let (keys, values): (Vec<_>, Vec<i64>) = counts.into_iter().unzip();
-        let (flows, outcomes): (Vec<&str>, Vec<&str>) = keys.into_iter().unzip();
-        tx.execute(
-            "INSERT INTO flow_counts (flow, outcome, count) \
-             SELECT * FROM unnest($1::text[], $2::text[], $3::int8[]) \
-             ON CONFLICT (flow, outcome) DO UPDATE SET count = flow_counts.count + EXCLUDED.count",
-            &[&flows, &outcomes, &values],
-        )
-        .await?;
-    }
-    if !last_delivered.is_empty() {
-        let (flows, ats): (Vec<&str>, Vec<SystemTime>) = last_delivered.into_iter().unzip();
-        tx.execute(
-            "INSERT INTO flow_freshness (flow, last_delivered_at) \
-             SELECT * FROM unnest($1::text[], $2::timestamptz[]) \
-             ON CONFLICT (flow) DO UPDATE SET last_delivered_at = \
-             GREATEST(flow_freshness.last_delivered_at, EXCLUDED.last_delivered_at)",
-            &[&flows, &ats],
-        )
-        .await?;
-    }
-    if !buckets.is_empty() {
-        let mut flows = Vec::new();
-        let mut starts = Vec::new();
-        let mut columns: [Vec<i64>; 6] = Default::default();
-        for ((flow, start), row) in buckets {
-            flows.push(flow);
-            starts.push(UNIX_EPOCH + Duration::from_secs(u64::try_from(start).unwrap_or(0)));
-            for (column, value) in columns.iter_mut().zip(row) {
-                column.push(value);
-            }
-        }
-        let [
-            received,
-            delivered,
-            failed,
-            dead_lettered,
-            latency_sum,
-            latency_count,
-        ] = &columns;
-        tx.execute(
-            "INSERT INTO flow_buckets (flow, bucket_start, received, delivered, failed, \
-             dead_lettered, latency_ms_sum, latency_count) \
-             SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::int8[], $4::int8[], \
-             $5::int8[], $6::int8[], $7::int8[], $8::int8[]) \
-             ON CONFLICT (flow, bucket_start) DO UPDATE SET \
-             received = flow_buckets.received + EXCLUDED.received, \
-             delivered = flow_buckets.delivered + EXCLUDED.delivered, \
-             failed = flow_buckets.failed + EXCLUDED.failed, \
-             dead_lettered = flow_buckets.dead_lettered + EXCLUDED.dead_lettered, \
-             latency_ms_sum = flow_buckets.latency_ms_sum + EXCLUDED.latency_ms_sum, \
-             latency_count = flow_buckets.latency_count + EXCLUDED.latency_count",
-            &[
-                &flows,
-                &starts,
-                received,
-                delivered,
-                failed,
-                dead_lettered,
-                latency_sum,
-                latency_count,
-            ],
-        )
-        .await?;
-    }
-    if !sources.is_empty() {
-        let mut names = Vec::new();
-        let mut starts = Vec::new();
-        let mut columns: [Vec<i64>; 4] = Default::default();
-        for ((source, start), row) in sources {
-            names.push(source);
-            starts.push(UNIX_EPOCH + Duration::from_secs(u64::try_from(start).unwrap_or(0)));
-            for (column, value) in columns.iter_mut().zip(row) {
-                column.push(value);
-            }
-        }
-        let [received, delivered, failed, dead_lettered] = &columns;
-        tx.execute(
-            "INSERT INTO source_buckets (source, bucket_start, received, delivered, failed, \
-             dead_lettered) \
-             SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::int8[], $4::int8[], \
-             $5::int8[], $6::int8[]) \
-             ON CONFLICT (source, bucket_start) DO UPDATE SET \
-             received = source_buckets.received + EXCLUDED.received, \
-             delivered = source_buckets.delivered + EXCLUDED.delivered, \
-             failed = source_buckets.failed + EXCLUDED.failed, \
-             dead_lettered = source_buckets.dead_lettered + EXCLUDED.dead_lettered",
-            &[&names, &starts, received, delivered, failed, dead_lettered],
-        )
-        .await?;
-    }
-    if !writes.is_empty() {
-        let mut targets = Vec::new();
-        let mut ats = Vec::new();
-        let mut details = Vec::new();
-        for (target, (at, detail)) in writes {
-            targets.push(target);
-            ats.push(at);
-            details.push(detail);
-        }
-        // The unique index keeps one entry per write even if its report's "counted" mark was
-        // pruned and the report came back.
-        tx.execute(
-            "INSERT INTO audit_log (at, role, action, target, detail) \
-             SELECT at, 'deliver', 'destination.write', target, detail \
-             FROM unnest($1::timestamptz[], $2::text[], $3::text[]) AS w (at, target, detail) \
-             ON CONFLICT (target) WHERE action = 'destination.write' DO NOTHING",
-            &[&ats, &targets, &details],
-        )
-        .await?;
-    }
+    store::reports::add(&tx, batch).await?;
     tx.commit().await?;
     Ok(fresh)
 }

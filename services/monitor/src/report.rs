@@ -15,7 +15,8 @@ use switchyard_chassis::deadpool_postgres::Pool;
 use tokio::sync::Notify;
 
 use crate::clock::{system_time, unix, utc};
-use crate::store::StoreError;
+use crate::store::health_reports::{self, Totals};
+use crate::store::{self, StoreError};
 
 const DAY: i64 = 24 * 3600;
 /// Slack takes at most 50 blocks per message: the title, the flows, and the alerts line.
@@ -53,16 +54,6 @@ pub(crate) struct Reporter {
     pub wake: Arc<Notify>,
 }
 
-#[derive(Debug, Default, Clone, Copy)]
-struct Totals {
-    received: i64,
-    delivered: i64,
-    failed: i64,
-    dead_lettered: i64,
-    latency_ms_sum: i64,
-    latency_count: i64,
-}
-
 impl Reporter {
     pub(crate) async fn run(self, shutdown: CancellationToken) {
         let report_at = self
@@ -92,15 +83,7 @@ impl Reporter {
     /// Stores the report for [start, end) unless another replica did.
     async fn build(&self, start: i64, end: i64) -> Result<(), StoreError> {
         let body = self.render(start, end).await?;
-        let client = self.pool.get().await?;
-        client
-            .execute(
-                "INSERT INTO health_reports (period_end, period_start, body) VALUES ($1, $2, $3) \
-                 ON CONFLICT (period_end) DO NOTHING",
-                &[&system_time(end), &system_time(start), &body],
-            )
-            .await?;
-        Ok(())
+        health_reports::store_report(&self.pool, system_time(start), system_time(end), &body).await
     }
 
     /// The report's Slack-compatible JSON body: the whole buckets of the period (a `report_at`
@@ -113,61 +96,20 @@ impl Reporter {
             end - end.rem_euclid(bucket),
         );
         let (from, to) = (system_time(start), system_time(end));
-        let mut totals: HashMap<String, Totals> = HashMap::new();
-        for r in client
-            .query(
-                "SELECT flow, sum(received)::int8, sum(delivered)::int8, sum(failed)::int8, \
-                 sum(dead_lettered)::int8, sum(latency_ms_sum)::int8, sum(latency_count)::int8 \
-                 FROM flow_buckets WHERE bucket_start >= $1 AND bucket_start < $2 GROUP BY flow",
-                &[&from, &to],
-            )
-            .await?
-        {
-            totals.insert(
-                r.get(0),
-                Totals {
-                    received: r.get(1),
-                    delivered: r.get(2),
-                    failed: r.get(3),
-                    dead_lettered: r.get(4),
-                    latency_ms_sum: r.get(5),
-                    latency_count: r.get(6),
-                },
-            );
-        }
-        let fresh: HashMap<String, i64> = client
-            .query(
-                "SELECT flow, extract(epoch FROM last_delivered_at)::int8 FROM flow_freshness",
-                &[],
-            )
-            .await?
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
+        let totals = health_reports::period_totals(&client, from, to).await?;
+        let fresh = store::reports::last_delivered(&client).await?;
         // Deviations: the alerts about each flow opened in the period, by rule.
         let mut deviations: HashMap<String, Vec<(String, i64)>> = HashMap::new();
-        for r in client
-            .query(
-                "SELECT id, rule, count(*) FROM alerts \
-                 WHERE opened_at >= $1 AND opened_at < $2 GROUP BY 1, 2 ORDER BY 1, 2",
-                &[&from, &to],
-            )
-            .await?
-        {
-            let id: String = r.get(0);
-            if let Some(flow) = crate::rules::flow_of(&id) {
+        for opened in health_reports::opened_between(&client, from, to).await? {
+            if let Some(flow) = crate::rules::flow_of(&opened.id) {
                 let by_rule = deviations.entry(flow.to_owned()).or_default();
-                let rule: String = r.get(1);
-                match by_rule.iter_mut().find(|(r, _)| *r == rule) {
-                    Some((_, n)) => *n += r.get::<_, i64>(2),
-                    None => by_rule.push((rule, r.get(2))),
+                match by_rule.iter_mut().find(|(r, _)| *r == opened.rule) {
+                    Some((_, n)) => *n += opened.count,
+                    None => by_rule.push((opened.rule, opened.count)),
                 }
             }
         }
-        let open: i64 = client
-            .query_one("SELECT count(*) FROM alerts WHERE resolved_at IS NULL", &[])
-            .await?
-            .get(0);
+        let open = health_reports::open_alerts(&client).await?;
         let now = unix(SystemTime::now());
         let title = format!("Switchyard health report, {} to {}", utc(start), utc(end));
         let mut text = format!("{title}\n");

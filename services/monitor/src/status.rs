@@ -5,11 +5,11 @@
 
 use std::time::SystemTime;
 
-use switchyard_chassis::deadpool_postgres::Pool;
+use switchyard_chassis::deadpool_postgres::{Pool, Transaction};
 use switchyard_proto::v1::{FlowStatus, FlowStatusKind};
 
 use crate::rules::{self, Finding, Rule};
-use crate::store::StoreError;
+use crate::store::{self, StoreError, status::Condition};
 
 /// The condition a report sets: its rule, subject, whether it holds, and the alert's summary.
 fn condition(status: &FlowStatus) -> Option<(Rule, String, bool, String)> {
@@ -67,53 +67,28 @@ pub(crate) async fn store(pool: &Pool, status: &FlowStatus) -> Result<(), StoreE
         .at
         .and_then(|t| SystemTime::try_from(t).ok())
         .unwrap_or_else(SystemTime::now);
-    let client = pool.get().await?;
-    client
-        .execute(
-            "INSERT INTO flow_status (rule, subject, active, summary, reported_at) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (rule, subject) DO UPDATE SET \
-             active = EXCLUDED.active, summary = EXCLUDED.summary, reported_at = EXCLUDED.reported_at \
-             WHERE flow_status.reported_at <= EXCLUDED.reported_at",
-            &[&rule.as_str(), &subject, &active, &summary, &at],
-        )
-        .await?;
-    Ok(())
+    let condition = Condition {
+        rule: rule.as_str().to_owned(),
+        subject,
+        summary,
+    };
+    store::status::store(pool, &condition, active, at).await
 }
 
 /// The conditions that hold now, as findings for the alert evaluator.
-pub(crate) async fn findings(
-    tx: &tokio_postgres::Transaction<'_>,
-) -> Result<Vec<Finding>, StoreError> {
-    let rows = tx
-        .query(
-            "SELECT rule, subject, summary FROM flow_status WHERE active ORDER BY rule, subject",
-            &[],
-        )
-        .await?;
-    Ok(rows
-        .iter()
-        .filter_map(|r| {
-            let rule = match r.get::<_, &str>(0) {
+pub(crate) async fn findings(tx: &Transaction<'_>) -> Result<Vec<Finding>, StoreError> {
+    Ok(store::status::active(tx)
+        .await?
+        .into_iter()
+        .filter_map(|c| {
+            let rule = match c.rule.as_str() {
                 "flow_paused" => Rule::FlowPaused,
                 "credentials" => Rule::Credentials,
                 _ => return None,
             };
-            Some(rules::status(rule, r.get(1), r.get(2)))
+            Some(rules::status(rule, &c.subject, c.summary))
         })
         .collect())
-}
-
-/// Whether the flow is paused (for `ListFlows`).
-pub(crate) async fn paused_flows(pool: &Pool) -> Result<Vec<String>, StoreError> {
-    let client = pool.get().await?;
-    let rows = client
-        .query(
-            "SELECT substr(subject, 6) FROM flow_status \
-             WHERE rule = 'flow_paused' AND active AND subject LIKE 'flow=%'",
-            &[],
-        )
-        .await?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 #[cfg(test)]

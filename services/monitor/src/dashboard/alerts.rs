@@ -1,7 +1,5 @@
 //! The read-only lists of what monitor has noticed: open alerts and schema-drift notices.
 
-use std::time::SystemTime;
-
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -10,6 +8,7 @@ use switchyard_proto::v1::ListAlertsRequest;
 use switchyard_proto::v1::admin_server::Admin as _;
 
 use super::{Dashboard, as_role, error_page, page, utc};
+use crate::store;
 
 pub(super) async fn alerts_page(State(dash): State<Dashboard>, headers: HeaderMap) -> Response {
     let role = session!(dash, headers);
@@ -48,35 +47,22 @@ pub(super) async fn alerts_page(State(dash): State<Dashboard>, headers: HeaderMa
 
 pub(super) async fn drift_page(State(dash): State<Dashboard>, headers: HeaderMap) -> Response {
     let role = session!(dash, headers);
-    let listed = async {
-        let client = dash.pool.get().await.map_err(|e| e.to_string())?;
-        client
-            .query(
-                "SELECT source, path, event_type, change, last_seen_at FROM drift_notices \
-                 ORDER BY last_seen_at DESC LIMIT 500",
-                &[],
-            )
-            .await
-            .map_err(|e| e.to_string())
-    }
-    .await;
-    let rows = match listed {
-        Ok(rows) => rows,
-        Err(e) => return error_page(StatusCode::SERVICE_UNAVAILABLE, Some(role), &e),
+    let notices = match store::alerts::drift_notices(&dash.pool).await {
+        Ok(notices) => notices,
+        Err(e) => return error_page(StatusCode::SERVICE_UNAVAILABLE, Some(role), &e.cause()),
     };
     page(
         "Schema drift",
         Some(role),
         html! {
-            @if rows.is_empty() { p { "No schema-drift notices." } }
+            @if notices.is_empty() { p { "No schema-drift notices." } }
             @else {
                 table {
                     tr { th { "Source" } th { "Path" } th { "Event type" } th { "Change" } th { "Last seen" } }
-                    @for r in &rows {
-                        @let seen: SystemTime = r.get(4);
-                        tr { td { (r.get::<_, String>(0)) } td { (r.get::<_, String>(1)) }
-                             td { (r.get::<_, String>(2)) } td { (r.get::<_, String>(3)) }
-                             td { (utc(Some(&switchyard_proto::timestamp(seen)))) } }
+                    @for n in &notices {
+                        tr { td { (n.source) } td { (n.path) }
+                             td { (n.event_type) } td { (n.change) }
+                             td { (utc(Some(&switchyard_proto::timestamp(n.last_seen)))) } }
                     }
                 }
             }

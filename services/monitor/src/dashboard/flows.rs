@@ -10,7 +10,7 @@ use maud::html;
 use switchyard_chassis::config::FlowConfig;
 
 use super::{Dashboard, error_page, page};
-use crate::report;
+use crate::{report, store};
 
 /// One flow's row on the flows page.
 #[derive(Debug, Default)]
@@ -25,41 +25,34 @@ struct FlowRow {
 async fn flow_rows(dash: &Dashboard) -> Result<HashMap<String, FlowRow>, String> {
     let client = dash.pool.get().await.map_err(|e| e.to_string())?;
     let mut rows: HashMap<String, FlowRow> = HashMap::new();
-    for r in client
-        .query("SELECT flow, outcome, count FROM flow_counts", &[])
+    for stored in store::reports::flow_counts(&client)
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(|e| e.cause())?
     {
-        let i = match r.get::<_, String>(1).as_str() {
+        let i = match stored.outcome.as_str() {
             "received" => 0,
             "delivered" => 1,
             "failed" => 2,
             "dead_lettered" => 3,
             _ => continue,
         };
-        rows.entry(r.get(0)).or_default().totals[i] = r.get(2);
+        rows.entry(stored.flow).or_default().totals[i] = stored.count;
     }
     let bucket = i64::try_from(dash.bucket.as_secs()).unwrap_or(3600).max(1);
     let now = switchyard_chassis::unix_now();
     let current = now - now.rem_euclid(bucket);
     let since = current - bucket * i64::from(dash.trailing_buckets);
-    for r in client
-        .query(
-            "SELECT flow, extract(epoch FROM bucket_start)::bigint, received, delivered, failed, \
-             dead_lettered FROM flow_buckets WHERE bucket_start >= to_timestamp($1::bigint)",
-            &[&since],
-        )
+    for b in store::reports::buckets_since(&client, since)
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(|e| e.cause())?
     {
-        let row = rows.entry(r.get(0)).or_default();
-        let counts = [r.get(2), r.get(3), r.get(4), r.get(5)];
-        if r.get::<_, i64>(1) == current {
-            row.current = counts;
+        let row = rows.entry(b.flow).or_default();
+        if b.start == current {
+            row.current = b.counts;
         } else {
             // Summed here, divided by the window below: a bucket without a row had no traffic.
             let sum = row.baseline.get_or_insert([0.0; 4]);
-            for (s, c) in sum.iter_mut().zip(counts) {
+            for (s, c) in sum.iter_mut().zip(b.counts) {
                 #[allow(clippy::cast_precision_loss)] // counts far below 2^52
                 {
                     *s += c as f64;
@@ -74,30 +67,21 @@ async fn flow_rows(dash: &Dashboard) -> Result<HashMap<String, FlowRow>, String>
             }
         }
     }
-    for r in client
-        .query(
-            "SELECT flow, extract(epoch FROM last_delivered_at)::bigint FROM flow_freshness",
-            &[],
-        )
+    for (flow, at) in store::reports::last_delivered(&client)
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(|e| e.cause())?
     {
-        rows.entry(r.get(0)).or_default().last_delivered = Some(r.get(1));
+        rows.entry(flow).or_default().last_delivered = Some(at);
     }
-    for r in client
-        .query(
-            "SELECT id, severity FROM alerts WHERE resolved_at IS NULL",
-            &[],
-        )
+    for (id, severity) in store::alerts::open_severities(&client)
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(|e| e.cause())?
     {
-        let id: String = r.get(0);
         if let Some(flow) = crate::rules::flow_of(&id) {
             rows.entry(flow.to_owned())
                 .or_default()
                 .alerts
-                .push((id.clone(), r.get(1)));
+                .push((id.clone(), severity));
         }
     }
     Ok(rows)

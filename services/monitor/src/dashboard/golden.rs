@@ -12,30 +12,7 @@ use maud::html;
 use switchyard_chassis::deadpool_postgres::Pool;
 
 use super::{Dashboard, error_page, page, utc};
-
-/// Dedupe's lineage of a golden record, through the one function dedupe's migrations make
-/// (`golden_lineage`, V7): it runs as dedupe's role and answers only ids, versions and times for
-/// one record, so monitor reads no table of dedupe's (whose fields hold personal data) and can
-/// write none of them. Where each service has its own schema it lives in `dedupe`; in a
-/// single-schema installation it is on the search path.
-const LINEAGE_COLUMNS: &str =
-    "kind, system, object, source_id, event_id, outcome, version, first_seen, last_seen";
-
-/// One row of a golden record's lineage.
-#[derive(Debug, Clone, PartialEq)]
-struct Lineage {
-    /// `record` (the golden record itself), `source` (a source record it was built from) or
-    /// `event` (a source event dedupe applied to it).
-    kind: String,
-    system: String,
-    object: String,
-    source_id: String,
-    event_id: String,
-    outcome: String,
-    version: Option<i64>,
-    first_seen: Option<SystemTime>,
-    last_seen: Option<SystemTime>,
-}
+use crate::store::{self, lineage::Lineage};
 
 /// Which source records and events built golden record `id`; empty when it is not a golden id
 /// dedupe knows.
@@ -44,40 +21,12 @@ async fn lineage(pool: &Pool, id: &str) -> Result<Vec<Lineage>, String> {
         return Ok(Vec::new());
     }
     let client = pool.get().await.map_err(|e| e.to_string())?;
-    let separate: bool = client
-        .query_one(
-            "SELECT to_regprocedure('dedupe.golden_lineage(uuid)') IS NOT NULL",
-            &[],
-        )
+    let function = store::lineage::lineage_function(&client)
         .await
-        .map_err(|e| e.to_string())?
-        .get(0);
-    let function = if separate {
-        "dedupe.golden_lineage"
-    } else {
-        "golden_lineage"
-    };
-    let rows = client
-        .query(
-            &format!("SELECT {LINEAGE_COLUMNS} FROM {function}($1::text::uuid)"),
-            &[&id],
-        )
+        .map_err(|e| e.cause())?;
+    let mut lineage = store::lineage::golden_lineage(&client, function, id)
         .await
-        .map_err(|e| format!("lineage: {e}"))?;
-    let mut lineage: Vec<Lineage> = rows
-        .iter()
-        .map(|r| Lineage {
-            kind: r.get(0),
-            system: r.get(1),
-            object: r.get(2),
-            source_id: r.get(3),
-            event_id: r.get(4),
-            outcome: r.get(5),
-            version: r.get(6),
-            first_seen: r.get(7),
-            last_seen: r.get(8),
-        })
-        .collect();
+        .map_err(|e| format!("lineage: {}", e.cause()))?;
     // The record first, then its sources by system, then events newest first.
     lineage.sort_by(|a, b| {
         let rank = |l: &Lineage| match l.kind.as_str() {
@@ -143,22 +92,12 @@ pub(super) async fn golden_page(
     let role = session!(dash, headers);
     let found = async {
         let client = dash.pool.get().await.map_err(|e| e.to_string())?;
-        let conflicts = client
-            .query(
-                "SELECT event_id, golden_a, golden_b, detail, detected_at, resolved_by FROM conflicts \
-                 WHERE object = $1 AND (golden_a = $2 OR golden_b = $2) ORDER BY detected_at DESC LIMIT 200",
-                &[&object, &id],
-            )
+        let conflicts = store::conflicts::of_golden(&client, &object, &id)
             .await
-            .map_err(|e| e.to_string())?;
-        let commands = client
-            .query(
-                "SELECT command_id, kind, survivor, merged, applied, error, received_at FROM identity_commands \
-                 WHERE object = $1 AND (survivor = $2 OR merged = $2) ORDER BY received_at DESC LIMIT 200",
-                &[&object, &id],
-            )
+            .map_err(|e| e.cause())?;
+        let commands = store::conflicts::commands_naming(&client, &object, &id)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| e.cause())?;
         // Lineage that cannot be read (a database set up without dedupe's lineage function)
         // leaves the rest of the page.
         let lineage = lineage(&dash.pool, &id).await;
@@ -209,22 +148,20 @@ pub(super) async fn golden_page(
             @if conflicts.is_empty() { p { "None seen." } }
             @else { table {
                 tr { th { "Event" } th { "Golden A" } th { "Golden B" } th { "Detail" } th { "Detected" } th { "Resolved by" } }
-                @for r in &conflicts {
-                    @let at: SystemTime = r.get(4);
-                    tr { td { (r.get::<_, String>(0)) } td { (r.get::<_, String>(1)) } td { (r.get::<_, String>(2)) }
-                         td { (r.get::<_, String>(3)) } td { (utc(Some(&switchyard_proto::timestamp(at)))) }
-                         td { (r.get::<_, Option<String>>(5).unwrap_or_default()) } }
+                @for c in &conflicts {
+                    tr { td { (c.event_id) } td { (c.golden_a) } td { (c.golden_b) }
+                         td { (c.detail) } td { (utc(Some(&switchyard_proto::timestamp(c.detected_at)))) }
+                         td { (c.resolved_by.as_deref().unwrap_or_default()) } }
                 }
             } }
             h2 { "Merges and un-merges" }
             @if commands.is_empty() { p { "None seen." } }
             @else { table {
                 tr { th { "Command" } th { "Kind" } th { "Survivor" } th { "Merged" } th { "Applied" } th { "Error" } th { "Received" } }
-                @for r in &commands {
-                    @let at: SystemTime = r.get(6);
-                    tr { td { (r.get::<_, String>(0)) } td { (r.get::<_, String>(1)) } td { (r.get::<_, String>(2)) }
-                         td { (r.get::<_, String>(3)) } td { (r.get::<_, bool>(4)) } td { (r.get::<_, String>(5)) }
-                         td { (utc(Some(&switchyard_proto::timestamp(at)))) } }
+                @for c in &commands {
+                    tr { td { (c.command_id) } td { (c.kind) } td { (c.survivor) }
+                         td { (c.merged) } td { (c.applied) } td { (c.error) }
+                         td { (utc(Some(&switchyard_proto::timestamp(c.received_at)))) } }
                 }
             } }
         },

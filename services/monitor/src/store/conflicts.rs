@@ -1,10 +1,11 @@
 //! Identity conflicts and operators' merge commands as monitor keeps them: dedupe's conflict
-//! notices and command results from the OPS stream, stored for the admin API, and the admin API's
-//! wait for its command's result.
+//! notices and command results from the OPS stream, stored for the admin API, the admin API's
+//! wait for its command's result, and a golden record's conflicts and commands for its dashboard
+//! page.
 
 use std::time::{Duration, Instant, SystemTime};
 
-use switchyard_chassis::deadpool_postgres::Pool;
+use switchyard_chassis::deadpool_postgres::{Client, Pool};
 
 use super::StoreError;
 use switchyard_proto::Message as _;
@@ -235,4 +236,80 @@ pub(crate) async fn wait_for_result(
         tokio::time::sleep(pause.min(deadline - now)).await;
         pause = (pause * 2).min(Duration::from_millis(200));
     }
+}
+
+/// A conflict one golden record is part of, as its page shows it.
+#[derive(Debug)]
+pub(crate) struct GoldenConflict {
+    pub event_id: String,
+    pub golden_a: String,
+    pub golden_b: String,
+    pub detail: String,
+    pub detected_at: SystemTime,
+    pub resolved_by: Option<String>,
+}
+
+/// The conflicts golden record `id` of `object` is part of, newest first, 200 at most.
+pub(crate) async fn of_golden(
+    client: &Client,
+    object: &str,
+    id: &str,
+) -> Result<Vec<GoldenConflict>, StoreError> {
+    let rows = client
+        .query(
+            "SELECT event_id, golden_a, golden_b, detail, detected_at, resolved_by FROM conflicts \
+                 WHERE object = $1 AND (golden_a = $2 OR golden_b = $2) ORDER BY detected_at DESC LIMIT 200",
+            &[&object, &id],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| GoldenConflict {
+            event_id: r.get(0),
+            golden_a: r.get(1),
+            golden_b: r.get(2),
+            detail: r.get(3),
+            detected_at: r.get(4),
+            resolved_by: r.get(5),
+        })
+        .collect())
+}
+
+/// A merge or un-merge command that named a golden record, with dedupe's result.
+#[derive(Debug)]
+pub(crate) struct GoldenCommand {
+    pub command_id: String,
+    pub kind: String,
+    pub survivor: String,
+    pub merged: String,
+    pub applied: bool,
+    pub error: String,
+    pub received_at: SystemTime,
+}
+
+/// The commands that named golden record `id` of `object`, newest first, 200 at most.
+pub(crate) async fn commands_naming(
+    client: &Client,
+    object: &str,
+    id: &str,
+) -> Result<Vec<GoldenCommand>, StoreError> {
+    let rows = client
+        .query(
+            "SELECT command_id, kind, survivor, merged, applied, error, received_at FROM identity_commands \
+                 WHERE object = $1 AND (survivor = $2 OR merged = $2) ORDER BY received_at DESC LIMIT 200",
+            &[&object, &id],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| GoldenCommand {
+            command_id: r.get(0),
+            kind: r.get(1),
+            survivor: r.get(2),
+            merged: r.get(3),
+            applied: r.get(4),
+            error: r.get(5),
+            received_at: r.get(6),
+        })
+        .collect())
 }
