@@ -19,7 +19,7 @@ pub enum DbError {
 }
 
 /// Set on every connection; see [`connect`].
-const CUSTOM_PLANS: &str = "-c plan_cache_mode=force_custom_plan";
+const SESSION_OPTIONS: &str = "-c plan_cache_mode=force_custom_plan -c jit=off";
 
 /// Builds the pool and checks one connection (retrying briefly while PostgreSQL starts).
 pub async fn connect(config: &DatabaseConfig) -> Result<Pool, DbError> {
@@ -38,7 +38,10 @@ pub async fn connect(config: &DatabaseConfig) -> Result<Pool, DbError> {
     // `golden_contacts`, a scan of every `deliveries` row of a flow, each look-up slower as the
     // table grows, until an ANALYZE (autovacuum, when it runs) replans them. Custom plans
     // (planned for each execution, ~0.1 ms) stay index look-ups whatever the statistics say.
-    let options = [pg.get_options(), Some(CUSTOM_PLANS)]
+    // JIT is off: without statistics the planner's cost estimates of a batch's look-ups reach
+    // JIT's thresholds, and compiling them took ~0.7 s a statement for queries that run in
+    // milliseconds; every statement here is short.
+    let options = [pg.get_options(), Some(SESSION_OPTIONS)]
         .into_iter()
         .flatten()
         .collect::<Vec<_>>()
@@ -62,11 +65,14 @@ pub async fn connect(config: &DatabaseConfig) -> Result<Pool, DbError> {
         .build()
         .map_err(|e| DbError::Connect(e.to_string()))?;
     retry::startup(|| async {
-        let client = pool.get().await.map_err(|e| e.to_string())?;
+        let client = pool
+            .get()
+            .await
+            .map_err(|e| crate::error::with_causes(&e))?;
         client
             .simple_query("SELECT 1")
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| crate::error::with_causes(&e))
     })
     .await
     .map_err(DbError::Connect)?;
@@ -187,13 +193,9 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
-    /// A statement cached while its table was small (as every table is on a fresh install) is
-    /// still an index look-up by both key columns once the table holds thousands of rows, with
-    /// no ANALYZE between: the generic plan PostgreSQL settles on for a table of a few rows
-    /// probes the index by `flow` alone and filters every row of the flow.
-    #[tokio::test]
-    async fn cached_statements_stay_index_lookups_as_a_table_grows() {
-        let url = crate::testkit::fresh_database("plans")
+    /// A pool of one connection to a fresh database of its own, and that database's URL.
+    async fn fresh_pool(tag: &str) -> (deadpool_postgres::Pool, String) {
+        let url = crate::testkit::fresh_database(tag)
             .await
             .expect("test database");
         let config = DatabaseConfig {
@@ -201,7 +203,35 @@ mod tests {
             pool_size: std::num::NonZeroUsize::new(1).expect("non-zero"),
             ca_file: None,
         };
-        let pool = super::connect(&config).await.expect("pool");
+        (super::connect(&config).await.expect("pool"), url)
+    }
+
+    /// Every pooled connection plans each execution and never JIT-compiles: both are what the
+    /// look-ups above and the batch statements rely on, whatever the server's own defaults.
+    #[tokio::test]
+    async fn connections_plan_every_execution_without_jit() {
+        let (pool, url) = fresh_pool("session").await;
+        let client = pool.get().await.expect("client");
+        let row = client
+            .query_one(
+                "SELECT current_setting('jit'), current_setting('plan_cache_mode')",
+                &[],
+            )
+            .await
+            .expect("settings");
+        let (jit, plans): (String, String) = (row.get(0), row.get(1));
+        assert_eq!((jit.as_str(), plans.as_str()), ("off", "force_custom_plan"));
+        drop(client);
+        crate::testkit::drop_database(&url).await;
+    }
+
+    /// A statement cached while its table was small (as every table is on a fresh install) is
+    /// still an index look-up by both key columns once the table holds thousands of rows, with
+    /// no ANALYZE between: the generic plan PostgreSQL settles on for a table of a few rows
+    /// probes the index by `flow` alone and filters every row of the flow.
+    #[tokio::test]
+    async fn cached_statements_stay_index_lookups_as_a_table_grows() {
+        let (pool, url) = fresh_pool("plans").await;
         let client = pool.get().await.expect("client");
         client
             .batch_execute(

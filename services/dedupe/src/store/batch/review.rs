@@ -27,6 +27,19 @@ struct Touched {
     event: usize,
 }
 
+/// The stored contacts sharing a blocking key with the batch's, at most [`PER_KEY`] per key.
+/// Each step is a look-up by key, written so that the planner cannot choose otherwise: without
+/// statistics (a new table, autovacuum off) it estimated one unmerged golden record or a few
+/// hundred, and joined by running every key's look-up once per golden record, or by hashing the
+/// whole table: seconds per batch. The `LIMIT`s also keep PostgreSQL from flattening the
+/// subqueries back into such a join.
+pub(super) const CANDIDATES: &str = "SELECT k.key, g.id, k.postcode, g.email, g.first_name, g.last_name, g.company_name \
+     FROM unnest($1::int8[]) AS q(key) \
+     CROSS JOIN LATERAL (SELECT key, golden_id, postcode FROM contact_near_keys \
+         WHERE key = q.key LIMIT $2) k \
+     CROSS JOIN LATERAL (SELECT id, email, first_name, last_name, company_name \
+         FROM golden_contacts WHERE id = k.golden_id AND merged_into IS NULL LIMIT 1) g";
+
 /// Compares the batch's new and changed contacts with their candidates; queues review notices and
 /// the contacts' blocking keys for [`Batch::write`].
 pub(super) async fn near_duplicates(
@@ -83,16 +96,7 @@ pub(super) async fn near_duplicates(
     }
     // Candidates stored before this batch, as they are now (merged ones lead nowhere: their
     // survivor carries their keys' evidence).
-    let rows = tx
-        .query(
-            "SELECT k.key, g.id, k.postcode, g.email, g.first_name, g.last_name, g.company_name \
-             FROM unnest($1::int8[]) AS q(key) \
-             CROSS JOIN LATERAL (SELECT key, golden_id, postcode FROM contact_near_keys \
-                 WHERE key = q.key LIMIT $2) k \
-             JOIN golden_contacts g ON g.id = k.golden_id AND g.merged_into IS NULL",
-            &[&wanted, &PER_KEY],
-        )
-        .await?;
+    let rows = tx.query(CANDIDATES, &[&wanted, &PER_KEY]).await?;
     let mut candidates: HashMap<Uuid, (Profile, BTreeSet<i64>)> = HashMap::new();
     for row in &rows {
         let id: Uuid = row.get(1);
