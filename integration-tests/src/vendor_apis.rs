@@ -121,7 +121,7 @@ impl Connector {
     }
 }
 
-/// A scripted failure for a connector's next API request.
+/// A scripted failure for a connector's next write (its look-ups, `GET`s, pass untouched).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
     /// Answer with this status in the vendor's error shape, writing nothing.
@@ -310,7 +310,7 @@ impl VendorApis {
         self.inner.lock().expect("vendor API mock lock")
     }
 
-    /// Answers the connector's next API request with `fault` (queued after earlier ones).
+    /// Answers the connector's next write with `fault` (queued after earlier ones).
     pub fn fail_next(&self, connector: Connector, fault: Fault) {
         self.lock()
             .faults
@@ -475,10 +475,15 @@ async fn handle(
     };
     let (reply, delay) = {
         let mut inner = shared.lock().expect("vendor API mock lock");
-        let fault = inner
-            .faults
-            .get_mut(&connector)
-            .and_then(VecDeque::pop_front);
+        // Faults are for writes; a connector's look-ups before a write pass untouched.
+        let fault = if method == Method::GET {
+            None
+        } else {
+            inner
+                .faults
+                .get_mut(&connector)
+                .and_then(VecDeque::pop_front)
+        };
         let reply = match fault {
             Some(Fault::Status(status)) => vendor_error(connector, status, "scripted failure"),
             Some(Fault::RateLimited { retry_after }) => {

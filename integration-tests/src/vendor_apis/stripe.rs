@@ -1,4 +1,6 @@
-//! Stripe customers: `POST /v1/customers` and `POST /v1/customers/{id}`, form-encoded, answered
+//! Stripe customers: `GET /v1/customers` (the list, filtered by `email` exactly as Stripe's API
+//! reference documents it: case-sensitive, `limit` 1–100, default 10, in a `list` object with
+//! `has_more`), `POST /v1/customers` and `POST /v1/customers/{id}`, form-encoded, answered
 //! with the customer object of Stripe's published fixtures (`fixtures3.json`) carrying the values
 //! sent. Parameters must be fields of that object; an `Idempotency-Key` seen before gets the
 //! saved answer with `Idempotent-Replayed: true`.
@@ -12,6 +14,7 @@ pub(super) fn handle(inner: &mut Inner, req: &Incoming) -> Reply {
     let fixture = inner.specs().stripe_customer.clone();
     let segments: Vec<&str> = req.path.trim_start_matches("/v1/").split('/').collect();
     let id = match (req.method.as_str(), segments.as_slice()) {
+        ("GET", ["customers"]) => return list(inner, req),
         ("POST", ["customers"]) => None,
         ("POST", ["customers", id]) => Some((*id).to_owned()),
         _ => {
@@ -84,4 +87,32 @@ pub(super) fn handle(inner: &mut Inner, req: &Incoming) -> Reply {
     let reply = Reply::new(200, customer);
     remember(inner, c, &key, &req.body, &reply);
     reply
+}
+
+/// `GET /v1/customers`: the customers with the `email` given (all of them without one), newest
+/// first, at most `limit`.
+fn list(inner: &mut Inner, req: &Incoming) -> Reply {
+    let c = Connector::Stripe;
+    let limit = match req.query.get("limit").map(|l| l.parse::<usize>()) {
+        None => 10,
+        Some(Ok(limit)) if (1..=100).contains(&limit) => limit,
+        Some(_) => {
+            inner.problem(c, "limit must be an integer from 1 to 100".to_owned());
+            return vendor_error(c, 400, "Invalid integer: limit");
+        }
+    };
+    let email = req.query.get("email");
+    let mut found: Vec<Value> = inner
+        .table(c, "customers")
+        .values()
+        .filter(|customer| email.is_none_or(|e| customer["email"].as_str() == Some(e.as_str())))
+        .cloned()
+        .collect();
+    found.sort_by_key(|customer| std::cmp::Reverse(customer["created"].as_i64()));
+    let has_more = found.len() > limit;
+    found.truncate(limit);
+    Reply::new(
+        200,
+        json!({"object": "list", "url": "/v1/customers", "has_more": has_more, "data": found}),
+    )
 }

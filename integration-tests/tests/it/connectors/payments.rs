@@ -1,11 +1,13 @@
 //! Stripe: a contact Stripe does not know is created once (form-encoded, with an
 //! `Idempotency-Key`) and updated by its new id after; a contact that came from this Stripe
-//! account (its customer id in the crosswalk) is updated in place, never created again.
+//! account (its customer id in the crosswalk) is updated in place, never created again; a
+//! customer made in Stripe by hand with the contact's email is adopted, and two of them are left
+//! for a person.
 
-use serde_json::json;
+use serde_json::{Value, json};
 use switchyard_chassis::testkit;
-use switchyard_integration_tests::STRIPE_SECRET;
 use switchyard_integration_tests::vendor_apis::{Connector, STRIPE_KEY, VendorApis};
+use switchyard_integration_tests::{Pipeline, STRIPE_SECRET};
 
 use super::{assert_no_problems, contact, destination, flow, lines, start};
 
@@ -22,25 +24,41 @@ fn hex_hmac(key: &str, parts: &[&[u8]]) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
+/// The customer of Stripe's published fixtures.
+fn customer_fixture() -> Value {
+    testkit::vendor_json("specs/stripe/fixtures3.json")["resources"]["customer"].clone()
+}
+
+/// A pipeline with one flow of contacts to a Stripe destination `payments` (with `extra` keys).
+async fn stripe_pipeline(apis: &VendorApis, extra: &str) -> Pipeline {
+    start(
+        &[destination(apis, Connector::Stripe, "payments", extra)],
+        &[flow("stripe-customers", "contact", "payments", "")],
+    )
+    .await
+}
+
+/// Ada's contact from the `demo` source (id `crm-1`), with `extra` fields.
+fn ada(second: u32, extra: Value) -> Value {
+    let mut fields = json!({"first_name": "Ada"});
+    if let (Some(f), Some(e)) = (fields.as_object_mut(), extra.as_object()) {
+        f.extend(e.clone());
+    }
+    contact("crm-1", "ada@example.com", second, fields)
+}
+
 #[tokio::test]
 async fn stripe_creates_customers_once_and_updates_the_ones_it_knows() {
     let c = Connector::Stripe;
     let apis = VendorApis::start().await;
-    let fixture =
-        testkit::vendor_json("specs/stripe/fixtures3.json")["resources"]["customer"].clone();
+    let fixture = customer_fixture();
     apis.seed(c, "customers", FIXTURE_CUSTOMER, fixture);
     // The pipeline's `stripe` source is this Stripe account.
-    let pipeline = start(
-        &[destination(&apis, c, "payments", ", source_system: stripe")],
-        &[flow("stripe-customers", "contact", "payments", "")],
-    )
-    .await;
+    let pipeline = stripe_pipeline(&apis, ", source_system: stripe").await;
     let ada = |last: &str, second| {
-        contact(
-            "crm-1",
-            "ada@example.com",
+        ada(
             second,
-            json!({"first_name": "Ada", "last_name": last, "phone": "+44 20 7946 0958", "country": "gb"}),
+            json!({"last_name": last, "phone": "+44 20 7946 0958", "country": "gb"}),
         )
     };
     super::send(&pipeline, "a1", &ada("Lovelace", 1)).await;
@@ -65,9 +83,17 @@ async fn stripe_creates_customers_once_and_updates_the_ones_it_knows() {
     assert_eq!(pipeline.send_to("stripe", &headers, &body).await.0, 200);
     pipeline.wait_drained(super::WAIT).await;
 
-    let seen = apis.requests(c);
+    let all = apis.requests(c);
+    // One look-up, for Ada, before her customer is created: Grace's id came with her webhook.
+    let lookups: Vec<_> = all.iter().filter(|r| r.method == "GET").collect();
+    assert_eq!(lookups.len(), 1, "{:?}", lines(&all));
+    assert_eq!(lookups[0].path, "/v1/customers");
+    assert_eq!(
+        lookups[0].query.get("email").map(String::as_str),
+        Some("ada@example.com")
+    );
+    let seen: Vec<_> = all.into_iter().filter(|r| r.method == "POST").collect();
     for request in &seen {
-        assert_eq!(request.method, "POST");
         assert_eq!(
             request.header("authorization"),
             Some(format!("Bearer {STRIPE_KEY}").as_str())
@@ -114,5 +140,95 @@ async fn stripe_creates_customers_once_and_updates_the_ones_it_knows() {
     assert_eq!(customers.len(), 2, "no second customer for anyone");
     assert_eq!(customers[&created]["name"], "Ada King");
     assert_no_problems(&apis);
+    pipeline.finish().await;
+}
+
+/// The customer a person made in Stripe before Switchyard, with the contact's email: found,
+/// linked in dedupe's crosswalk and updated; nothing created, then or on the next change.
+#[tokio::test]
+async fn stripe_adopts_the_customer_it_already_holds_with_the_email() {
+    let c = Connector::Stripe;
+    let apis = VendorApis::start().await;
+    let mut fixture = customer_fixture();
+    fixture["email"] = json!("ada@example.com");
+    apis.seed(c, "customers", FIXTURE_CUSTOMER, fixture.clone());
+    // Someone else, for the look-up to pass over.
+    fixture["id"] = json!("cus_Other");
+    fixture["email"] = json!("grace@example.com");
+    apis.seed(c, "customers", "cus_Other", fixture);
+    let pipeline = stripe_pipeline(&apis, "").await;
+    let ada = |last: &str, second| ada(second, json!({"last_name": last}));
+    super::send(&pipeline, "a1", &ada("Lovelace", 1)).await;
+    super::send(&pipeline, "a2", &ada("King", 2)).await;
+
+    let seen = apis.requests(c);
+    assert_eq!(
+        lines(&seen),
+        [
+            "GET /v1/customers".to_owned(),
+            format!("POST /v1/customers/{FIXTURE_CUSTOMER}"),
+            format!("POST /v1/customers/{FIXTURE_CUSTOMER}"),
+        ],
+        "looked up once, adopted, updated twice, never created"
+    );
+    let customers = apis.records(c, "customers");
+    assert_eq!(customers.len(), 2);
+    assert_eq!(customers[FIXTURE_CUSTOMER]["name"], "Ada King");
+    let linked: i64 = pipeline
+        .db()
+        .await
+        .query_one(
+            "SELECT count(*) FROM crosswalk c JOIN crosswalk s ON s.golden_id = c.golden_id \
+             WHERE c.system = 'payments' AND c.object = 'contact' AND c.external_id = $1 \
+             AND s.system = 'demo' AND s.external_id = 'crm-1'",
+            &[&FIXTURE_CUSTOMER],
+        )
+        .await
+        .expect("crosswalk")
+        .get(0);
+    assert_eq!(
+        linked, 1,
+        "the adopted customer leads to Ada's golden record"
+    );
+    assert!(
+        pipeline
+            .flow_dead_letters("stripe-customers")
+            .await
+            .is_empty()
+    );
+    assert_no_problems(&apis);
+    pipeline.finish().await;
+}
+
+/// Two Stripe customers with the contact's email: neither is adopted and none is created; the
+/// dead letter names both for a person to merge.
+#[tokio::test]
+async fn stripe_writes_nothing_when_two_customers_hold_the_email() {
+    let c = Connector::Stripe;
+    let apis = VendorApis::start().await;
+    let fixture = customer_fixture();
+    for id in ["cus_First", "cus_Second"] {
+        let mut customer = fixture.clone();
+        customer["id"] = json!(id);
+        customer["email"] = json!("ada@example.com");
+        apis.seed(c, "customers", id, customer);
+    }
+    let pipeline = stripe_pipeline(&apis, "").await;
+    super::send(&pipeline, "a1", &ada(1, json!({"last_name": "Lovelace"}))).await;
+
+    let seen = apis.requests(c);
+    assert_eq!(lines(&seen), ["GET /v1/customers"], "nothing written");
+    assert_eq!(apis.records(c, "customers").len(), 2);
+    let letters = pipeline.flow_dead_letters("stripe-customers").await;
+    assert_eq!(letters.len(), 1);
+    let reason = &letters[0].1.reason;
+    assert!(
+        reason.contains("cus_First") && reason.contains("cus_Second"),
+        "{reason}"
+    );
+    assert!(
+        !reason.contains("ada@example.com"),
+        "no email in a reason: {reason}"
+    );
     pipeline.finish().await;
 }

@@ -1,6 +1,7 @@
 //! The Stripe destination: golden contacts as customers. A contact Stripe already knows — its
-//! Stripe id is in the crosswalk (from the destination's `source_system`) or in deliver's own ids
-//! — is updated with `POST /v1/customers/{id}`; any other is created with `POST /v1/customers`
+//! Stripe id is in the crosswalk (from the destination's `source_system`) or in deliver's own ids,
+//! or Stripe holds one customer with its email (`GET /v1/customers?email=`), which is adopted —
+//! is updated with `POST /v1/customers/{id}`; any other is created with `POST /v1/customers`
 //! and its new id kept. Every request carries an `Idempotency-Key` derived from the change, so a
 //! retry after a lost answer gets Stripe's saved answer instead of a second customer.
 
@@ -42,6 +43,37 @@ impl StripeDestination {
         &self.api.name
     }
 
+    /// The one customer Stripe already holds with `email`, if any. Stripe's email filter is exact
+    /// (case-sensitive); golden emails are lower-case, as most stored ones are. Two or more is
+    /// a question for a person, answered with a dead letter that names them: adopting either
+    /// would leave the other a duplicate, creating a third would make it worse.
+    async fn existing(&self, email: &str) -> Result<Option<String>, SendError> {
+        let query = form_urlencoded::Serializer::new(String::new())
+            .append_pair("email", email)
+            .append_pair("limit", "2")
+            .finish();
+        let url = self.api.url(&format!("/v1/customers?{query}"));
+        let answer = self.api.call(Method::GET, &url, |r| r).await?;
+        let ids: Vec<&str> = answer.body["data"]
+            .as_array()
+            .map(|found| found.iter().filter_map(|c| c["id"].as_str()).collect())
+            .unwrap_or_default();
+        match ids.as_slice() {
+            [] => Ok(None),
+            [id] => Ok(Some((*id).to_owned())),
+            several => Err(permanent(&format!(
+                "Stripe already holds {} customers with this contact's email ({}): nothing written; \
+                 merge them in Stripe, then replay",
+                if answer.body["has_more"] == true {
+                    "more than two"
+                } else {
+                    "two"
+                },
+                several.join(", ")
+            ))),
+        }
+    }
+
     /// Writes one golden change.
     pub async fn write(&self, write: &Write<'_>) -> Result<Written, SendError> {
         let Some(Object::Contact(contact)) = write.object() else {
@@ -52,7 +84,7 @@ impl StripeDestination {
         keys.extend(change.external_refs.iter().map(ref_key));
         // Held until the new id is kept: no other write creates this record meanwhile.
         let _claim = self.ids.claim(&keys, write.key).await?;
-        let known = match own_id(
+        let mut known = match own_id(
             change,
             self.source_system.as_deref(),
             &["contact", "customer"],
@@ -60,6 +92,13 @@ impl StripeDestination {
             Some(id) => Some(id.to_owned()),
             None => self.ids.find(&keys).await?,
         };
+        if known.is_none() && !contact.email.is_empty() {
+            // A customer made in Stripe by hand, before Switchyard: adopted, never doubled.
+            if let Some(id) = self.existing(&contact.email).await? {
+                self.ids.keep(&keys, &id).await?;
+                known = Some(id);
+            }
+        }
         let name = format!("{} {}", contact.first_name, contact.last_name);
         let country = contact
             .address
