@@ -335,12 +335,16 @@ fn uuid(n: u64) -> String {
     format!("00000000-0000-4000-8000-{n:012}")
 }
 
-/// `POST /api.xro/2.0/Contacts` and `POST /api.xro/2.0/Invoices` (`updateOrCreate…`).
+/// `POST /api.xro/2.0/Contacts` and `POST /api.xro/2.0/Invoices` (`updateOrCreate…`), and
+/// `GET /api.xro/2.0/Contacts` filtered by email (`getContacts`).
 pub(super) fn xero(inner: &mut Inner, req: &Incoming) -> Reply {
     let c = Connector::Xero;
     let collection = req.path.trim_start_matches("/api.xro/2.0/");
     let specs = inner.specs();
     let spec = &specs.xero;
+    if req.method == "GET" && collection == "Contacts" {
+        return xero_find_contacts(inner, req);
+    }
     let operation = format!("/paths/~1{collection}/post");
     if spec.at(&operation).is_null() || req.method != "POST" {
         inner.problem(
@@ -402,6 +406,49 @@ pub(super) fn xero(inner: &mut Inner, req: &Incoming) -> Reply {
     );
     remember(inner, c, &key, &req.body, &reply);
     reply
+}
+
+/// `GET /api.xro/2.0/Contacts?where=EmailAddress=="…"` (`getContacts`): the one filter the
+/// connector uses, one of the spec's optimised ones. As Xero documents them, the match ignores
+/// case and archived contacts are left out unless `includeArchived=true`.
+fn xero_find_contacts(inner: &mut Inner, req: &Incoming) -> Reply {
+    let c = Connector::Xero;
+    if inner.specs().xero.at("/paths/~1Contacts/get").is_null() {
+        inner.problem(c, "getContacts is not in the spec".to_owned());
+        return vendor_error(c, 404, "not found");
+    }
+    if req.header("xero-tenant-id") != Some(XERO_TENANT) {
+        inner.problem(
+            c,
+            "a look-up without the organisation's xero-tenant-id".to_owned(),
+        );
+        return vendor_error(c, 403, "AuthenticationUnsuccessful");
+    }
+    let filter = req.query.get("where").cloned().unwrap_or_default();
+    let Some(email) = filter
+        .strip_prefix("EmailAddress==\"")
+        .and_then(|rest| rest.strip_suffix('"'))
+    else {
+        inner.problem(c, format!("unexpected where filter {filter:?}"));
+        return vendor_error(c, 400, "unsupported filter");
+    };
+    let archived = req.query.get("includeArchived").map(String::as_str) == Some("true");
+    let found: Vec<Value> = inner
+        .table(c, "Contacts")
+        .values()
+        .filter(|r| {
+            r["EmailAddress"]
+                .as_str()
+                .is_some_and(|e| e.eq_ignore_ascii_case(email))
+                && (archived || r["ContactStatus"] == "ACTIVE")
+        })
+        .cloned()
+        .collect();
+    Reply::new(
+        200,
+        json!({"Id": "0d4a5f3e-5b0c-4e1a-9d58-4bd1d2d4a001", "Status": "OK", "ProviderName": "Switchyard tests",
+               "DateTimeUTC": "/Date(1767607200000)/", "Contacts": found}),
+    )
 }
 
 fn xero_contact(inner: &mut Inner, item: &Value) -> Result<Value, String> {

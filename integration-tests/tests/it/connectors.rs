@@ -182,3 +182,24 @@ fn contact_records(c: Connector) -> &'static str {
         Connector::Stripe => "customers",
     }
 }
+
+/// Whether the record `external_id` of destination `system` leads, in dedupe's crosswalk, to the
+/// golden record of the `demo` source's `source_id`.
+pub(crate) async fn linked(
+    pipeline: &Pipeline,
+    system: &str,
+    external_id: &str,
+    source_id: &str,
+) -> bool {
+    pipeline
+        .db()
+        .await
+        .query_one(
+            "SELECT count(*) = 1 FROM crosswalk x JOIN crosswalk s ON s.golden_id = x.golden_id \
+             WHERE x.system = $1 AND x.external_id = $2 AND s.system = 'demo' AND s.external_id = $3",
+            &[&system, &external_id, &source_id],
+        )
+        .await
+        .expect("crosswalk")
+        .get(0)
+}

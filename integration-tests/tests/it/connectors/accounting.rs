@@ -239,23 +239,29 @@ async fn xero_writes_contacts_and_sales_invoices_with_idempotency_keys() {
     )
     .await;
 
-    let seen = apis.requests(c);
-    for request in &seen {
-        assert_eq!(request.method, "POST");
+    let all = apis.requests(c);
+    for request in &all {
         assert_eq!(request.bearer(), Some(c.first_access_token().as_str()));
         assert_eq!(request.header("xero-tenant-id"), Some(XERO_TENANT));
         assert_eq!(request.header("accept"), Some("application/json"));
         assert_eq!(request.status, 200, "{}", request.line());
     }
     assert_eq!(
-        lines(&seen),
+        lines(&all),
         [
+            "GET /api.xro/2.0/Contacts",
             "POST /api.xro/2.0/Contacts",
             "POST /api.xro/2.0/Invoices",
             "POST /api.xro/2.0/Invoices",
             "POST /api.xro/2.0/Invoices",
-        ]
+        ],
+        "Jane looked up by email before she is created"
     );
+    assert_eq!(
+        all[0].query.get("where").map(String::as_str),
+        Some("EmailAddress==\"jane@example.com\"")
+    );
+    let seen: Vec<Request> = all.into_iter().filter(|r| r.method == "POST").collect();
     let all: Vec<&Request> = seen.iter().collect();
     assert_distinct_keys(c, &all);
     let sent = &seen[0].body["Contacts"][0];
@@ -299,7 +305,7 @@ async fn xero_writes_contacts_and_sales_invoices_with_idempotency_keys() {
     );
 
     // Later changes update the records written before.
-    let before = seen.len();
+    let before = apis.requests(c).len();
     send(
         &pipeline,
         "c2",
@@ -465,6 +471,97 @@ async fn two_flows_creating_one_customer_at_once_create_it_once() {
             .map(|r| r["CustomerRef"]["value"].clone()),
         Some(json!(id)),
         "the invoice names that customer"
+    );
+    assert_no_problems(&apis);
+    pipeline.finish().await;
+}
+
+/// Contacts a person keyed into Xero before Switchyard (Xero's ids are UUIDs).
+const HELD_JANE: &str = "00000000-0000-4000-8000-000000000901";
+const OLD_JANE: &str = "00000000-0000-4000-8000-000000000902";
+const BOB_1: &str = "00000000-0000-4000-8000-000000000903";
+const BOB_2: &str = "00000000-0000-4000-8000-000000000904";
+
+/// A contact keyed into Xero by hand, with Jane's email in other letters: found, adopted (linked
+/// in the crosswalk, updated by its `ContactID`), never created; an archived one is passed over.
+/// Two active ones with her email: nothing written, and the dead letter names both.
+#[tokio::test]
+async fn xero_adopts_the_contact_it_already_holds_and_leaves_two_to_a_person() {
+    let c = Connector::Xero;
+    let apis = VendorApis::start().await;
+    let held = |id: &str, email: &str, status: &str| json!({"ContactID": id, "Name": format!("Held {id}"), "EmailAddress": email, "ContactStatus": status});
+    apis.seed(
+        c,
+        "Contacts",
+        HELD_JANE,
+        held(HELD_JANE, "Jane@Example.com", "ACTIVE"),
+    );
+    apis.seed(
+        c,
+        "Contacts",
+        OLD_JANE,
+        held(OLD_JANE, "jane@example.com", "ARCHIVED"),
+    );
+    for id in [BOB_1, BOB_2] {
+        apis.seed(c, "Contacts", id, held(id, "bob@example.com", "ACTIVE"));
+    }
+    let pipeline = start(
+        &[destination(&apis, c, "ledger", "")],
+        &[flow("xero-contacts", "contact", "ledger", "")],
+    )
+    .await;
+    send(
+        &pipeline,
+        "c1",
+        &contact("crm-1", "jane@example.com", 1, jane("Doe")),
+    )
+    .await;
+    send(
+        &pipeline,
+        "c2",
+        &contact("crm-1", "jane@example.com", 2, jane("Smith")),
+    )
+    .await;
+    send(
+        &pipeline,
+        "b1",
+        &contact("crm-2", "bob@example.com", 3, json!({"first_name": "Bob"})),
+    )
+    .await;
+
+    let seen = apis.requests(c);
+    assert_eq!(
+        lines(&seen),
+        [
+            "GET /api.xro/2.0/Contacts",
+            "POST /api.xro/2.0/Contacts",
+            "POST /api.xro/2.0/Contacts",
+            "GET /api.xro/2.0/Contacts",
+        ],
+        "Jane looked up once and updated twice; Bob looked up and not written"
+    );
+    for write in [&seen[1], &seen[2]] {
+        assert_eq!(write.body["Contacts"][0]["ContactID"], HELD_JANE);
+    }
+    let contacts = apis.records(c, "Contacts");
+    assert_eq!(contacts.len(), 4, "nothing created: {contacts:?}");
+    assert_eq!(
+        contacts[HELD_JANE]["LastName"],
+        "Smith",
+        "{contacts:#?} {:#?}",
+        seen.iter().map(|r| (r.status, &r.body)).collect::<Vec<_>>()
+    );
+    assert!(
+        super::linked(&pipeline, "ledger", HELD_JANE, "crm-1").await,
+        "the adopted contact leads to Jane's golden record"
+    );
+    let letters = pipeline.flow_dead_letters("xero-contacts").await;
+    assert_eq!(letters.len(), 1, "Bob's change only");
+    let reason = &letters[0].1.reason;
+    assert!(reason.contains(BOB_1) && reason.contains(BOB_2), "{reason}");
+    assert!(
+        !reason.contains("bob@example.com"),
+        "no email in a reason: {reason}"
     );
     assert_no_problems(&apis);
     pipeline.finish().await;

@@ -174,20 +174,8 @@ async fn stripe_adopts_the_customer_it_already_holds_with_the_email() {
     let customers = apis.records(c, "customers");
     assert_eq!(customers.len(), 2);
     assert_eq!(customers[FIXTURE_CUSTOMER]["name"], "Ada King");
-    let linked: i64 = pipeline
-        .db()
-        .await
-        .query_one(
-            "SELECT count(*) FROM crosswalk c JOIN crosswalk s ON s.golden_id = c.golden_id \
-             WHERE c.system = 'payments' AND c.object = 'contact' AND c.external_id = $1 \
-             AND s.system = 'demo' AND s.external_id = 'crm-1'",
-            &[&FIXTURE_CUSTOMER],
-        )
-        .await
-        .expect("crosswalk")
-        .get(0);
-    assert_eq!(
-        linked, 1,
+    assert!(
+        super::linked(&pipeline, "payments", FIXTURE_CUSTOMER, "crm-1").await,
         "the adopted customer leads to Ada's golden record"
     );
     assert!(

@@ -43,10 +43,9 @@ impl StripeDestination {
         &self.api.name
     }
 
-    /// The one customer Stripe already holds with `email`, if any. Stripe's email filter is exact
-    /// (case-sensitive); golden emails are lower-case, as most stored ones are. Two or more is
-    /// a question for a person, answered with a dead letter that names them: adopting either
-    /// would leave the other a duplicate, creating a third would make it worse.
+    /// The one customer Stripe already holds with `email`, if any (see [`super::adopt`]). Stripe's
+    /// email filter is exact (case-sensitive); golden emails are lower-case, as most stored ones
+    /// are.
     async fn existing(&self, email: &str) -> Result<Option<String>, SendError> {
         let query = form_urlencoded::Serializer::new(String::new())
             .append_pair("email", email)
@@ -58,20 +57,8 @@ impl StripeDestination {
             .as_array()
             .map(|found| found.iter().filter_map(|c| c["id"].as_str()).collect())
             .unwrap_or_default();
-        match ids.as_slice() {
-            [] => Ok(None),
-            [id] => Ok(Some((*id).to_owned())),
-            several => Err(permanent(&format!(
-                "Stripe already holds {} customers with this contact's email ({}): nothing written; \
-                 merge them in Stripe, then replay",
-                if answer.body["has_more"] == true {
-                    "more than two"
-                } else {
-                    "two"
-                },
-                several.join(", ")
-            ))),
-        }
+        let more = answer.body["has_more"] == true;
+        super::adopt("Stripe", "customers", &ids, more)
     }
 
     /// Writes one golden change.

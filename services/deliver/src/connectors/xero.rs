@@ -2,7 +2,9 @@
 //! (`POST /api.xro/2.0/Contacts`), golden invoices, orders and won deals as sales invoices
 //! (`POST /api.xro/2.0/Invoices`, `Type: ACCREC`). Each request names the organisation in
 //! `xero-tenant-id` and carries an `Idempotency-Key` derived from the change, so a retry after a
-//! lost answer gets Xero's first answer instead of a second record. The ids Xero gives are kept,
+//! lost answer gets Xero's first answer instead of a second record. A contact Xero already holds
+//! with the same email (`GET /api.xro/2.0/Contacts?where=EmailAddress=="…"`) is adopted rather
+//! than created again. The ids Xero gives are kept,
 //! so the next change of a record updates it (by `ContactID`/`InvoiceID`); a contact also carries
 //! the golden id as its `ContactNumber`.
 
@@ -145,16 +147,51 @@ impl XeroDestination {
             .await
     }
 
+    /// The one active contact Xero holds with `email` (its `EmailAddress` filter ignores case),
+    /// if any (see [`super::adopt`]).
+    async fn existing(&self, email: &str) -> Result<Option<String>, SendError> {
+        // The filter is a string literal of Xero's `where` syntax: a quote or backslash escaped.
+        let literal = email.replace('\\', "\\\\").replace('"', "\\\"");
+        let query = form_urlencoded::Serializer::new(String::new())
+            .append_pair("where", &format!("EmailAddress==\"{literal}\""))
+            .finish();
+        let url = self.api.url(&format!("/api.xro/2.0/Contacts?{query}"));
+        let answer = self
+            .api
+            .call(Method::GET, &url, |r| {
+                r.header("xero-tenant-id", &self.tenant)
+                    .header("accept", "application/json")
+            })
+            .await?;
+        let ids: Vec<&str> = answer.body["Contacts"]
+            .as_array()
+            .map(|found| {
+                found
+                    .iter()
+                    .filter_map(|c| c["ContactID"].as_str())
+                    .collect()
+            })
+            .unwrap_or_default();
+        super::adopt("Xero", "contacts", &ids, false)
+    }
+
     async fn contact(&self, write: &Write<'_>, contact: &Contact) -> Result<Written, SendError> {
         let change = write.change;
         let mut keys = vec![golden_key("contact", &change.golden_id)];
         keys.extend(change.external_refs.iter().map(ref_key));
         // Held until the new id is kept: no other write creates this record meanwhile.
         let _claim = self.ids.claim(&keys, write.key).await?;
-        let known = match own_id(change, self.source_system.as_deref(), &["contact"]) {
+        let mut known = match own_id(change, self.source_system.as_deref(), &["contact"]) {
             Some(id) => Some(id.to_owned()),
             None => self.ids.find(&keys).await?,
         };
+        if known.is_none() && !contact.email.is_empty() {
+            // A contact keyed into Xero by hand, before Switchyard: adopted, never doubled.
+            if let Some(id) = self.existing(&contact.email).await? {
+                self.ids.keep(&keys, &id).await?;
+                known = Some(id);
+            }
+        }
         let name = display_name(contact);
         let mut fields = object([
             ("ContactID", json!(known.clone().unwrap_or_default())),
@@ -182,7 +219,14 @@ impl XeroDestination {
             ));
         }
         let body = json!({ "Contacts": [fields] });
-        let answer = self.post(write, "Contacts", "contact", &body).await?;
+        // Its own key for a create and for an update: the retry of a create whose answer was
+        // lost finds the contact by its email and updates it, a different request.
+        let what = if known.is_some() {
+            "contact:update"
+        } else {
+            "contact"
+        };
+        let answer = self.post(write, "Contacts", what, &body).await?;
         if known.is_none()
             && let Some(id) = answer.body["Contacts"][0]["ContactID"].as_str()
         {
