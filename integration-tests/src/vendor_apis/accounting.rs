@@ -59,6 +59,9 @@ pub(super) fn quickbooks(inner: &mut Inner, req: &Incoming) -> Reply {
             return vendor_error(c, 404, "not found");
         }
     };
+    if entity == "query" && id.is_none() {
+        return qbo_query(inner, realm, req);
+    }
     let kind = match entity {
         "customer" => "Customer",
         "invoice" => "Invoice",
@@ -157,6 +160,64 @@ pub(super) fn quickbooks(inner: &mut Inner, req: &Incoming) -> Reply {
     };
     remember(inner, c, &request_id, &req.body, &reply);
     reply
+}
+
+/// `GET /v3/company/{realm}/query?query=…` (Intuit's query language), for the one statement
+/// shape the connector sends: `select * from Customer where <PrimaryEmailAddr|DisplayName> =
+/// '<value>' and Active = true`, quotes escaped with a backslash. Answered in a `QueryResponse`
+/// as Intuit documents it (the entity's array left out when nothing matches). Emails match
+/// ignoring case; display names exactly.
+fn qbo_query(inner: &mut Inner, realm: &str, req: &Incoming) -> Reply {
+    let c = Connector::Quickbooks;
+    let mut problems = Vec::new();
+    if realm != QUICKBOOKS_REALM {
+        problems.push(format!("realm {realm} is not the company's"));
+    }
+    if req.method != "GET" {
+        problems.push(format!("{} of a query", req.method));
+    }
+    if req.query.get("minorversion").map(String::as_str) != Some("75") {
+        problems.push("a query without minorversion 75".to_owned());
+    }
+    let statement = req.query.get("query").cloned().unwrap_or_default();
+    let parsed = statement
+        .strip_prefix("select * from Customer where ")
+        .and_then(|rest| rest.strip_suffix(" and Active = true"))
+        .and_then(|rest| rest.split_once(" = '"))
+        .and_then(|(field, value)| Some((field, value.strip_suffix('\'')?)));
+    let Some((field, literal)) =
+        parsed.filter(|(f, _)| matches!(*f, "PrimaryEmailAddr" | "DisplayName"))
+    else {
+        problems.push(format!("unexpected query {statement:?}"));
+        for p in &problems {
+            inner.problem(c, p.clone());
+        }
+        return qbo_fault(400, "4000", "Error parsing query", &statement);
+    };
+    for p in &problems {
+        inner.problem(c, p.clone());
+    }
+    let value = literal.replace("\\'", "'").replace("\\\\", "\\");
+    let found: Vec<Value> = inner
+        .table(c, "Customer")
+        .values()
+        .filter(|r| r["Active"] != false)
+        .filter(|r| match field {
+            "PrimaryEmailAddr" => r["PrimaryEmailAddr"]["Address"]
+                .as_str()
+                .is_some_and(|e| e.eq_ignore_ascii_case(&value)),
+            _ => r["DisplayName"].as_str() == Some(value.as_str()),
+        })
+        .cloned()
+        .collect();
+    let mut response = json!({"startPosition": 1, "maxResults": found.len()});
+    if !found.is_empty() {
+        response["Customer"] = json!(found);
+    }
+    Reply::new(
+        200,
+        json!({"QueryResponse": response, "time": "2026-01-05T02:00:00.000-08:00"}),
+    )
 }
 
 fn qbo_customer(inner: &mut Inner, body: &Map<String, Value>) -> Reply {

@@ -11,7 +11,9 @@ use prost::Message as _;
 use serde_json::{Value, json};
 use switchyard_chassis::bus::StreamKind;
 use switchyard_chassis::testkit;
-use switchyard_integration_tests::vendor_apis::{Connector, Fault, QUICKBOOKS_REALM, VendorApis};
+use switchyard_integration_tests::vendor_apis::{
+    Connector, Fault, QUICKBOOKS_REALM, Request, VendorApis,
+};
 use switchyard_integration_tests::{Pipeline, STRIPE_SECRET, Service};
 use switchyard_proto::v1::{CrosswalkLink, DeadLetter, GoldenChange};
 
@@ -539,8 +541,9 @@ impl Drop for Reaped {
 
 /// Deliver dies while the webhook sink and QuickBooks have each applied a write but not yet
 /// answered (as if the process died between the vendor's write and its ack); the restarted
-/// deliver redelivers both changes with the same `webhook-id` and `requestid`, so each
-/// destination still holds exactly one record.
+/// deliver sends the webhook again with the same `webhook-id`, and finds the customer the
+/// unanswered QuickBooks write made (its look-up before a create) and updates it — or repeats the
+/// write's `requestid` — so each destination still holds exactly one record.
 async fn deliver_dies_mid_write(death: Death) {
     let c = Connector::Quickbooks;
     let apis = VendorApis::start().await;
@@ -567,8 +570,10 @@ async fn deliver_dies_mid_write(death: Death) {
     );
     assert_eq!(pipeline.send("c1", &jane).await.0, 200);
     pipeline.sink.wait_for(1, Duration::from_secs(60)).await;
-    apis.wait_for("QuickBooks got the write", |a| !a.requests(c).is_empty())
-        .await;
+    apis.wait_for("QuickBooks got the write", |a| {
+        a.requests(c).iter().any(|r| r.method == "POST")
+    })
+    .await;
 
     // No retry yet: deliver dies with its first write still unanswered.
     assert_eq!(pipeline.sink.received().len(), 1, "killed mid-write");
@@ -596,14 +601,20 @@ async fn deliver_dies_mid_write(death: Death) {
             .all(|r| r.webhook_id == received[0].webhook_id),
         "every attempt carries the same webhook-id, so the receiver keeps one"
     );
+    let customers = apis.records(c, "Customer");
+    assert_eq!(customers.len(), 1, "one customer");
+    let made = customers.keys().next().expect("the customer");
     let seen = apis.requests(c);
-    assert!(seen.len() >= 2, "the QuickBooks write was sent again");
+    let writes: Vec<&Request> = seen.iter().filter(|r| r.method == "POST").collect();
+    assert!(writes.len() >= 2, "the QuickBooks write was sent again");
     assert!(
-        seen.iter()
-            .all(|r| write_key(c, r) == write_key(c, &seen[0])),
-        "every attempt carries the same requestid"
+        writes[1..]
+            .iter()
+            .all(|r| write_key(c, r) == write_key(c, writes[0])
+                || r.body["Id"].as_str() == Some(made.as_str())),
+        "every later attempt repeats the first requestid or updates the customer it made: {:?}",
+        writes.iter().map(|r| &r.body).collect::<Vec<_>>()
     );
-    assert_eq!(apis.records(c, "Customer").len(), 1, "one customer");
     assert_no_problems(&apis);
     drop(child);
     pipeline.finish().await;

@@ -111,6 +111,9 @@ async fn quickbooks_writes_customers_invoices_and_sales_receipts_once_each() {
     assert_eq!(
         lines(&seen),
         [
+            // Jane looked up by email, then by display name, before she is created.
+            format!("GET {company}/query"),
+            format!("GET {company}/query"),
             format!("POST {company}/customer"),
             format!("POST {company}/invoice"),
             format!("POST {company}/customer"),
@@ -120,7 +123,18 @@ async fn quickbooks_writes_customers_invoices_and_sales_receipts_once_each() {
         ],
         "the qualified deal writes nothing"
     );
-    assert_eq!(before_won, 5, "nothing for the qualified deal");
+    assert_eq!(before_won, 7, "nothing for the qualified deal");
+    let queries: Vec<&str> = seen[..2]
+        .iter()
+        .map(|r| r.query["query"].as_str())
+        .collect();
+    assert_eq!(
+        queries,
+        [
+            "select * from Customer where PrimaryEmailAddr = 'jane@example.com' and Active = true",
+            "select * from Customer where DisplayName = 'Jane Doe' and Active = true",
+        ]
+    );
     assert_distinct_keys(c, &posts);
     let customers = apis.records(c, "Customer");
     let jane_id = customers
@@ -562,6 +576,105 @@ async fn xero_adopts_the_contact_it_already_holds_and_leaves_two_to_a_person() {
     assert!(
         !reason.contains("bob@example.com"),
         "no email in a reason: {reason}"
+    );
+    assert_no_problems(&apis);
+    pipeline.finish().await;
+}
+
+/// QuickBooks customers keyed in by hand before Switchyard: Jane's by her email (in other
+/// letters), Ann's by her display name (no email on it); both adopted and updated, none created.
+/// Two active customers with Bob's email, or Carl's name on a customer with another email:
+/// nothing written, and the dead letter names the customers.
+#[tokio::test]
+async fn quickbooks_adopts_the_customer_it_already_holds_and_leaves_doubts_to_a_person() {
+    let c = Connector::Quickbooks;
+    let apis = VendorApis::start().await;
+    let held = |id: &str, name: &str, email: &str| {
+        let mut customer = json!({"Id": id, "SyncToken": "0", "Active": true, "DisplayName": name});
+        if !email.is_empty() {
+            customer["PrimaryEmailAddr"] = json!({"Address": email});
+        }
+        apis.seed(c, "Customer", id, customer);
+    };
+    held("901", "J. Doe (shop)", "Jane@Example.com");
+    held("902", "Ann Lee", "");
+    held("903", "Bob One", "bob@example.com");
+    held("904", "Bob Two", "bob@example.com");
+    held("905", "Carl Fox", "carl@elsewhere.example");
+    let pipeline = start(
+        &[destination(&apis, c, "books", "")],
+        &[flow("qb-customers", "contact", "books", "")],
+    )
+    .await;
+    let person = |id: &str, email: &str, first: &str, last: &str, second| {
+        contact(
+            id,
+            email,
+            second,
+            json!({"first_name": first, "last_name": last}),
+        )
+    };
+    send(
+        &pipeline,
+        "j1",
+        &person("crm-1", "jane@example.com", "Jane", "Doe", 1),
+    )
+    .await;
+    send(
+        &pipeline,
+        "a1",
+        &person("crm-2", "ann@example.com", "Ann", "Lee", 2),
+    )
+    .await;
+    send(
+        &pipeline,
+        "b1",
+        &person("crm-3", "bob@example.com", "Bob", "Moss", 3),
+    )
+    .await;
+    send(
+        &pipeline,
+        "c1",
+        &person("crm-4", "carl@example.com", "Carl", "Fox", 4),
+    )
+    .await;
+
+    let seen = apis.requests(c);
+    let writes: Vec<&Request> = seen.iter().filter(|r| r.method == "POST").collect();
+    let updated: Vec<&str> = writes
+        .iter()
+        .map(|r| r.body["Id"].as_str().unwrap_or("created"))
+        .collect();
+    assert_eq!(
+        updated,
+        ["901", "902"],
+        "Jane and Ann updated, nothing created"
+    );
+    let customers = apis.records(c, "Customer");
+    assert_eq!(customers.len(), 5);
+    assert_eq!(customers["901"]["DisplayName"], "Jane Doe");
+    assert_eq!(
+        customers["902"]["PrimaryEmailAddr"]["Address"],
+        "ann@example.com"
+    );
+    for (id, source) in [("901", "crm-1"), ("902", "crm-2")] {
+        assert!(
+            super::linked(&pipeline, "books", id, source).await,
+            "customer {id} leads to {source}'s golden record"
+        );
+    }
+    let letters = pipeline.flow_dead_letters("qb-customers").await;
+    let reasons: Vec<&str> = letters.iter().map(|(_, l)| l.reason.as_str()).collect();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert!(
+        reasons[0].contains("903") && reasons[0].contains("904"),
+        "{}",
+        reasons[0]
+    );
+    assert!(reasons[1].contains("905"), "{}", reasons[1]);
+    assert!(
+        reasons.iter().all(|r| !r.contains('@')),
+        "no email in a reason: {reasons:?}"
     );
     assert_no_problems(&apis);
     pipeline.finish().await;

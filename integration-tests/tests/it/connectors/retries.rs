@@ -52,6 +52,7 @@ fn names_a_record(c: Connector, write: &Request) -> bool {
     match c {
         // `POST /v1/customers/{id}`
         Connector::Stripe => write.path.starts_with("/v1/customers/"),
+        Connector::Quickbooks => write.body["Id"].as_str().is_some_and(|id| !id.is_empty()),
         Connector::Xero => write.body["Contacts"][0]["ContactID"]
             .as_str()
             .is_some_and(|id| !id.is_empty()),
@@ -62,7 +63,10 @@ fn names_a_record(c: Connector, write: &Request) -> bool {
 /// Whether the connector looks a record up by its email before creating one: then the retry of
 /// a create whose answer was lost finds what it created, and updates it.
 fn looks_up_before_create(c: Connector) -> bool {
-    matches!(c, Connector::Stripe | Connector::Xero)
+    matches!(
+        c,
+        Connector::Stripe | Connector::Xero | Connector::Quickbooks
+    )
 }
 
 fn ok(status: u16) -> bool {

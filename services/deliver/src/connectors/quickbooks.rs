@@ -2,7 +2,8 @@
 //! customers, golden invoices and won deals as invoices, golden orders as sales receipts. Every
 //! POST carries `requestid`, Intuit's idempotency key, derived from the change and what is
 //! written, so a retry or a redelivery gets Intuit's first answer instead of a second record. The
-//! ids Intuit gives are kept: the next change of the record is a sparse update of the same
+//! ids Intuit gives are kept, and a customer QuickBooks already holds (same email, else same
+//! display name) is adopted rather than created: the next change of the record is a sparse update of the same
 //! entity (with its current `SyncToken`), and a document finds the customer its source id points
 //! at — or creates that customer first.
 
@@ -178,13 +179,72 @@ impl QuickbooksDestination {
         }
     }
 
+    /// The one active customer QuickBooks holds for `contact`: by `PrimaryEmailAddr`, else by
+    /// `DisplayName` — which QuickBooks keeps unique, so creating it would be refused — when
+    /// that customer has no other email (see [`super::adopt`] for several).
+    async fn existing(&self, contact: &Contact) -> Result<Option<String>, SendError> {
+        if !contact.email.is_empty() {
+            let found = self
+                .query_customers("PrimaryEmailAddr", &contact.email)
+                .await?;
+            let ids: Vec<&str> = found.iter().filter_map(|c| c["Id"].as_str()).collect();
+            if let Some(id) = super::adopt("QuickBooks", "customers", &ids, false)? {
+                return Ok(Some(id));
+            }
+        }
+        let name = display_name(contact);
+        if name.is_empty() {
+            return Ok(None);
+        }
+        let found = self.query_customers("DisplayName", &name).await?;
+        let Some(customer) = found.first() else {
+            return Ok(None);
+        };
+        let id = customer["Id"].as_str().unwrap_or_default();
+        let theirs = customer["PrimaryEmailAddr"]["Address"]
+            .as_str()
+            .unwrap_or_default();
+        if theirs.is_empty() || theirs.eq_ignore_ascii_case(&contact.email) {
+            return Ok(Some(id.to_owned()));
+        }
+        Err(permanent(&format!(
+            "QuickBooks customer {id} already has this contact's display name with another email: \
+             nothing written; rename one of them in QuickBooks, then replay"
+        )))
+    }
+
+    /// `GET /v3/company/{realm}/query` for the active customers whose `field` is `value`.
+    async fn query_customers(&self, field: &str, value: &str) -> Result<Vec<Value>, SendError> {
+        // A string literal of Intuit's query language: a quote or backslash escaped.
+        let literal = value.replace('\\', "\\\\").replace('\'', "\\'");
+        let mut url =
+            reqwest::Url::parse(&self.api.url(&format!("/v3/company/{}/query", self.realm)))
+                .map_err(|e| permanent(&format!("QuickBooks URL: {e}")))?;
+        url.query_pairs_mut()
+            .append_pair(
+                "query",
+                &format!("select * from Customer where {field} = '{literal}' and Active = true"),
+            )
+            .append_pair("minorversion", MINOR_VERSION);
+        let answer = self
+            .api
+            .call(Method::GET, url.as_str(), |r| {
+                r.header("accept", "application/json")
+            })
+            .await?;
+        Ok(answer.body["QueryResponse"]["Customer"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default())
+    }
+
     async fn customer(&self, write: &Write<'_>, contact: &Contact) -> Result<Written, SendError> {
         let change = write.change;
         let mut keys = vec![golden_key("contact", &change.golden_id)];
         keys.extend(change.external_refs.iter().map(ref_key));
         // Held until the new id is kept: no other write creates this record meanwhile.
         let _claim = self.ids.claim(&keys, write.key).await?;
-        let known = match own_id(
+        let mut known = match own_id(
             change,
             self.source_system.as_deref(),
             &["contact", "customer"],
@@ -192,6 +252,13 @@ impl QuickbooksDestination {
             Some(id) => Some(id.to_owned()),
             None => self.ids.find(&keys).await?,
         };
+        if known.is_none() {
+            // A customer keyed into QuickBooks by hand, before Switchyard: adopted, never doubled.
+            if let Some(id) = self.existing(contact).await? {
+                self.ids.keep(&keys, &id).await?;
+                known = Some(id);
+            }
+        }
         let country = contact
             .address
             .as_ref()
