@@ -532,11 +532,16 @@ async fn handle(
     if let Some(delay) = delay {
         tokio::time::sleep(delay).await;
     }
-    let mut response = (
-        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        axum::Json(reply.body),
-    )
-        .into_response();
+    let mut response = if reply.status == 204 {
+        // No Content has no body, not even `null`.
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        (
+            StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            axum::Json(reply.body),
+        )
+            .into_response()
+    };
     for (name, value) in reply.headers {
         if let Ok(value) = value.parse() {
             response.headers_mut().insert(name, value);

@@ -243,7 +243,8 @@ fn salesforce_fields(sobject: &str) -> Option<(&'static [&'static str], &'static
     }
 }
 
-/// `PATCH /services/data/v61.0/sobjects/{sObject}/{externalIdField}/{value}`.
+/// `PATCH /services/data/v61.0/sobjects/{sObject}/{externalIdField}/{value}` (upsert) and
+/// `PATCH /services/data/v61.0/sobjects/{sObject}/{id}` (update by record id).
 pub(super) fn salesforce(inner: &mut Inner, req: &Incoming) -> Reply {
     let c = Connector::Salesforce;
     let segments: Vec<&str> = req
@@ -251,6 +252,9 @@ pub(super) fn salesforce(inner: &mut Inner, req: &Incoming) -> Reply {
         .trim_start_matches("/services/data/")
         .split('/')
         .collect();
+    if let ["v61.0", "sobjects", sobject, id] = segments.as_slice() {
+        return salesforce_update(inner, req, sobject, id);
+    }
     let ["v61.0", "sobjects", sobject, field, value] = segments.as_slice() else {
         inner.problem(c, format!("unexpected path {}", req.path));
         return vendor_error(c, 404, "The requested resource does not exist");
@@ -341,4 +345,50 @@ fn sobject_prefix(sobject: &str) -> &'static str {
         "Account" => "001",
         _ => "006",
     }
+}
+
+/// `PATCH /services/data/v61.0/sobjects/{sObject}/{id}`: updates the record with that id and
+/// answers 204 with no body, as the REST API documents; an unknown id is 404 `NOT_FOUND`. The
+/// body may set the external-id field (the records are kept by its value, so they move).
+fn salesforce_update(inner: &mut Inner, req: &Incoming, sobject: &str, id: &str) -> Reply {
+    let c = Connector::Salesforce;
+    if req.method != "PATCH" {
+        inner.problem(c, format!("an update by id is a PATCH, got {}", req.method));
+    }
+    let Some((allowed, _)) = salesforce_fields(sobject) else {
+        inner.problem(c, format!("unexpected sObject {sobject}"));
+        return vendor_error(c, 404, "The requested resource does not exist");
+    };
+    let Some(fields) = req.body.as_object() else {
+        inner.problem(c, "body is not a JSON object".to_owned());
+        return vendor_error(c, 400, "JSON body expected");
+    };
+    for name in fields.keys() {
+        if !allowed.contains(&name.as_str()) && !name.ends_with("__c") {
+            inner.problem(
+                c,
+                format!("No such column '{name}' on sobject of type {sobject}"),
+            );
+        }
+    }
+    let table = inner.table(c, sobject);
+    let Some(key) = table
+        .iter()
+        .find(|(_, r)| r["Id"] == id)
+        .map(|(key, _)| key.clone())
+    else {
+        return Reply::new(
+            404,
+            json!([{ "message": "The requested resource does not exist", "errorCode": "NOT_FOUND" }]),
+        );
+    };
+    let mut record = table.remove(&key).unwrap_or_default();
+    merge(&mut record, &Value::Object(fields.clone()));
+    let new_key = fields
+        .iter()
+        .find(|(name, _)| name.ends_with("__c"))
+        .and_then(|(_, v)| v.as_str())
+        .map_or(key, str::to_owned);
+    table.insert(new_key, record);
+    Reply::new(204, Value::Null)
 }

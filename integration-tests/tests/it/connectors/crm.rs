@@ -1,6 +1,7 @@
 //! HubSpot and Salesforce: what each request looks like (path, method, headers, body), and that
 //! changes of the same record update it in place — HubSpot by email, domain or deal id,
-//! Salesforce by the external-id field holding the golden id.
+//! Salesforce by the external-id field holding the golden id, or by its own id when the record was
+//! born in the org.
 
 use prost::Message as _;
 use serde_json::json;
@@ -335,6 +336,57 @@ async fn salesforce_upserts_by_external_id_sends_only_the_flows_fields_and_retri
         "{}",
         failed[0].reason
     );
+    assert_no_problems(&apis);
+    pipeline.finish().await;
+}
+
+/// A contact born in the Salesforce org (its Salesforce id is the source's id, the destination's
+/// `source_system`): updated by that id and tagged with the golden id, never upserted into a
+/// second record; its next change goes to the same record.
+#[tokio::test]
+async fn salesforce_updates_the_record_born_there_by_its_id() {
+    let c = Connector::Salesforce;
+    let apis = VendorApis::start().await;
+    const BORN: &str = "003000000000777";
+    apis.seed(
+        c,
+        "Contact",
+        BORN,
+        json!({"Id": BORN, "LastName": "Hopper", "Email": "grace@example.com"}),
+    );
+    let pipeline = start(
+        &[destination(&apis, c, "org", ", source_system: demo")],
+        &[flow("sf-contacts", "contact", "org", "")],
+    )
+    .await;
+    let grace = |last: &str, second| {
+        contact(
+            BORN,
+            "grace@example.com",
+            second,
+            json!({"first_name": "Grace", "last_name": last}),
+        )
+    };
+    send(&pipeline, "c1", &grace("Hopper", 1)).await;
+    send(&pipeline, "c2", &grace("Murray Hopper", 2)).await;
+
+    let seen = apis.requests(c);
+    let by_id = format!("PATCH /services/data/v61.0/sobjects/Contact/{BORN}");
+    assert_eq!(
+        lines(&seen),
+        [by_id.clone(), by_id],
+        "updated where it is, twice; never upserted by the external id"
+    );
+    assert_eq!(statuses(&seen), [204, 204]);
+    let golden = seen[0].body["Switchyard_Id__c"]
+        .as_str()
+        .expect("golden id");
+    assert!(is_uuid(golden), "{golden}");
+    let contacts = apis.records(c, "Contact");
+    assert_eq!(contacts.len(), 1, "no second record: {contacts:?}");
+    let record = &contacts[golden];
+    assert_eq!(record["Id"], BORN);
+    assert_eq!(record["LastName"], "Murray Hopper");
     assert_no_problems(&apis);
     pipeline.finish().await;
 }

@@ -1,7 +1,9 @@
 //! The Salesforce destination (REST API v61.0): every record upserted by an external-id field
 //! holding the golden id, `PATCH /services/data/v61.0/sobjects/{Contact|Account|Opportunity}/
 //! {field}/{golden id}` — Salesforce creates the record the first time (201) and updates it ever
-//! after (200), so a retry or a replay never makes a second one.
+//! after (200), so a retry or a replay never makes a second one. A record born in this org (its
+//! Salesforce id in the crosswalk, from the destination's `source_system`) is updated by that id
+//! instead, and given the golden id in the external-id field, so it is never created again.
 
 use reqwest::Method;
 use serde_json::json;
@@ -11,7 +13,7 @@ use switchyard_proto::v1::canonical_object::Object;
 
 use super::api::Api;
 use super::http::SendError;
-use super::values::{date, decimal_number, object};
+use super::values::{date, decimal_number, object, own_id};
 use super::{Write, Written, permanent};
 
 /// The REST API version the connector speaks.
@@ -24,6 +26,7 @@ pub const DEFAULT_EXTERNAL_ID_FIELD: &str = "Switchyard_Id__c";
 pub struct SalesforceDestination {
     api: Api,
     external_id_field: String,
+    source_system: Option<String>,
 }
 
 impl SalesforceDestination {
@@ -35,6 +38,7 @@ impl SalesforceDestination {
                 .external_id_field
                 .clone()
                 .unwrap_or_else(|| DEFAULT_EXTERNAL_ID_FIELD.to_owned()),
+            source_system: config.source_system.clone(),
         })
     }
 
@@ -48,9 +52,10 @@ impl SalesforceDestination {
         let country = |a: Option<&switchyard_proto::v1::Address>| {
             json!(a.map(|a| a.country.clone()).unwrap_or_default())
         };
-        let (sobject, fields) = match write.object() {
+        let (sobject, objects, mut fields) = match write.object() {
             Some(Object::Contact(c)) => (
                 "Contact",
+                &["contact"][..],
                 object([
                     ("FirstName", json!(c.first_name)),
                     ("LastName", json!(c.last_name)),
@@ -62,6 +67,7 @@ impl SalesforceDestination {
             ),
             Some(Object::Company(c)) => (
                 "Account",
+                &["company", "account"][..],
                 object([
                     ("Name", json!(c.name)),
                     ("Website", json!(c.domain)),
@@ -71,6 +77,7 @@ impl SalesforceDestination {
             ),
             Some(Object::Deal(d)) => (
                 "Opportunity",
+                &["deal", "opportunity"][..],
                 object([
                     ("Name", json!(d.name)),
                     ("StageName", json!(stage_name(&d.stage))),
@@ -90,10 +97,21 @@ impl SalesforceDestination {
                 ));
             }
         };
-        let url = self.api.url(&format!(
-            "/services/data/{API_VERSION}/sobjects/{sobject}/{}/{}",
-            self.external_id_field, write.change.golden_id
-        ));
+        let change = write.change;
+        let url = match own_id(change, self.source_system.as_deref(), objects) {
+            // Born in this org: updated where it is, and tagged with the golden id so that an
+            // upsert by the external id finds it too.
+            Some(id) => {
+                fields.insert(self.external_id_field.clone(), json!(change.golden_id));
+                self.api.url(&format!(
+                    "/services/data/{API_VERSION}/sobjects/{sobject}/{id}"
+                ))
+            }
+            None => self.api.url(&format!(
+                "/services/data/{API_VERSION}/sobjects/{sobject}/{}/{}",
+                self.external_id_field, change.golden_id
+            )),
+        };
         let answer = self
             .api
             .call(Method::PATCH, &url, |r| r.json(&fields))
