@@ -49,7 +49,7 @@ Result: JSON {"<service>": {"publish": [...], "subscribe": [...]}}.
   "ingest" $ingest
   "transform" (list (printf "%s.canonical.>" $p) (printf "%s.dlq.transform.>" $p) (printf "%s.ops.drift.>" $p))
   "dedupe" (list (printf "%s.golden.>" $p) (printf "%s.ops.conflict.>" $p) (printf "%s.dlq.dedupe.>" $p))
-  "deliver" (list (printf "%s.ops.status.>" $p) (printf "%s.canonical.crosswalk.>" $p))
+  "deliver" (list (printf "%s.ops.status.>" $p) (printf "%s.canonical.crosswalk.>" $p) (printf "%s.ops.conflict.*.destination" $p))
   "monitor" (list (printf "%s.dlq.monitor.>" $p) (printf "$JS.API.STREAM.MSG.GET.%s_DLQ" $P) (printf "%s.raw.>" $p) (printf "%s.canonical.>" $p) (printf "%s.golden.>" $p) (printf "%s.ops.>" $p)) -}}
 {{- $_ := set $own "monitor" (concat (index $own "monitor") $stages) -}}
 {{- $out := dict -}}

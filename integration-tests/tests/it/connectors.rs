@@ -203,3 +203,20 @@ pub(crate) async fn linked(
         .expect("crosswalk")
         .get(0)
 }
+
+/// The open conflicts of kind `destination_duplicates` monitor holds: (golden record, detail).
+pub(crate) async fn destination_conflicts(pipeline: &Pipeline) -> Vec<(String, String)> {
+    pipeline
+        .db()
+        .await
+        .query(
+            "SELECT golden_a, detail FROM conflicts \
+             WHERE kind = 'destination_duplicates' AND resolved_at IS NULL ORDER BY id",
+            &[],
+        )
+        .await
+        .expect("conflicts")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}

@@ -577,6 +577,12 @@ async fn xero_adopts_the_contact_it_already_holds_and_leaves_two_to_a_person() {
         !reason.contains("bob@example.com"),
         "no email in a reason: {reason}"
     );
+    let conflicts = super::destination_conflicts(&pipeline).await;
+    assert_eq!(conflicts.len(), 1, "Bob's, for a person: {conflicts:?}");
+    assert!(
+        conflicts[0].1.contains(BOB_1) && conflicts[0].1.contains(BOB_2),
+        "{conflicts:?}"
+    );
     assert_no_problems(&apis);
     pipeline.finish().await;
 }
@@ -675,6 +681,14 @@ async fn quickbooks_adopts_the_customer_it_already_holds_and_leaves_doubts_to_a_
     assert!(
         reasons.iter().all(|r| !r.contains('@')),
         "no email in a reason: {reasons:?}"
+    );
+    // Two customers with Bob's email are a conflict for a person; Carl's name on another
+    // person's customer is not (no record of his exists there).
+    let conflicts = super::destination_conflicts(&pipeline).await;
+    assert_eq!(conflicts.len(), 1, "{conflicts:?}");
+    assert!(
+        conflicts[0].1.contains("903") && conflicts[0].1.contains("904"),
+        "{conflicts:?}"
     );
     assert_no_problems(&apis);
     pipeline.finish().await;

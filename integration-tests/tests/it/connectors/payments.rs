@@ -189,7 +189,7 @@ async fn stripe_adopts_the_customer_it_already_holds_with_the_email() {
 }
 
 /// Two Stripe customers with the contact's email: neither is adopted and none is created; the
-/// dead letter names both for a person to merge.
+/// dead letter names both, and so does the conflict raised for a person (`admin conflicts`).
 #[tokio::test]
 async fn stripe_writes_nothing_when_two_customers_hold_the_email() {
     let c = Connector::Stripe;
@@ -217,6 +217,16 @@ async fn stripe_writes_nothing_when_two_customers_hold_the_email() {
     assert!(
         !reason.contains("ada@example.com"),
         "no email in a reason: {reason}"
+    );
+    let conflicts = super::destination_conflicts(&pipeline).await;
+    assert_eq!(
+        conflicts.len(),
+        1,
+        "one conflict for a person: {conflicts:?}"
+    );
+    assert!(
+        conflicts[0].1.contains("cus_First") && conflicts[0].1.contains("cus_Second"),
+        "{conflicts:?}"
     );
     pipeline.finish().await;
 }

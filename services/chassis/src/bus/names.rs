@@ -113,6 +113,12 @@ impl Names {
         format!("{}.ops.conflict.{}", self.prefix, token(object))
     }
 
+    /// `<prefix>.ops.conflict.<object>.destination`: a destination holds several records that
+    /// could be this golden record (deliver's look-up before a create), so nothing was written.
+    pub fn ops_destination_conflict(&self, object: &str) -> String {
+        format!("{}.destination", self.ops_conflict(object))
+    }
+
     /// `<prefix>.ops.conflict.<object>.command`: what dedupe did with an operator's identity
     /// command (merge, un-merge). Below `ops.conflict.`, which dedupe may already publish to.
     pub fn identity_command_result(&self, object: &str) -> String {
@@ -214,6 +220,10 @@ mod tests {
         assert_eq!(n.raw("demo", ""), "t-42.raw.demo.unknown");
         assert_eq!(n.dlq("deliver", "my.flow"), "t-42.dlq.deliver.my_flow");
         assert_eq!(n.ops_conflict("contact"), "t-42.ops.conflict.contact");
+        assert_eq!(
+            n.ops_destination_conflict("contact"),
+            "t-42.ops.conflict.contact.destination"
+        );
         assert_eq!(n.identity_command(), "t-42.canonical.command.admin");
         assert_eq!(n.ops_command("deliver"), "t-42.ops.command.deliver");
         assert_eq!(n.ops_status("a.b"), "t-42.ops.status.a_b");

@@ -123,6 +123,8 @@ pub fn for_service(service: Service, prefix: &str, flows: &[&str]) -> Permission
             publish.push(format!("{}.ops.status.>", names.prefix()));
             // The ids destinations gave golden records, for dedupe's crosswalk.
             publish.push(format!("{}.canonical.crosswalk.>", names.prefix()));
+            // Several destination records for one golden record: a conflict for a person.
+            publish.push(format!("{}.ops.conflict.*.destination", names.prefix()));
         }
         Service::Monitor => {
             consume(&mut publish, StreamKind::Ops, "monitor");

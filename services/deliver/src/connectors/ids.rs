@@ -6,8 +6,9 @@ use prost::Message as _;
 use switchyard_chassis::bus::Bus;
 use switchyard_chassis::config::DestinationConfig;
 use switchyard_chassis::deadpool_postgres::Pool;
-use switchyard_proto::v1::{CrosswalkLink, ExternalRef};
+use switchyard_proto::v1::{CrosswalkLink, ExternalRef, IdentityConflict};
 
+use super::Write;
 use super::http::SendError;
 
 /// The ids one destination gave records.
@@ -73,6 +74,41 @@ impl Links {
     }
 }
 
+impl Links {
+    /// Raises a conflict for a person: the destination holds several records (`ids`) that could
+    /// be the golden record of `write`. Idempotent per change (the message id and the conflict's
+    /// event id are the write's key).
+    async fn conflict(&self, write: &Write<'_>, detail: String) -> Result<(), SendError> {
+        let change = write.change;
+        let event_id = format!("{}:{}", self.system, write.key);
+        let conflict = IdentityConflict {
+            event_id: event_id.clone(),
+            object_type: change.object_type.clone(),
+            golden_a: change.golden_id.clone(),
+            golden_b: String::new(),
+            detail,
+            detected_at: Some(switchyard_proto::Timestamp {
+                seconds: switchyard_chassis::unix_now(),
+                nanos: 0,
+            }),
+            kind: "destination_duplicates".to_owned(),
+            evidence: Vec::new(),
+        };
+        self.bus
+            .publish(
+                self.bus
+                    .names()
+                    .ops_destination_conflict(&change.object_type),
+                &format!("conflict:{event_id}"),
+                Default::default(),
+                conflict.encode_to_vec().into(),
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}
+
 /// The key of a golden record.
 pub(crate) fn golden_key(object: &str, golden_id: &str) -> String {
     format!("golden:{object}:{golden_id}")
@@ -92,6 +128,35 @@ impl Ids {
             pool,
             destination: destination.to_owned(),
             links,
+        }
+    }
+
+    /// What a look-up by email before a create found: nothing, the one record to adopt, or
+    /// several — a question for a person: a conflict is raised (`admin conflicts`) and the write
+    /// dead-lettered naming them, since adopting one would leave the others duplicates and
+    /// creating another would add one. `more` says the vendor had more than it returned.
+    pub async fn adopt(
+        &self,
+        write: &Write<'_>,
+        (vendor, records): (&str, &str),
+        ids: &[&str],
+        more: bool,
+    ) -> Result<Option<String>, SendError> {
+        match ids {
+            [] => Ok(None),
+            [id] => Ok(Some((*id).to_owned())),
+            several => {
+                let found = format!(
+                    "{vendor} already holds {}{} {records} with this contact's email ({})",
+                    if more { "more than " } else { "" },
+                    several.len(),
+                    several.join(", ")
+                );
+                self.links.conflict(write, found.clone()).await?;
+                Err(super::permanent(&format!(
+                    "{found}: nothing written; merge them in {vendor}, then replay"
+                )))
+            }
         }
     }
 

@@ -123,26 +123,3 @@ pub(crate) fn permanent(reason: &str) -> SendError {
         reason: reason.to_owned(),
     }
 }
-
-/// What a look-up by email before a create found: nothing, the one record to adopt, or several —
-/// a question for a person, answered with a dead letter that names them (adopting one would leave
-/// the others duplicates; creating another would add one). `more` says the vendor had more than
-/// it returned.
-pub(crate) fn adopt(
-    vendor: &str,
-    records: &str,
-    ids: &[&str],
-    more: bool,
-) -> Result<Option<String>, SendError> {
-    match ids {
-        [] => Ok(None),
-        [id] => Ok(Some((*id).to_owned())),
-        several => Err(permanent(&format!(
-            "{vendor} already holds {}{} {records} with this contact's email ({}): nothing written; \
-             merge them in {vendor}, then replay",
-            if more { "more than " } else { "" },
-            several.len(),
-            several.join(", ")
-        ))),
-    }
-}

@@ -181,14 +181,22 @@ impl QuickbooksDestination {
 
     /// The one active customer QuickBooks holds for `contact`: by `PrimaryEmailAddr`, else by
     /// `DisplayName` — which QuickBooks keeps unique, so creating it would be refused — when
-    /// that customer has no other email (see [`super::adopt`] for several).
-    async fn existing(&self, contact: &Contact) -> Result<Option<String>, SendError> {
+    /// that customer has no other email (see [`Ids::adopt`](super::ids::Ids::adopt) for several).
+    async fn existing(
+        &self,
+        write: &Write<'_>,
+        contact: &Contact,
+    ) -> Result<Option<String>, SendError> {
         if !contact.email.is_empty() {
             let found = self
                 .query_customers("PrimaryEmailAddr", &contact.email)
                 .await?;
             let ids: Vec<&str> = found.iter().filter_map(|c| c["Id"].as_str()).collect();
-            if let Some(id) = super::adopt("QuickBooks", "customers", &ids, false)? {
+            if let Some(id) = self
+                .ids
+                .adopt(write, ("QuickBooks", "customers"), &ids, false)
+                .await?
+            {
                 return Ok(Some(id));
             }
         }
@@ -254,7 +262,7 @@ impl QuickbooksDestination {
         };
         if known.is_none() {
             // A customer keyed into QuickBooks by hand, before Switchyard: adopted, never doubled.
-            if let Some(id) = self.existing(contact).await? {
+            if let Some(id) = self.existing(write, contact).await? {
                 self.ids.keep(&keys, &id).await?;
                 known = Some(id);
             }

@@ -43,10 +43,10 @@ impl StripeDestination {
         &self.api.name
     }
 
-    /// The one customer Stripe already holds with `email`, if any (see [`super::adopt`]). Stripe's
+    /// The one customer Stripe already holds with `email`, if any (see [`Ids::adopt`](super::ids::Ids::adopt)). Stripe's
     /// email filter is exact (case-sensitive); golden emails are lower-case, as most stored ones
     /// are.
-    async fn existing(&self, email: &str) -> Result<Option<String>, SendError> {
+    async fn existing(&self, write: &Write<'_>, email: &str) -> Result<Option<String>, SendError> {
         let query = form_urlencoded::Serializer::new(String::new())
             .append_pair("email", email)
             .append_pair("limit", "2")
@@ -58,7 +58,9 @@ impl StripeDestination {
             .map(|found| found.iter().filter_map(|c| c["id"].as_str()).collect())
             .unwrap_or_default();
         let more = answer.body["has_more"] == true;
-        super::adopt("Stripe", "customers", &ids, more)
+        self.ids
+            .adopt(write, ("Stripe", "customers"), &ids, more)
+            .await
     }
 
     /// Writes one golden change.
@@ -81,7 +83,7 @@ impl StripeDestination {
         };
         if known.is_none() && !contact.email.is_empty() {
             // A customer made in Stripe by hand, before Switchyard: adopted, never doubled.
-            if let Some(id) = self.existing(&contact.email).await? {
+            if let Some(id) = self.existing(write, &contact.email).await? {
                 self.ids.keep(&keys, &id).await?;
                 known = Some(id);
             }

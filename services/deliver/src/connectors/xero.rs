@@ -148,8 +148,8 @@ impl XeroDestination {
     }
 
     /// The one active contact Xero holds with `email` (its `EmailAddress` filter ignores case),
-    /// if any (see [`super::adopt`]).
-    async fn existing(&self, email: &str) -> Result<Option<String>, SendError> {
+    /// if any (see [`Ids::adopt`](super::ids::Ids::adopt)).
+    async fn existing(&self, write: &Write<'_>, email: &str) -> Result<Option<String>, SendError> {
         // The filter is a string literal of Xero's `where` syntax: a quote or backslash escaped.
         let literal = email.replace('\\', "\\\\").replace('"', "\\\"");
         let query = form_urlencoded::Serializer::new(String::new())
@@ -172,7 +172,9 @@ impl XeroDestination {
                     .collect()
             })
             .unwrap_or_default();
-        super::adopt("Xero", "contacts", &ids, false)
+        self.ids
+            .adopt(write, ("Xero", "contacts"), &ids, false)
+            .await
     }
 
     async fn contact(&self, write: &Write<'_>, contact: &Contact) -> Result<Written, SendError> {
@@ -187,7 +189,7 @@ impl XeroDestination {
         };
         if known.is_none() && !contact.email.is_empty() {
             // A contact keyed into Xero by hand, before Switchyard: adopted, never doubled.
-            if let Some(id) = self.existing(&contact.email).await? {
+            if let Some(id) = self.existing(write, &contact.email).await? {
                 self.ids.keep(&keys, &id).await?;
                 known = Some(id);
             }
