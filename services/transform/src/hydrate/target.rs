@@ -8,8 +8,7 @@ use super::HydrateError;
 
 /// The properties read per HubSpot object: what the built-in mappings use, plus the modification
 /// date the survivorship rules need.
-const HUBSPOT_CONTACT: &str =
-    "email,firstname,lastname,phone,company,jobtitle,lifecyclestage,hs_lastmodifieddate";
+const HUBSPOT_CONTACT: &str = "email,firstname,lastname,phone,company,jobtitle,lifecyclestage,hs_email_optout,hs_lastmodifieddate";
 const HUBSPOT_COMPANY: &str = "name,domain,industry,country,tax_id,vat_number,hs_lastmodifieddate";
 const HUBSPOT_DEAL: &str =
     "dealname,dealstage,amount,deal_currency_code,closedate,hs_lastmodifieddate";

@@ -359,6 +359,33 @@ fn shopify_orders_and_products() {
     );
 }
 
+/// HubSpot's opt-out property withdraws consent; "not opted out" is no consent, so it says
+/// nothing.
+#[test]
+fn a_hubspot_contact_opted_out_of_all_email_withdraws_marketing_consent() {
+    let contact = |optout: Option<&str>| {
+        let mut properties = json!({"email": "BCooper@Biglytics.net", "firstname": "Bryan"});
+        if let Some(optout) = optout {
+            properties["hs_email_optout"] = json!(optout);
+        }
+        let payload = json!({"event": {"objectId": 1246965, "subscriptionType": "contact.propertyChange"},
+            "record": {"id": "1246965", "properties": properties, "updatedAt": "2026-11-27T10:00:00.000Z"}});
+        canonical("hubspot", "contact.propertyChange", &payload).1
+    };
+    let out = contact(Some("true"));
+    assert_eq!(out["marketing_consent"], json!(false));
+    assert_eq!(
+        out["consent_source"],
+        "hubspot: unsubscribed from all email"
+    );
+    for unknown in [contact(Some("false")), contact(None)] {
+        assert!(
+            unknown.get("marketing_consent").is_none() && unknown.get("consent_source").is_none(),
+            "{unknown}"
+        );
+    }
+}
+
 #[test]
 fn hubspot_companies_and_deals_hydrated_and_salesforce_opportunities() {
     // CRM v3 object reads, as HubSpot's API reference shows them.
