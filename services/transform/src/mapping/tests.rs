@@ -386,6 +386,28 @@ fn a_hubspot_contact_opted_out_of_all_email_withdraws_marketing_consent() {
     }
 }
 
+/// A Salesforce lead's "Email Opt Out" withdraws consent; a lead is a contact at stage `lead`.
+#[test]
+fn a_salesforce_lead_that_opted_out_of_email_withdraws_marketing_consent() {
+    let lead = |optout: &str| {
+        let payload = json!({"object": "Lead", "fields": {"Id": "00Q000000000001AAA", "Email": "Sam@Example.org",
+            "LastName": "Lee", "Company": "Acme", "LeadSource": "Webinar", "HasOptedOutOfEmail": optout,
+            "LastModifiedDate": "2026-11-27T09:00:00.000Z"}});
+        canonical("salesforce", "lead.outbound_message", &payload).1
+    };
+    let out = lead("true");
+    assert_eq!(
+        (
+            out["lifecycle_stage"].as_str(),
+            out["marketing_consent"].as_bool()
+        ),
+        (Some("lead"), Some(false))
+    );
+    assert_eq!(out["consent_source"], "salesforce: email opt out");
+    let unknown = lead("false");
+    assert!(unknown.get("marketing_consent").is_none(), "{unknown}");
+}
+
 #[test]
 fn hubspot_companies_and_deals_hydrated_and_salesforce_opportunities() {
     // CRM v3 object reads, as HubSpot's API reference shows them.
