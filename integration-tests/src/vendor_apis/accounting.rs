@@ -66,6 +66,7 @@ pub(super) fn quickbooks(inner: &mut Inner, req: &Incoming) -> Reply {
         "customer" => "Customer",
         "invoice" => "Invoice",
         "salesreceipt" => "SalesReceipt",
+        "payment" => "Payment",
         other => {
             inner.problem(c, format!("unexpected entity {other}"));
             return vendor_error(c, 404, "not found");
@@ -127,10 +128,10 @@ pub(super) fn quickbooks(inner: &mut Inner, req: &Incoming) -> Reply {
             "no body",
         );
     };
-    let allowed: &[&str] = if kind == "Customer" {
-        &QBO_CUSTOMER_FIELDS
-    } else {
-        &QBO_DOCUMENT_FIELDS
+    let allowed: &[&str] = match kind {
+        "Customer" => &QBO_CUSTOMER_FIELDS,
+        "Payment" => &["CustomerRef", "TotalAmt", "Line", "TxnDate"],
+        _ => &QBO_DOCUMENT_FIELDS,
     };
     for name in body.keys() {
         if !allowed.contains(&name.as_str()) {
@@ -153,10 +154,10 @@ pub(super) fn quickbooks(inner: &mut Inner, req: &Incoming) -> Reply {
     if let Some(reply) = replay(inner, c, &request_id, &req.body) {
         return reply;
     }
-    let reply = if kind == "Customer" {
-        qbo_customer(inner, body)
-    } else {
-        qbo_document(inner, kind, body)
+    let reply = match kind {
+        "Customer" => qbo_customer(inner, body),
+        "Payment" => qbo_payment(inner, body),
+        _ => qbo_document(inner, kind, body),
     };
     remember(inner, c, &request_id, &req.body, &reply);
     reply
@@ -293,13 +294,17 @@ fn qbo_customer(inner: &mut Inner, body: &Map<String, Value>) -> Reply {
     )
 }
 
-fn qbo_document(inner: &mut Inner, kind: &str, body: &Map<String, Value>) -> Reply {
-    let c = Connector::Quickbooks;
-    let customer = body
-        .get("CustomerRef")
+/// The customer id a QuickBooks transaction names (`CustomerRef.value`).
+fn customer_ref(body: &Map<String, Value>) -> String {
+    body.get("CustomerRef")
         .and_then(|r| r["value"].as_str())
         .unwrap_or_default()
-        .to_owned();
+        .to_owned()
+}
+
+fn qbo_document(inner: &mut Inner, kind: &str, body: &Map<String, Value>) -> Reply {
+    let c = Connector::Quickbooks;
+    let customer = customer_ref(body);
     if !inner.table(c, "Customer").contains_key(&customer) {
         return qbo_fault(
             400,
@@ -389,6 +394,79 @@ fn qbo_document(inner: &mut Inner, kind: &str, body: &Map<String, Value>) -> Rep
     Reply::new(
         200,
         json!({ kind: record, "time": "2026-01-05T02:00:00.000-08:00" }),
+    )
+}
+
+/// `POST …/payment`: a customer payment applied to invoices (`Line[].LinkedTxn` of `TxnType`
+/// `Invoice`), as Intuit's Payment reference documents it. Each linked invoice must exist, belong
+/// to the payment's customer and still owe the line's amount; its `Balance` goes down by it.
+fn qbo_payment(inner: &mut Inner, body: &Map<String, Value>) -> Reply {
+    let c = Connector::Quickbooks;
+    let customer = customer_ref(body);
+    let total = body
+        .get("TotalAmt")
+        .and_then(Value::as_f64)
+        .unwrap_or(f64::NAN);
+    let lines = body
+        .get("Line")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut applied = 0.0;
+    for line in &lines {
+        let amount = line["Amount"].as_f64().unwrap_or(f64::NAN);
+        for linked in line["LinkedTxn"].as_array().into_iter().flatten() {
+            let id = linked["TxnId"].as_str().unwrap_or_default();
+            let invoice = inner.table(c, "Invoice").get_mut(id);
+            let refused = match invoice {
+                _ if linked["TxnType"] != "Invoice" => Some("a payment links invoices".to_owned()),
+                None => Some(format!("Invoice {id} does not exist")),
+                Some(invoice) => {
+                    let owed = invoice["Balance"]
+                        .as_f64()
+                        .or_else(|| invoice["TotalAmt"].as_f64())
+                        .unwrap_or(0.0);
+                    if invoice["CustomerRef"]["value"] != json!(customer) {
+                        Some(format!("Invoice {id} belongs to another customer"))
+                    } else if amount.is_nan() || amount > owed + 0.005 {
+                        Some(format!("Invoice {id} owes {owed}, less than {amount}"))
+                    } else {
+                        invoice["Balance"] = json!(((owed - amount) * 100.0).round() / 100.0);
+                        None
+                    }
+                }
+            };
+            if let Some(detail) = refused {
+                inner.problem(c, format!("payment: {detail}"));
+                return qbo_fault(
+                    400,
+                    "6000",
+                    "A business validation error has occurred",
+                    &detail,
+                );
+            }
+            applied += amount;
+        }
+    }
+    if lines.is_empty() || (applied - total).abs() > 0.005 {
+        inner.problem(c, format!("payment of {total} applies {applied}"));
+        return qbo_fault(
+            400,
+            "6000",
+            "A business validation error has occurred",
+            "TotalAmt does not match the lines",
+        );
+    }
+    let id = (inner.id() + 500).to_string();
+    let mut record = body.clone();
+    record.insert("Id".to_owned(), json!(id));
+    record.insert("SyncToken".to_owned(), json!("0"));
+    inner
+        .table(c, "Payment")
+        .insert(id, Value::Object(record.clone()));
+    Reply::new(
+        200,
+        json!({ "Payment": record, "time": "2026-01-05T02:00:00.000-08:00" }),
     )
 }
 

@@ -6,6 +6,7 @@
 use std::collections::HashSet;
 
 use serde_json::{Value, json};
+use switchyard_integration_tests::Pipeline;
 use switchyard_integration_tests::vendor_apis::{
     Connector, Fault, QUICKBOOKS_REALM, Request, VendorApis, XERO_TENANT,
 };
@@ -36,6 +37,38 @@ fn widgets() -> Value {
 
 fn jane(last_name: &str) -> Value {
     json!({"first_name": "Jane", "last_name": last_name, "phone": "+44 20 7946 0958", "country": "gb"})
+}
+
+/// A pipeline with contacts and invoices flows (`<prefix>-contacts`, `<prefix>-invoices`) to the
+/// accounting destination `name`, after Jane (`crm-1`) and her open invoice `INV-1001` went
+/// through it.
+async fn books_with_janes_invoice(
+    apis: &VendorApis,
+    c: Connector,
+    name: &str,
+    prefix: &str,
+) -> Pipeline {
+    let pipeline = start(
+        &[destination(apis, c, name, "")],
+        &[
+            flow(&format!("{prefix}-contacts"), "contact", name, ""),
+            flow(&format!("{prefix}-invoices"), "invoice", name, ""),
+        ],
+    )
+    .await;
+    send(
+        &pipeline,
+        "c1",
+        &contact("crm-1", "jane@example.com", 1, jane("Doe")),
+    )
+    .await;
+    send(
+        &pipeline,
+        "i1",
+        &invoice("inv-1", "INV-1001", "crm-1", "open", 2, widgets()),
+    )
+    .await;
+    pipeline
 }
 
 /// Every write used a key of its own.
@@ -200,6 +233,8 @@ async fn quickbooks_writes_customers_invoices_and_sales_receipts_once_each() {
             format!("POST {company}/customer"),
             format!("GET {company}/invoice/{invoice_id}"),
             format!("POST {company}/invoice"),
+            // Paid: its payment, linked to it (quickbooks_records_a_paid_invoices_payment_once).
+            format!("POST {company}/payment"),
         ]
     );
     assert_eq!(later[1].body["Id"], json!(jane_id));
@@ -219,26 +254,7 @@ async fn quickbooks_writes_customers_invoices_and_sales_receipts_once_each() {
 async fn xero_writes_contacts_and_sales_invoices_with_idempotency_keys() {
     let c = Connector::Xero;
     let apis = VendorApis::start().await;
-    let pipeline = start(
-        &[destination(&apis, c, "ledger", "")],
-        &[
-            flow("xero-contacts", "contact", "ledger", ""),
-            flow("xero-invoices", "invoice", "ledger", ""),
-        ],
-    )
-    .await;
-    send(
-        &pipeline,
-        "c1",
-        &contact("crm-1", "jane@example.com", 1, jane("Doe")),
-    )
-    .await;
-    send(
-        &pipeline,
-        "i1",
-        &invoice("inv-1", "INV-1001", "crm-1", "open", 2, widgets()),
-    )
-    .await;
+    let pipeline = books_with_janes_invoice(&apis, c, "ledger", "xero").await;
     // A customer Xero does not have: named, Xero creates the contact; its id is used after.
     send(
         &pipeline,
@@ -690,6 +706,53 @@ async fn quickbooks_adopts_the_customer_it_already_holds_and_leaves_doubts_to_a_
         conflicts[0].1.contains("903") && conflicts[0].1.contains("904"),
         "{conflicts:?}"
     );
+    assert_no_problems(&apis);
+    pipeline.finish().await;
+}
+
+/// A paid invoice gets its payment in QuickBooks, linked to the invoice booked for it, once: the
+/// open invoice pays nothing, the paid one records a payment of its total (the invoice's balance
+/// goes to 0), and a later change of the paid invoice — or the same change replayed — records no
+/// second payment.
+#[tokio::test]
+async fn quickbooks_records_a_paid_invoices_payment_once() {
+    let c = Connector::Quickbooks;
+    let apis = VendorApis::start().await;
+    let pipeline = books_with_janes_invoice(&apis, c, "books", "qb").await;
+    assert!(
+        apis.records(c, "Payment").is_empty(),
+        "an open invoice pays nothing"
+    );
+    send(
+        &pipeline,
+        "i2",
+        &invoice("inv-1", "INV-1001", "crm-1", "paid", 3, widgets()),
+    )
+    .await;
+    let mut later = invoice("inv-1", "INV-1001", "crm-1", "paid", 4, widgets());
+    later["data"]["due_at"] = json!("2026-02-10");
+    send(&pipeline, "i3", &later).await;
+
+    let invoices = apis.records(c, "Invoice");
+    assert_eq!(invoices.len(), 1, "{invoices:?}");
+    let (invoice_id, booked) = invoices.iter().next().expect("the invoice");
+    let payments = apis.records(c, "Payment");
+    assert_eq!(payments.len(), 1, "one payment: {payments:?}");
+    let payment = payments.values().next().expect("the payment");
+    assert_eq!(payment["TotalAmt"], json!(25.0));
+    assert_eq!(
+        payment["Line"][0]["LinkedTxn"],
+        json!([{"TxnId": invoice_id, "TxnType": "Invoice"}])
+    );
+    assert_eq!(payment["CustomerRef"], booked["CustomerRef"]);
+    assert_eq!(booked["Balance"], json!(0.0), "the invoice is settled");
+    let posts = apis
+        .requests(c)
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/payment"))
+        .count();
+    assert_eq!(posts, 1, "the later change asks for no second payment");
+    assert!(pipeline.flow_dead_letters("qb-invoices").await.is_empty());
     assert_no_problems(&apis);
     pipeline.finish().await;
 }

@@ -1,5 +1,6 @@
 //! The QuickBooks Online destination (Accounting API v3, minor version 75): golden contacts as
-//! customers, golden invoices and won deals as invoices, golden orders as sales receipts. Every
+//! customers, golden invoices and won deals as invoices (a paid invoice also gets its payment,
+//! once, linked to it), golden orders as sales receipts. Every
 //! POST carries `requestid`, Intuit's idempotency key, derived from the change and what is
 //! written, so a retry or a redelivery gets Intuit's first answer instead of a second record. The
 //! ids Intuit gives are kept, and a customer QuickBooks already holds (same email, else same
@@ -11,7 +12,9 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use switchyard_chassis::config::DestinationConfig;
 use switchyard_chassis::deadpool_postgres::Pool;
-use switchyard_proto::v1::{Contact, ExternalRef, LineItem, Money, canonical_object::Object};
+use switchyard_proto::v1::{
+    Contact, ExternalRef, Invoice, LineItem, Money, canonical_object::Object,
+};
 
 use super::api::Api;
 use super::books::Books;
@@ -36,6 +39,13 @@ pub struct QuickbooksDestination {
     realm: String,
     item_id: String,
     books: Books,
+}
+
+/// A sales document QuickBooks holds: its answer's status, its id, its customer's id.
+struct Booked {
+    status: u16,
+    id: Option<String>,
+    customer: String,
 }
 
 /// A sales document to write: an invoice or a sales receipt.
@@ -88,7 +98,11 @@ impl QuickbooksDestination {
                     txn_date: date(invoice.issued_at.as_ref()),
                     due_date: date(invoice.due_at.as_ref()),
                 };
-                self.document(write, &document).await
+                let booked = self.book(write, &document).await?;
+                if invoice.status == "paid" {
+                    self.payment(write, invoice, &booked).await?;
+                }
+                Ok(Written::Done(booked.status))
             }
             Some(Object::Order(order)) => {
                 let document = Document {
@@ -364,6 +378,64 @@ impl QuickbooksDestination {
         write: &Write<'_>,
         document: &Document<'_>,
     ) -> Result<Written, SendError> {
+        Ok(Written::Done(self.book(write, document).await?.status))
+    }
+
+    /// Records the payment of a paid invoice against the invoice booked for it, once:
+    /// `POST …/payment` with the invoice as its `LinkedTxn`, for the amount paid (else the
+    /// total). The payment's id is kept, so a later change of the paid invoice pays nothing more.
+    async fn payment(
+        &self,
+        write: &Write<'_>,
+        invoice: &Invoice,
+        booked: &Booked,
+    ) -> Result<(), SendError> {
+        let Some(invoice_id) = &booked.id else {
+            return Err(SendError::Retryable {
+                status: Some(booked.status),
+                retry_after: None,
+                reason: "QuickBooks answered the invoice without its Id; the payment waits"
+                    .to_owned(),
+            });
+        };
+        let key = format!(
+            "payment:{}",
+            golden_key(&write.change.object_type, &write.change.golden_id)
+        );
+        let _claim = self
+            .ids
+            .claim(std::slice::from_ref(&key), write.key)
+            .await?;
+        if self.ids.find(std::slice::from_ref(&key)).await?.is_some() {
+            return Ok(());
+        }
+        let Some(amount) = invoice
+            .amount_paid
+            .as_ref()
+            .filter(|m| m.minor_units > 0)
+            .or(invoice.total.as_ref())
+        else {
+            return Err(permanent(
+                "a paid invoice without an amount paid or a total: no payment recorded",
+            ));
+        };
+        let body = json!({
+            "CustomerRef": { "value": booked.customer },
+            "TotalAmt": decimal_number(amount),
+            "Line": [{
+                "Amount": decimal_number(amount),
+                "LinkedTxn": [{ "TxnId": invoice_id, "TxnType": "Invoice" }],
+            }],
+        });
+        let answer = self.post(write, "payment", "payment", &body).await?;
+        if let Some(id) = answer.body["Payment"]["Id"].as_str() {
+            self.ids.keep(&[key], id).await?;
+        }
+        Ok(())
+    }
+
+    /// Creates or updates the sales document; what QuickBooks answered, its id and customer.
+    async fn book(&self, write: &Write<'_>, document: &Document<'_>) -> Result<Booked, SendError> {
         let customer = self.customer_ref(write, document.customer).await?;
         let lines = self.lines(document)?;
         if lines.is_empty() {
@@ -396,31 +468,38 @@ impl QuickbooksDestination {
             .ids
             .claim(std::slice::from_ref(&golden), write.key)
             .await?;
-        let answer = match self.ids.find(std::slice::from_ref(&golden)).await? {
+        let (answer, id) = match self.ids.find(std::slice::from_ref(&golden)).await? {
             Some(id) => {
                 let sync = self.sync_token(entity, answer_key, &id).await?;
                 body.insert("Id".to_owned(), json!(id));
                 body.insert("SyncToken".to_owned(), sync);
                 body.insert("sparse".to_owned(), json!(true));
-                self.post(
-                    write,
-                    entity,
-                    &format!("{entity}:update"),
-                    &Value::Object(body),
-                )
-                .await?
+                let answer = self
+                    .post(
+                        write,
+                        entity,
+                        &format!("{entity}:update"),
+                        &Value::Object(body),
+                    )
+                    .await?;
+                (answer, Some(id))
             }
             None => {
                 let answer = self
                     .post(write, entity, entity, &Value::Object(body))
                     .await?;
-                if let Some(id) = answer.body[answer_key]["Id"].as_str() {
+                let id = answer.body[answer_key]["Id"].as_str().map(str::to_owned);
+                if let Some(id) = &id {
                     self.ids.keep(&[golden], id).await?;
                 }
-                answer
+                (answer, id)
             }
         };
-        Ok(Written::Done(answer.status))
+        Ok(Booked {
+            status: answer.status,
+            id,
+            customer,
+        })
     }
 
     /// `SalesItemLineDetail` lines booked to the item configured for the line's SKU (else the
