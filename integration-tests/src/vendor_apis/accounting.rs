@@ -484,8 +484,14 @@ pub(super) fn xero(inner: &mut Inner, req: &Incoming) -> Reply {
     if req.method == "GET" && collection == "Contacts" {
         return xero_find_contacts(inner, req);
     }
-    let operation = format!("/paths/~1{collection}/post");
-    if spec.at(&operation).is_null() || req.method != "POST" {
+    // `updateOrCreate…` are POSTs; payments are created with `PUT /Payments` (`createPayments`).
+    let method = if collection == "Payments" {
+        "put"
+    } else {
+        "post"
+    };
+    let operation = format!("/paths/~1{collection}/{method}");
+    if spec.at(&operation).is_null() || !req.method.as_str().eq_ignore_ascii_case(method) {
         inner.problem(
             c,
             format!(
@@ -528,10 +534,10 @@ pub(super) fn xero(inner: &mut Inner, req: &Incoming) -> Reply {
     let items = req.body[collection].as_array().cloned().unwrap_or_default();
     let mut written = Vec::new();
     for item in items {
-        let result = if collection == "Contacts" {
-            xero_contact(inner, &item)
-        } else {
-            xero_invoice(inner, &item)
+        let result = match collection {
+            "Contacts" => xero_contact(inner, &item),
+            "Payments" => xero_payment(inner, &item),
+            _ => xero_invoice(inner, &item),
         };
         match result {
             Ok(record) => written.push(record),
@@ -628,6 +634,58 @@ fn xero_contact(inner: &mut Inner, item: &Value) -> Result<Value, String> {
     Ok(record)
 }
 
+/// A payment against a sales invoice, as `createPayments` documents it: the invoice must exist
+/// and be `AUTHORISED`, the account is given by its code, and the amount may not exceed what the
+/// invoice still owes; a fully paid invoice becomes `PAID`.
+fn xero_payment(inner: &mut Inner, item: &Value) -> Result<Value, String> {
+    let c = Connector::Xero;
+    let invoice_id = item["Invoice"]["InvoiceID"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    if item["Account"]["Code"].as_str().is_none_or(str::is_empty) {
+        return Err("Account code must be specified for a payment".to_owned());
+    }
+    if item["Date"].as_str().is_none_or(str::is_empty) {
+        return Err("Payment date must be specified".to_owned());
+    }
+    let amount = item["Amount"]
+        .as_f64()
+        .ok_or("Payment amount must be specified")?;
+    let next = inner.id();
+    let invoice = inner
+        .table(c, "Invoices")
+        .get_mut(&invoice_id)
+        .ok_or_else(|| format!("Invoice {invoice_id} does not exist"))?;
+    if invoice["Status"] != "AUTHORISED" {
+        return Err(format!(
+            "Payments can only be made against Authorised documents: {}",
+            invoice["Status"]
+        ));
+    }
+    let due = invoice["AmountDue"]
+        .as_f64()
+        .or_else(|| invoice["Total"].as_f64())
+        .unwrap_or(0.0);
+    if amount > due + 0.005 {
+        return Err(format!(
+            "Payment amount {amount} exceeds the amount due {due}"
+        ));
+    }
+    let left = ((due - amount) * 100.0).round() / 100.0;
+    invoice["AmountDue"] = json!(left);
+    if left == 0.0 {
+        invoice["Status"] = json!("PAID");
+    }
+    let mut record = item.clone();
+    record["PaymentID"] = json!(uuid(next + 9000));
+    record["Status"] = json!("AUTHORISED");
+    inner
+        .table(c, "Payments")
+        .insert(uuid(next + 9000), record.clone());
+    Ok(record)
+}
+
 fn xero_invoice(inner: &mut Inner, item: &Value) -> Result<Value, String> {
     let c = Connector::Xero;
     if item["Type"] != "ACCREC" {
@@ -682,6 +740,9 @@ fn xero_invoice(inner: &mut Inner, item: &Value) -> Result<Value, String> {
             let record = table
                 .get_mut(&id)
                 .ok_or_else(|| format!("Invoice {id} does not exist"))?;
+            if record["Status"] == "PAID" {
+                return Err("Invoice not of valid status for modification".to_owned());
+            }
             merge(record, item);
             record["Contact"] = summary;
             record["Total"] = json!(total);

@@ -40,16 +40,17 @@ fn jane(last_name: &str) -> Value {
 }
 
 /// A pipeline with contacts and invoices flows (`<prefix>-contacts`, `<prefix>-invoices`) to the
-/// accounting destination `name`, after Jane (`crm-1`) and her open invoice `INV-1001` went
+/// accounting destination `name` (with `extra` keys), after Jane (`crm-1`) and her open invoice `INV-1001` went
 /// through it.
 async fn books_with_janes_invoice(
     apis: &VendorApis,
     c: Connector,
     name: &str,
     prefix: &str,
+    extra: &str,
 ) -> Pipeline {
     let pipeline = start(
-        &[destination(apis, c, name, "")],
+        &[destination(apis, c, name, extra)],
         &[
             flow(&format!("{prefix}-contacts"), "contact", name, ""),
             flow(&format!("{prefix}-invoices"), "invoice", name, ""),
@@ -69,6 +70,19 @@ async fn books_with_janes_invoice(
     )
     .await;
     pipeline
+}
+
+/// Jane's invoice `INV-1001` paid, then changed again while paid.
+async fn pay_janes_invoice_twice(pipeline: &Pipeline) {
+    send(
+        pipeline,
+        "i2",
+        &invoice("inv-1", "INV-1001", "crm-1", "paid", 3, widgets()),
+    )
+    .await;
+    let mut later = invoice("inv-1", "INV-1001", "crm-1", "paid", 4, widgets());
+    later["data"]["due_at"] = json!("2026-02-10");
+    send(pipeline, "i3", &later).await;
 }
 
 /// Every write used a key of its own.
@@ -254,7 +268,7 @@ async fn quickbooks_writes_customers_invoices_and_sales_receipts_once_each() {
 async fn xero_writes_contacts_and_sales_invoices_with_idempotency_keys() {
     let c = Connector::Xero;
     let apis = VendorApis::start().await;
-    let pipeline = books_with_janes_invoice(&apis, c, "ledger", "xero").await;
+    let pipeline = books_with_janes_invoice(&apis, c, "ledger", "xero", "").await;
     // A customer Xero does not have: named, Xero creates the contact; its id is used after.
     send(
         &pipeline,
@@ -718,20 +732,12 @@ async fn quickbooks_adopts_the_customer_it_already_holds_and_leaves_doubts_to_a_
 async fn quickbooks_records_a_paid_invoices_payment_once() {
     let c = Connector::Quickbooks;
     let apis = VendorApis::start().await;
-    let pipeline = books_with_janes_invoice(&apis, c, "books", "qb").await;
+    let pipeline = books_with_janes_invoice(&apis, c, "books", "qb", "").await;
     assert!(
         apis.records(c, "Payment").is_empty(),
         "an open invoice pays nothing"
     );
-    send(
-        &pipeline,
-        "i2",
-        &invoice("inv-1", "INV-1001", "crm-1", "paid", 3, widgets()),
-    )
-    .await;
-    let mut later = invoice("inv-1", "INV-1001", "crm-1", "paid", 4, widgets());
-    later["data"]["due_at"] = json!("2026-02-10");
-    send(&pipeline, "i3", &later).await;
+    pay_janes_invoice_twice(&pipeline).await;
 
     let invoices = apis.records(c, "Invoice");
     assert_eq!(invoices.len(), 1, "{invoices:?}");
@@ -754,5 +760,67 @@ async fn quickbooks_records_a_paid_invoices_payment_once() {
     assert_eq!(posts, 1, "the later change asks for no second payment");
     assert!(pipeline.flow_dead_letters("qb-invoices").await.is_empty());
     assert_no_problems(&apis);
+    pipeline.finish().await;
+}
+
+/// A paid invoice gets its payment in Xero (`PUT /Payments` to the configured bank account),
+/// linked to the invoice, once; the invoice becomes PAID, and a later change of it writes nothing
+/// (Xero refuses to edit a paid invoice). Without `payment_account_code` payments are left to
+/// the organisation.
+#[tokio::test]
+async fn xero_records_a_paid_invoices_payment_once() {
+    let c = Connector::Xero;
+    let apis = VendorApis::start().await;
+    let pipeline = books_with_janes_invoice(
+        &apis,
+        c,
+        "ledger",
+        "xero",
+        ", payment_account_code: \"090\"",
+    )
+    .await;
+    assert!(
+        apis.records(c, "Payments").is_empty(),
+        "an open invoice pays nothing"
+    );
+    pay_janes_invoice_twice(&pipeline).await;
+
+    let invoices = apis.records(c, "Invoices");
+    assert_eq!(invoices.len(), 1);
+    let (invoice_id, booked) = invoices.iter().next().expect("the invoice");
+    assert_eq!(booked["Status"], "PAID");
+    let payments = apis.records(c, "Payments");
+    assert_eq!(payments.len(), 1, "one payment: {payments:?}");
+    let payment = payments.values().next().expect("the payment");
+    assert_eq!(payment["Invoice"]["InvoiceID"], json!(invoice_id));
+    assert_eq!(payment["Account"], json!({"Code": "090"}));
+    assert_eq!(payment["Amount"], json!(25.0));
+    let puts = apis
+        .requests(c)
+        .iter()
+        .filter(|r| r.method == "PUT")
+        .count();
+    assert_eq!(puts, 1, "the later change asks for no second payment");
+    assert!(pipeline.flow_dead_letters("xero-invoices").await.is_empty());
+    assert_no_problems(&apis);
+    pipeline.finish().await;
+
+    // No bank account configured: the invoice is booked and its payment left to the
+    // organisation's bank reconciliation; nothing is dead-lettered.
+    let apis = VendorApis::start().await;
+    let pipeline = books_with_janes_invoice(&apis, c, "ledger", "xero", "").await;
+    send(
+        &pipeline,
+        "i2",
+        &invoice("inv-1", "INV-1001", "crm-1", "paid", 3, widgets()),
+    )
+    .await;
+    assert!(apis.records(c, "Payments").is_empty());
+    let invoices = apis.records(c, "Invoices");
+    assert_eq!(
+        invoices.values().next().expect("booked")["Status"],
+        "AUTHORISED"
+    );
+    assert!(pipeline.flow_dead_letters("xero-invoices").await.is_empty());
     pipeline.finish().await;
 }

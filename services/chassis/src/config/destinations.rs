@@ -145,6 +145,10 @@ pub struct DestinationConfig {
     /// Xero: the sales account lines are booked to (`200`, "Sales" in the default chart).
     #[serde(default)]
     pub account_code: Option<String>,
+    /// Xero: the bank account (its code) the payment of a paid invoice is recorded to. Unset,
+    /// payments are left to the organisation (its bank-feed reconciliation records them).
+    #[serde(default)]
+    pub payment_account_code: Option<String>,
     /// QuickBooks Online and Xero: the vendor's product for each SKU a line may carry (a
     /// QuickBooks item id, a Xero item code). A line whose SKU is not listed is booked to
     /// `item_id` (QuickBooks) or only to `account_code` (Xero).

@@ -312,6 +312,11 @@ pub(super) fn destination_problems(
             &[DestinationKind::Xero][..],
         ),
         (
+            "payment_account_code",
+            &dest.payment_account_code,
+            &[DestinationKind::Xero][..],
+        ),
+        (
             "external_id_field",
             &dest.external_id_field,
             &[DestinationKind::Salesforce][..],

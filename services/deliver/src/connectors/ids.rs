@@ -177,6 +177,15 @@ impl Ids {
         Ok(row.map(|r| r.get(0)))
     }
 
+    /// Claims a record that must be written once per golden record (a paid invoice's payment,
+    /// under `key`) for the write `by`: `None` when it was written already, else the claim to
+    /// hold until its id is kept.
+    pub async fn claim_once(&self, key: &str, by: &str) -> Result<Option<Claim>, SendError> {
+        let keys = [key.to_owned()];
+        let claim = self.claim(&keys, by).await?;
+        Ok(self.find(&keys).await?.is_none().then_some(claim))
+    }
+
     /// Claims the creation of the destination record for `keys` for the write `by`, so no
     /// other write — another flow of this deliver, or another deliver replica — creates a second
     /// record for the same golden record or source id meanwhile. Hold the claim from the lookup

@@ -402,13 +402,9 @@ impl QuickbooksDestination {
             "payment:{}",
             golden_key(&write.change.object_type, &write.change.golden_id)
         );
-        let _claim = self
-            .ids
-            .claim(std::slice::from_ref(&key), write.key)
-            .await?;
-        if self.ids.find(std::slice::from_ref(&key)).await?.is_some() {
+        let Some(_claim) = self.ids.claim_once(&key, write.key).await? else {
             return Ok(());
-        }
+        };
         let Some(amount) = invoice
             .amount_paid
             .as_ref()

@@ -32,12 +32,15 @@ pub struct XeroDestination {
     source_system: Option<String>,
     tenant: String,
     account_code: String,
+    payment_account_code: Option<String>,
     books: Books,
 }
 
 /// A sales invoice to write.
 struct Document<'a> {
     number: &'a str,
+    /// A paid invoice: the amount its payment records (the amount paid, else the total).
+    paid: Option<&'a Money>,
     /// The Xero status: `DRAFT`, `AUTHORISED` or `VOIDED`.
     status: &'static str,
     customer: Option<&'a ExternalRef>,
@@ -63,6 +66,7 @@ impl XeroDestination {
                 .account_code
                 .clone()
                 .unwrap_or_else(|| "200".to_owned()),
+            payment_account_code: config.payment_account_code.clone(),
             books: Books::new(config),
         })
     }
@@ -78,6 +82,15 @@ impl XeroDestination {
             Some(Object::Contact(contact)) => return self.contact(write, contact).await,
             Some(Object::Invoice(invoice)) => Document {
                 number: &invoice.invoice_number,
+                paid: (invoice.status == "paid")
+                    .then(|| {
+                        invoice
+                            .amount_paid
+                            .as_ref()
+                            .filter(|m| m.minor_units > 0)
+                            .or(invoice.total.as_ref())
+                    })
+                    .flatten(),
                 status: match invoice.status.as_str() {
                     "draft" => "DRAFT",
                     "void" => "VOIDED",
@@ -92,6 +105,7 @@ impl XeroDestination {
             },
             Some(Object::Order(order)) => Document {
                 number: &order.order_number,
+                paid: None,
                 status: match order.status.as_str() {
                     "cancelled" => "VOIDED",
                     _ => "AUTHORISED",
@@ -105,6 +119,7 @@ impl XeroDestination {
             },
             Some(Object::Deal(deal)) if deal.stage == "won" => Document {
                 number: "",
+                paid: None,
                 status: "AUTHORISED",
                 customer: deal.contact.as_ref(),
                 lines: &deal.line_items,
@@ -249,6 +264,19 @@ impl XeroDestination {
         claimed.extend(document.customer.map(ref_key));
         let _claim = self.ids.claim(&claimed, write.key).await?;
         let known = self.ids.find(std::slice::from_ref(&golden)).await?;
+        if document.paid.is_some()
+            && self
+                .ids
+                .find(&[format!("payment:{golden}")])
+                .await?
+                .is_some()
+        {
+            // Xero refuses to edit a paid invoice; its payment is recorded already.
+            return Ok(Written::Skipped(
+                "the invoice is paid in Xero and its payment recorded: nothing to change"
+                    .to_owned(),
+            ));
+        }
         if known.is_none() && document.status == "VOIDED" {
             return Ok(Written::Skipped(
                 "a void document Xero never had is not written".to_owned(),
@@ -305,14 +333,80 @@ impl XeroDestination {
         if known.is_none()
             && let Some(id) = written["InvoiceID"].as_str()
         {
-            self.ids.keep(&[golden], id).await?;
+            self.ids.keep(std::slice::from_ref(&golden), id).await?;
         }
         if contact_id.is_none()
             && let Some(id) = written["Contact"]["ContactID"].as_str()
         {
             self.ids.keep(&[customer_key], id).await?;
         }
+        if let Some(amount) = document.paid {
+            let invoice_id = known
+                .as_deref()
+                .or_else(|| written["InvoiceID"].as_str())
+                .unwrap_or_default()
+                .to_owned();
+            self.payment(write, &golden, &invoice_id, amount).await?;
+        }
         Ok(Written::Done(answer.status))
+    }
+
+    /// Records the payment of a paid invoice against it, once: `PUT /api.xro/2.0/Payments`
+    /// (`createPayments`) to `payment_account_code`, dated the day deliver learns of it; the
+    /// payment's id is kept, so a later change of the paid invoice pays nothing more.
+    async fn payment(
+        &self,
+        write: &Write<'_>,
+        golden: &str,
+        invoice_id: &str,
+        amount: &Money,
+    ) -> Result<(), SendError> {
+        // Without a bank account the organisation records payments itself (most reconcile them
+        // from their bank feed, where a payment recorded here as well would be counted twice).
+        let Some(account) = &self.payment_account_code else {
+            return Ok(());
+        };
+        let key = format!("payment:{golden}");
+        let Some(_claim) = self.ids.claim_once(&key, write.key).await? else {
+            return Ok(());
+        };
+        if invoice_id.is_empty() {
+            return Err(SendError::Retryable {
+                status: None,
+                retry_after: None,
+                reason: "Xero answered the invoice without its InvoiceID; the payment waits"
+                    .to_owned(),
+            });
+        }
+        let payment = object([
+            ("Invoice", json!({ "InvoiceID": invoice_id })),
+            ("Account", json!({ "Code": account })),
+            ("Amount", decimal_number(amount)),
+            // The day deliver learns the invoice is paid: the change carries no payment date.
+            (
+                "Date",
+                json!(date(Some(&switchyard_proto::Timestamp {
+                    seconds: switchyard_chassis::unix_now(),
+                    nanos: 0,
+                }))),
+            ),
+        ]);
+        let url = self.api.url("/api.xro/2.0/Payments");
+        let idempotency = idempotency_key(write.key, "payment", KEY_MAX);
+        let body = json!({ "Payments": [payment] });
+        let answer = self
+            .api
+            .call(Method::PUT, &url, |r| {
+                r.header("xero-tenant-id", &self.tenant)
+                    .header("idempotency-key", &idempotency)
+                    .header("accept", "application/json")
+                    .json(&body)
+            })
+            .await?;
+        if let Some(id) = answer.body["Payments"][0]["PaymentID"].as_str() {
+            self.ids.keep(&[key], id).await?;
+        }
+        Ok(())
     }
 
     /// Lines booked to the configured sales account, with the item code for the line's SKU
