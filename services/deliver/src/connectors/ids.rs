@@ -75,9 +75,9 @@ impl Links {
 }
 
 impl Links {
-    /// Raises a conflict for a person: the destination holds several records (`ids`) that could
-    /// be the golden record of `write`. Idempotent per change (the message id and the conflict's
-    /// event id are the write's key).
+    /// Raises a conflict for a person: the destination holds several records (named in
+    /// `detail`) that could be the golden record of `write`. Idempotent per change (the message
+    /// id and the conflict's event id are the write's key).
     async fn conflict(&self, write: &Write<'_>, detail: String) -> Result<(), SendError> {
         let change = write.change;
         let event_id = format!("{}:{}", self.system, write.key);
