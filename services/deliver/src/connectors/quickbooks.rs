@@ -4,9 +4,9 @@
 //! POST carries `requestid`, Intuit's idempotency key, derived from the change and what is
 //! written, so a retry or a redelivery gets Intuit's first answer instead of a second record. The
 //! ids Intuit gives are kept, and a customer QuickBooks already holds (same email, else same
-//! display name) is adopted rather than created: the next change of the record is a sparse update of the same
-//! entity (with its current `SyncToken`), and a document finds the customer its source id points
-//! at — or creates that customer first.
+//! display name) is adopted rather than created: the next change of the record is a sparse
+//! update of the same entity (with its current `SyncToken`), and a document finds the customer
+//! its source id points at — or creates that customer first.
 
 use reqwest::Method;
 use serde_json::{Value, json};

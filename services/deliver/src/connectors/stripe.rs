@@ -43,9 +43,9 @@ impl StripeDestination {
         &self.api.name
     }
 
-    /// The one customer Stripe already holds with `email`, if any (see [`Ids::adopt`](super::ids::Ids::adopt)). Stripe's
-    /// email filter is exact (case-sensitive); golden emails are lower-case, as most stored ones
-    /// are.
+    /// The one customer Stripe already holds with `email`, if any (see
+    /// [`Ids::adopt`](super::ids::Ids::adopt)). Stripe's email filter is exact (case-sensitive);
+    /// golden emails are lower-case, as most stored ones are.
     async fn existing(&self, write: &Write<'_>, email: &str) -> Result<Option<String>, SendError> {
         let query = form_urlencoded::Serializer::new(String::new())
             .append_pair("email", email)
