@@ -163,7 +163,7 @@ async fn publish_report(
 }
 
 /// Logs in to the dashboard with a token; answers the session cookie.
-async fn session(http: &reqwest::Client, base: &str, token: &str) -> String {
+pub(crate) async fn session(http: &reqwest::Client, base: &str, token: &str) -> String {
     let response = http
         .post(format!("{base}/login"))
         .header("content-type", "application/x-www-form-urlencoded")

@@ -7,7 +7,7 @@
 use serde_json::{Value, json};
 use switchyard_chassis::testkit;
 use switchyard_integration_tests::vendor_apis::{Connector, STRIPE_KEY, VendorApis};
-use switchyard_integration_tests::{Pipeline, STRIPE_SECRET};
+use switchyard_integration_tests::{ADMIN_OPERATOR_TOKEN, Pipeline, STRIPE_SECRET};
 
 use super::{assert_no_problems, contact, destination, flow, lines, start};
 
@@ -228,5 +228,74 @@ async fn stripe_writes_nothing_when_two_customers_hold_the_email() {
         conflicts[0].1.contains("cus_First") && conflicts[0].1.contains("cus_Second"),
         "{conflicts:?}"
     );
+
+    // The dashboard's review: no pair to merge or keep apart, only a conflict to close once the
+    // customers are merged in Stripe.
+    let base = pipeline.dashboard_url.clone();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("http client");
+    let cookie = crate::monitoring::session(&http, &base, ADMIN_OPERATOR_TOKEN).await;
+    let get = |path: String| {
+        let request = http.get(format!("{base}{path}")).header("cookie", &cookie);
+        async move {
+            let response = request.send().await.expect("page");
+            (
+                response.status().as_u16(),
+                response.text().await.unwrap_or_default(),
+            )
+        }
+    };
+    let (status, review) = get("/conflicts?kind=destination_duplicates".to_owned()).await;
+    assert_eq!(status, 200, "{review}");
+    assert!(
+        review.contains("a destination holds several records"),
+        "{review}"
+    );
+    let id: i64 = pipeline
+        .db()
+        .await
+        .query_one(
+            "SELECT id FROM conflicts WHERE kind = 'destination_duplicates'",
+            &[],
+        )
+        .await
+        .expect("the conflict")
+        .get(0);
+    assert!(
+        review.contains(&format!("/conflicts/{id}/keep-apart")),
+        "{review}"
+    );
+    assert!(
+        !review.contains(&format!("/conflicts/{id}/merge")),
+        "{review}"
+    );
+    let (status, refused) = get(format!("/conflicts/{id}/merge")).await;
+    assert_eq!(status, 409, "nothing to merge here: {refused}");
+    let (status, confirm) = get(format!("/conflicts/{id}/keep-apart")).await;
+    assert_eq!(status, 200);
+    assert!(
+        confirm.contains("cus_First") && confirm.contains("Close"),
+        "{confirm}"
+    );
+    let closed = http
+        .post(format!("{base}/conflicts/{id}/keep-apart"))
+        .header("cookie", &cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("confirm=yes")
+        .send()
+        .await
+        .expect("close");
+    assert_eq!(closed.status().as_u16(), 303);
+    assert!(
+        super::destination_conflicts(&pipeline).await.is_empty(),
+        "closed"
+    );
+
+    // Closing it says nothing about the next: Ada's next change finds the two customers still
+    // there and raises a conflict again, open.
+    super::send(&pipeline, "a2", &ada(2, json!({"last_name": "King"}))).await;
+    assert_eq!(super::destination_conflicts(&pipeline).await.len(), 1);
     pipeline.finish().await;
 }

@@ -33,8 +33,16 @@ fn kind_label(kind: &str) -> &'static str {
     match kind {
         "phone_shared" => "phone shared, email differs",
         "near_duplicate" => "near-duplicate",
+        "destination_duplicates" => "a destination holds several records",
         _ => "keys disagree",
     }
+}
+
+/// Whether the conflict is a pair of golden records (to merge or keep apart). A
+/// `destination_duplicates` conflict names one golden record and the destination's records in
+/// its detail: those are merged in the vendor, and the conflict only closed here.
+fn is_pair(c: &Conflict) -> bool {
+    !c.golden_b.is_empty()
 }
 
 pub(super) async fn conflicts_page(
@@ -70,6 +78,7 @@ pub(super) async fn conflicts_page(
                 a href=(filter("keys_disagree", query.all)) { "keys disagree" } " · "
                 a href=(filter("phone_shared", query.all)) { "phone shared" } " · "
                 a href=(filter("near_duplicate", query.all)) { "near-duplicates" } " · "
+                a href=(filter("destination_duplicates", query.all)) { "destination duplicates" } " · "
                 @if query.all { a href=(filter(&query.kind, false)) { "open only" } }
                 @else { a href=(filter(&query.kind, true)) { "closed too" } } }
             @if listed.conflicts.is_empty() { p { "Nothing to review." } }
@@ -81,15 +90,18 @@ pub(super) async fn conflicts_page(
                         tr data-conflict=(c.id) {
                             td { (c.id) } td { (kind_label(&c.kind)) } td { (c.object) }
                             td { a href={ "/golden/" (c.object) "/" (c.golden_a) } { (c.golden_a) } }
-                            td { a href={ "/golden/" (c.object) "/" (c.golden_b) } { (c.golden_b) } }
+                            td { @if is_pair(c) {
+                                a href={ "/golden/" (c.object) "/" (c.golden_b) } { (c.golden_b) } } }
                             td { @if c.evidence.is_empty() { (c.detail) }
                                  @else { @for e in &c.evidence { (e) br; } } }
                             td { (utc(c.detected_at.as_ref())) }
                             td {
                                 @if c.resolved_at.is_some() { "closed: " (c.resolved_by) }
-                                @else if role == Role::Operator {
+                                @else if role == Role::Operator && is_pair(c) {
                                     a href={ "/conflicts/" (c.id) "/merge" } { "Merge…" } " "
                                     a href={ "/conflicts/" (c.id) "/keep-apart" } { "Keep apart…" }
+                                } @else if role == Role::Operator {
+                                    a href={ "/conflicts/" (c.id) "/keep-apart" } { "Close…" }
                                 } @else { "open" }
                             }
                         }
@@ -151,12 +163,33 @@ async fn operator_and_conflict(
     Ok((role, find(dash, role, id).await?))
 }
 
+/// The operator's session and conflict `id` when it is a pair of golden records to merge.
+async fn operator_and_pair(
+    dash: &Dashboard,
+    headers: &HeaderMap,
+    id: u64,
+) -> Result<(Role, Conflict), Response> {
+    let (role, c) = operator_and_conflict(dash, headers, id).await?;
+    if !is_pair(&c) {
+        return Err(error_page(
+            StatusCode::CONFLICT,
+            Some(role),
+            &format!(
+                "Conflict {id} is not two golden records: {}. Merge those records in the \
+                 destination, replay the dead letter, then close the conflict.",
+                c.detail
+            ),
+        ));
+    }
+    Ok((role, c))
+}
+
 pub(super) async fn confirm_merge(
     State(dash): State<Dashboard>,
     headers: HeaderMap,
     Path(id): Path<u64>,
 ) -> Response {
-    let (role, c) = match operator_and_conflict(&dash, &headers, id).await {
+    let (role, c) = match operator_and_pair(&dash, &headers, id).await {
         Ok(found) => found,
         Err(response) => return response,
     };
@@ -200,7 +233,7 @@ pub(super) async fn merge(
     headers: HeaderMap,
     Path(id): Path<u64>,
 ) -> Response {
-    let (role, c) = match operator_and_conflict(&dash, &headers, id).await {
+    let (role, c) = match operator_and_pair(&dash, &headers, id).await {
         Ok(found) => found,
         Err(response) => return response,
     };
@@ -245,6 +278,18 @@ pub(super) async fn confirm_keep_apart(
         Ok(found) => found,
         Err(response) => return response,
     };
+    if !is_pair(&c) {
+        return confirmation(
+            role,
+            &format!("Close conflict {id}?"),
+            html! {
+                (c.detail) ". Close it once those records are merged in the destination and "
+                "the dead letter replayed. This is written to the audit log."
+            },
+            &format!("/conflicts/{id}/keep-apart"),
+            "Close",
+        );
+    }
     confirmation(
         role,
         &format!("Keep the two records of conflict {id} apart?"),

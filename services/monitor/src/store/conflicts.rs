@@ -26,7 +26,9 @@ fn system_time(at: Option<switchyard_proto::Timestamp>) -> Option<SystemTime> {
 }
 
 /// Keeps a review notice (once per event and pair, however often it is redelivered). A pair an
-/// operator already kept apart arrives closed the same way.
+/// operator already kept apart arrives closed the same way; a conflict that is no pair (a
+/// destination's duplicates, `golden_b` empty) always arrives open, as closing one said nothing
+/// about the next.
 pub(crate) async fn store_conflict(
     pool: &Pool,
     conflict: &IdentityConflict,
@@ -45,7 +47,8 @@ pub(crate) async fn store_conflict(
              SELECT $1, $2, $3, $4, $5, $6, $7, $8, k.resolved_at, k.resolved_by, k.resolution \
              FROM (SELECT 1) AS one LEFT JOIN LATERAL ( \
                  SELECT now() AS resolved_at, resolved_by, resolution FROM conflicts \
-                 WHERE resolution = 'kept_apart' AND ((golden_a = $3 AND golden_b = $4) OR (golden_a = $4 AND golden_b = $3)) \
+                 WHERE $4 <> '' AND resolution = 'kept_apart' \
+                   AND ((golden_a = $3 AND golden_b = $4) OR (golden_a = $4 AND golden_b = $3)) \
                  LIMIT 1) k ON true \
              ON CONFLICT (event_id, golden_a, golden_b) DO NOTHING",
             &[
