@@ -131,6 +131,30 @@ impl Ids {
         }
     }
 
+    /// The vendor id of the record `keys` name: `own` (its id in the destination's own source,
+    /// from the crosswalk), else the id kept here, else the one record `look_up` finds in the
+    /// vendor (made there by hand, before Switchyard), which is adopted — kept under `keys` and
+    /// linked in the crosswalk — so it is updated, never created twice. `look_up` runs only
+    /// when nothing else knows the record.
+    pub async fn known_or_adopted(
+        &self,
+        own: Option<&str>,
+        keys: &[String],
+        look_up: impl Future<Output = Result<Option<String>, SendError>>,
+    ) -> Result<Option<String>, SendError> {
+        if let Some(id) = own {
+            return Ok(Some(id.to_owned()));
+        }
+        if let Some(id) = self.find(keys).await? {
+            return Ok(Some(id));
+        }
+        let found = look_up.await?;
+        if let Some(id) = &found {
+            self.keep(keys, id).await?;
+        }
+        Ok(found)
+    }
+
     /// What a look-up by email before a create found: nothing, the one record to adopt, or
     /// several — a question for a person: a conflict is raised (`admin conflicts`) and the write
     /// dead-lettered naming them, since adopting one would leave the others duplicates and

@@ -266,21 +266,19 @@ impl QuickbooksDestination {
         keys.extend(change.external_refs.iter().map(ref_key));
         // Held until the new id is kept: no other write creates this record meanwhile.
         let _claim = self.ids.claim(&keys, write.key).await?;
-        let mut known = match own_id(
-            change,
-            self.source_system.as_deref(),
-            &["contact", "customer"],
-        ) {
-            Some(id) => Some(id.to_owned()),
-            None => self.ids.find(&keys).await?,
-        };
-        if known.is_none() {
-            // A customer keyed into QuickBooks by hand, before Switchyard: adopted, never doubled.
-            if let Some(id) = self.existing(write, contact).await? {
-                self.ids.keep(&keys, &id).await?;
-                known = Some(id);
-            }
-        }
+        let known = self
+            .ids
+            .known_or_adopted(
+                own_id(
+                    change,
+                    self.source_system.as_deref(),
+                    &["contact", "customer"],
+                ),
+                &keys,
+                // A record made in the vendor by hand, before Switchyard: adopted, never doubled.
+                self.existing(write, contact),
+            )
+            .await?;
         let country = contact
             .address
             .as_ref()

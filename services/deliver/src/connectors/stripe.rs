@@ -47,6 +47,9 @@ impl StripeDestination {
     /// [`Ids::adopt`](super::ids::Ids::adopt)). Stripe's email filter is exact (case-sensitive);
     /// golden emails are lower-case, as most stored ones are.
     async fn existing(&self, write: &Write<'_>, email: &str) -> Result<Option<String>, SendError> {
+        if email.is_empty() {
+            return Ok(None);
+        }
         let query = form_urlencoded::Serializer::new(String::new())
             .append_pair("email", email)
             .append_pair("limit", "2")
@@ -73,21 +76,19 @@ impl StripeDestination {
         keys.extend(change.external_refs.iter().map(ref_key));
         // Held until the new id is kept: no other write creates this record meanwhile.
         let _claim = self.ids.claim(&keys, write.key).await?;
-        let mut known = match own_id(
-            change,
-            self.source_system.as_deref(),
-            &["contact", "customer"],
-        ) {
-            Some(id) => Some(id.to_owned()),
-            None => self.ids.find(&keys).await?,
-        };
-        if known.is_none() && !contact.email.is_empty() {
-            // A customer made in Stripe by hand, before Switchyard: adopted, never doubled.
-            if let Some(id) = self.existing(write, &contact.email).await? {
-                self.ids.keep(&keys, &id).await?;
-                known = Some(id);
-            }
-        }
+        let known = self
+            .ids
+            .known_or_adopted(
+                own_id(
+                    change,
+                    self.source_system.as_deref(),
+                    &["contact", "customer"],
+                ),
+                &keys,
+                // A record made in the vendor by hand, before Switchyard: adopted, never doubled.
+                self.existing(write, &contact.email),
+            )
+            .await?;
         let name = format!("{} {}", contact.first_name, contact.last_name);
         let country = contact
             .address

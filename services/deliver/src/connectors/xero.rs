@@ -165,6 +165,9 @@ impl XeroDestination {
     /// The one active contact Xero holds with `email` (its `EmailAddress` filter ignores case),
     /// if any (see [`Ids::adopt`](super::ids::Ids::adopt)).
     async fn existing(&self, write: &Write<'_>, email: &str) -> Result<Option<String>, SendError> {
+        if email.is_empty() {
+            return Ok(None);
+        }
         // The filter is a string literal of Xero's `where` syntax: a quote or backslash escaped.
         let literal = email.replace('\\', "\\\\").replace('"', "\\\"");
         let query = form_urlencoded::Serializer::new(String::new())
@@ -198,17 +201,15 @@ impl XeroDestination {
         keys.extend(change.external_refs.iter().map(ref_key));
         // Held until the new id is kept: no other write creates this record meanwhile.
         let _claim = self.ids.claim(&keys, write.key).await?;
-        let mut known = match own_id(change, self.source_system.as_deref(), &["contact"]) {
-            Some(id) => Some(id.to_owned()),
-            None => self.ids.find(&keys).await?,
-        };
-        if known.is_none() && !contact.email.is_empty() {
-            // A contact keyed into Xero by hand, before Switchyard: adopted, never doubled.
-            if let Some(id) = self.existing(write, &contact.email).await? {
-                self.ids.keep(&keys, &id).await?;
-                known = Some(id);
-            }
-        }
+        let known = self
+            .ids
+            .known_or_adopted(
+                own_id(change, self.source_system.as_deref(), &["contact"]),
+                &keys,
+                // A record made in the vendor by hand, before Switchyard: adopted, never doubled.
+                self.existing(write, &contact.email),
+            )
+            .await?;
         let name = display_name(contact);
         let mut fields = object([
             ("ContactID", json!(known.clone().unwrap_or_default())),
