@@ -252,20 +252,7 @@ async fn every_kind_of_review_reaches_operators_and_none_is_merged() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("http client");
-    let login = http
-        .post(format!("{dashboard}/login"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("token={ADMIN_OPERATOR_TOKEN}"))
-        .send()
-        .await
-        .expect("login");
-    let cookie = login
-        .headers()
-        .get("set-cookie")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .expect("session cookie")
-        .to_owned();
+    let cookie = crate::monitoring::session(&http, &dashboard, ADMIN_OPERATOR_TOKEN).await;
     let page = |path: String| {
         http.get(format!("{dashboard}{path}"))
             .header("cookie", cookie.clone())
